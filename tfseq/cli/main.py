@@ -1,0 +1,80 @@
+"""The ``tfseq`` command: a thin layer over the library.
+
+Each sub-command lives in its own module with ``add_parser(subparsers)``;
+the parser it adds sets ``run(args) -> int``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import traceback
+from collections.abc import Sequence
+
+from tfseq import __version__
+from tfseq.errors import InputError, TfseqError
+
+# Sub-command modules, in the order --help lists them.
+COMMAND_MODULES = ("tfseq.cli.demo",)
+
+EPILOG = """examples:
+  tfseq demo                                  the classic study on 50,000 synthetic devices
+  tfseq demo --devices 5000 --epochs 3 --out runs/small
+
+run 'tfseq COMMAND --help' for a command's flags and examples."""
+
+
+class UsageError(InputError):
+    """A bad command line."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line, exit status 2 (argparse prints usage too)
+        raise UsageError(f"{self.prog}: {message}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    import importlib
+
+    parser = _Parser(
+        prog="tfseq",
+        description="Recurrent sequence models from model.fit to TF Serving, TF Lite and ONNX.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"tfseq {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for module in COMMAND_MODULES:
+        importlib.import_module(module).add_parser(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Runs the command line; returns the exit status (0 ok, 1 internal error, 2 bad input)."""
+    try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        if not getattr(args, "run", None):
+            parser.print_help()
+            return 2
+        return int(args.run(args) or 0)
+    except InputError as exc:
+        print(f"tfseq: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("tfseq: interrupted", file=sys.stderr)
+        return 130
+    except (TfseqError, Exception) as exc:  # noqa: BLE001  (the last line of defence)
+        if os.environ.get("TFSEQ_DEBUG"):
+            traceback.print_exc()
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        print(
+            f"tfseq: internal error: {type(exc).__name__}: {first} (set TFSEQ_DEBUG=1 for the traceback)",
+            file=sys.stderr,
+        )
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

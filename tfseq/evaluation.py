@@ -1,0 +1,113 @@
+"""Metrics and latency figures shared by ``evaluate``, the demo and export checks."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+from sklearn import metrics as skm
+
+
+def classification_metrics(
+    y_true: np.ndarray, probabilities: np.ndarray, *, threshold: float = 0.5
+) -> dict[str, Any]:
+    """Accuracy, precision, recall, F1, AUC and the confusion matrix.
+
+    Args:
+        y_true: Class indices ``[n]``.
+        probabilities: ``[n]`` or ``[n, 1]`` probability of class 1 (binary),
+            or ``[n, classes]`` (multiclass).
+        threshold: Decision threshold of a binary model.
+
+    Returns:
+        A JSON-serialisable dict; binary precision and recall are those of
+        class 1 (the failing devices), multiclass ones are macro averages.
+    """
+    y_true = np.asarray(y_true).reshape(-1).astype(int)
+    p = np.asarray(probabilities, dtype=np.float64)
+    binary = p.ndim == 1 or p.shape[-1] == 1
+    if binary:
+        p = p.reshape(-1)
+        y_pred = (p >= threshold).astype(int)
+        labels = [0, 1]
+        average = "binary"
+    else:
+        y_pred = p.argmax(axis=-1)
+        labels = list(range(p.shape[-1]))
+        average = "macro"
+    precision, recall, f1, _ = skm.precision_recall_fscore_support(
+        y_true, y_pred, labels=None if binary else labels, average=average, zero_division=0
+    )
+    result: dict[str, Any] = {
+        "accuracy": float(skm.accuracy_score(y_true, y_pred)),
+        "precision": float(precision),
+        "recall": float(recall),
+        "f1": float(f1),
+        "confusion_matrix": skm.confusion_matrix(y_true, y_pred, labels=labels).tolist(),
+    }
+    if len(np.unique(y_true)) > 1:
+        result["auc"] = float(
+            skm.roc_auc_score(y_true, p) if binary
+            else skm.roc_auc_score(y_true, p, multi_class="ovr", labels=labels)
+        )
+    if binary:
+        result["threshold"] = float(threshold)
+    return result
+
+
+def regression_metrics(y_true: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
+    """MAE, RMSE and R^2 over all values."""
+    y_true = np.asarray(y_true, dtype=np.float64).reshape(len(y_true), -1)
+    predicted = np.asarray(predicted, dtype=np.float64).reshape(len(predicted), -1)
+    return {
+        "mae": float(skm.mean_absolute_error(y_true, predicted)),
+        "rmse": float(np.sqrt(skm.mean_squared_error(y_true, predicted))),
+        "r2": float(skm.r2_score(y_true, predicted)),
+    }
+
+
+def latency(predict_batch, x: np.ndarray, *, batch_size: int = 1024, single_calls: int = 200) -> dict[str, float]:
+    """Times a prediction function batched and one sequence at a time.
+
+    Args:
+        predict_batch: Callable taking a float32 ``[b, steps, features]`` array.
+        x: Sequences to run.
+        batch_size: Batch of the batched measurement.
+        single_calls: Number of batch-1 calls (after 20 warm-up calls).
+
+    Returns:
+        ``batched_us_per_sequence``, ``single_p50_us`` and ``single_p99_us``.
+    """
+    x = np.asarray(x, dtype=np.float32)
+    batch = x[:batch_size]
+    predict_batch(batch)
+    start = time.perf_counter()
+    done = 0
+    while done < 2 * len(batch) or time.perf_counter() - start < 0.5:
+        predict_batch(batch)
+        done += len(batch)
+    batched = (time.perf_counter() - start) / done * 1e6
+    one = x[:1]
+    for _ in range(20):
+        predict_batch(one)
+    times = []
+    for i in range(single_calls):
+        sample = x[i % len(x)][None]
+        t0 = time.perf_counter()
+        predict_batch(sample)
+        times.append(time.perf_counter() - t0)
+    times_us = np.array(times) * 1e6
+    return {
+        "batched_us_per_sequence": float(batched),
+        "single_p50_us": float(np.percentile(times_us, 50)),
+        "single_p99_us": float(np.percentile(times_us, 99)),
+    }
+
+
+def keras_predict_function(model):
+    """A traced ``model(x, training=False)`` for timing and serving Keras models in-process."""
+    import tensorflow as tf
+
+    fn = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
+    return lambda x: tf.nest.map_structure(lambda t: t.numpy(), fn(tf.constant(x)))

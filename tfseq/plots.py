@@ -1,0 +1,89 @@
+"""PNG plots: training curves, confusion matrices and architecture comparisons."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, path: Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    _pyplot().close(fig)
+    return path
+
+
+def plot_training_curves(histories: Mapping[str, Mapping[str, Sequence[float]]], path: Path) -> Path:
+    """Loss (train dashed, validation solid) and the first validation metric per model, by epoch."""
+    plt = _pyplot()
+    metric = next(
+        (m for m in ("val_accuracy", "val_auc", "val_mae") if all(m in h for h in histories.values())),
+        None,
+    )
+    fig, axes = plt.subplots(1, 2 if metric else 1, figsize=(11 if metric else 6, 4), squeeze=False)
+    for k, (name, history) in enumerate(histories.items()):
+        color = f"C{k}"
+        epochs = np.arange(1, len(history["loss"]) + 1)
+        axes[0, 0].plot(epochs, history["loss"], "--", color=color, alpha=0.6)
+        if "val_loss" in history:
+            axes[0, 0].plot(epochs, history["val_loss"], color=color, label=name)
+        if metric:
+            axes[0, 1].plot(epochs, history[metric], color=color, label=name)
+    axes[0, 0].set(title="Loss (dashed: train, solid: validation)", xlabel="epoch", ylabel="loss")
+    axes[0, 0].legend()
+    if metric:
+        axes[0, 1].set(title=metric.replace("_", " "), xlabel="epoch")
+        axes[0, 1].legend()
+    for ax in axes.flat:
+        ax.grid(alpha=0.3)
+    return _save(fig, path)
+
+
+def plot_confusion_matrices(
+    matrices: Mapping[str, Sequence[Sequence[int]]], class_names: Sequence[str], path: Path
+) -> Path:
+    """One confusion matrix per model, counts and row percentages in each cell."""
+    plt = _pyplot()
+    n = len(matrices)
+    fig, axes = plt.subplots(1, n, figsize=(3.6 * n, 3.4), squeeze=False)
+    for ax, (name, matrix) in zip(axes.flat, matrices.items()):
+        m = np.asarray(matrix)
+        rows = m / np.maximum(m.sum(axis=1, keepdims=True), 1)
+        ax.imshow(rows, cmap="Blues", vmin=0, vmax=1)
+        for i in range(m.shape[0]):
+            for j in range(m.shape[1]):
+                ax.text(j, i, f"{m[i, j]:,}\n{rows[i, j]:.1%}", ha="center", va="center",
+                        color="white" if rows[i, j] > 0.5 else "black", fontsize=9)
+        ticks = range(len(class_names))
+        ax.set_xticks(ticks, class_names)
+        ax.set_yticks(ticks, class_names)
+        ax.set(title=name, xlabel="predicted", ylabel="true")
+    return _save(fig, path)
+
+
+def plot_comparison(
+    names: Sequence[str], panels: Mapping[str, Sequence[float]], path: Path
+) -> Path:
+    """One bar chart per panel (e.g. accuracy at cycle 15, latency), models side by side."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.6), squeeze=False)
+    for ax, (title, values) in zip(axes.flat, panels.items()):
+        bars = ax.bar(names, values, color=[f"C{k}" for k in range(len(names))])
+        ax.bar_label(bars, fmt="%.3g", fontsize=8)
+        ax.set_title(title)
+        ax.tick_params(axis="x", rotation=20)
+        ax.grid(axis="y", alpha=0.3)
+    return _save(fig, path)
