@@ -1,0 +1,132 @@
+"""The RUN directory: a trained model with everything needed to use it again.
+
+Layout::
+
+    RUN/model.keras      the trained model (loads in Keras safe mode)
+    RUN/spec.json        the ModelSpec
+    RUN/contract.json    the data contract: feature names and order, steps,
+                         task, class names, decision threshold, column names
+    RUN/history.csv      one row per epoch
+    RUN/metrics.json     validation metrics
+    RUN/plots/           training curves and, for classifiers, evaluation plots
+
+``evaluate``, ``predict``, ``export`` and ``tune --retrain`` all read and
+write this one format through :func:`load_run` and :func:`save_run`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tfseq.errors import InputError
+from tfseq.io import write_json_atomic
+
+TASKS = ("binary", "multiclass", "regression", "forecast")
+
+
+@dataclass
+class DataContract:
+    """What a model expects on its input and means on its output.
+
+    Attributes:
+        feature_names: Feature columns, in the order of the input's last axis.
+        steps: Steps the model was trained on (sequences are padded or cut
+            to this many); None for any length.
+        task: ``binary``, ``multiclass``, ``regression`` or ``forecast``.
+        class_names: Class names of a classifier, index order.
+        threshold: Decision threshold on ``p(class 1)`` of a binary model.
+        id_col: Sequence id column of the long-format data.
+        time_col: Order column of the long-format data.
+        label_col: Target column (None at prediction time).
+        predict_at: Early-warning cut: only the first N steps are used.
+        masking: Whether padded (all-zero) steps are masked.
+        head: Name of the model output that answers the task.
+    """
+
+    feature_names: list[str]
+    steps: int | None
+    task: str = "binary"
+    class_names: list[str] | None = None
+    threshold: float = 0.5
+    id_col: str = "id"
+    time_col: str = "time"
+    label_col: str | None = None
+    predict_at: int | None = None
+    masking: bool = False
+    head: str = "binary"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def get_config(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> "DataContract":
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in config.items() if k in known})
+
+
+def save_run(
+    run_dir: Path,
+    model,
+    spec,
+    contract: DataContract,
+    *,
+    metrics: dict[str, Any] | None = None,
+) -> Path:
+    """Writes ``model.keras``, ``spec.json``, ``contract.json`` and ``metrics.json`` into ``run_dir``.
+
+    ``history.csv`` and ``plots/`` are written by training itself. Call this
+    inside :func:`tfseq.io.atomic_directory` so the RUN appears whole.
+    """
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    model.save(run_dir / "model.keras")
+    spec.to_json(run_dir / "spec.json")
+    write_json_atomic(run_dir / "contract.json", contract.get_config())
+    write_json_atomic(run_dir / "metrics.json", metrics or {})
+    shutil.rmtree(run_dir / "backup", ignore_errors=True)
+    return run_dir
+
+
+def read_contract(run_dir: Path) -> DataContract:
+    """Reads ``contract.json`` of a RUN directory.
+
+    Raises:
+        InputError: if ``run_dir`` is not a RUN directory.
+    """
+    path = Path(run_dir) / "contract.json"
+    if not path.is_file():
+        raise InputError(f"{run_dir}: not a tfseq RUN directory (no contract.json).")
+    try:
+        return DataContract.from_config(json.loads(path.read_text()))
+    except (json.JSONDecodeError, TypeError) as exc:
+        raise InputError(f"{path}: unreadable data contract ({exc}).") from None
+
+
+def update_contract(run_dir: Path, **changes: Any) -> DataContract:
+    """Changes fields of a RUN's contract (e.g. the decision threshold), atomically."""
+    contract = dataclasses.replace(read_contract(run_dir), **changes)
+    write_json_atomic(Path(run_dir) / "contract.json", contract.get_config())
+    return contract
+
+
+def load_run(run_dir: Path):
+    """Returns ``(model, spec, contract)`` of a RUN directory; the model loads in safe mode.
+
+    Raises:
+        InputError: if ``run_dir`` is not a complete RUN directory.
+    """
+    from tfseq.models.io import load_model
+    from tfseq.models.spec import ModelSpec
+
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise InputError(f"{run_dir}: no such RUN directory.")
+    contract = read_contract(run_dir)
+    spec = ModelSpec.from_json(run_dir / "spec.json")
+    return load_model(run_dir / "model.keras"), spec, contract
