@@ -1,0 +1,24 @@
+"""Shared fixtures: tiny data so the suite stays fast on 2 cores."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def tiny_data():
+    """300 synthetic devices x 8 cycles x 15 parameters (20 % failing)."""
+    from tfseq.data.synthetic import make_semiconductor_data
+
+    return make_semiconductor_data(300, n_cycles=8, seed=3)
+
+
+@pytest.fixture()
+def rng():
+    return np.random.default_rng(0)
