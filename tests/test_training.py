@@ -1,0 +1,64 @@
+import numpy as np
+import pytest
+
+from tfseq.errors import InputError
+from tfseq.models.builders import build_model
+from tfseq.models.spec import ModelSpec
+from tfseq.training.fit import balanced_sample_weights, fit
+from tfseq.training.precision import resolve_precision
+
+
+def _train(data, run_dir=None, seed=7, epochs=2):
+    x, y = data.x[:120], data.y[:120]
+    spec = ModelSpec(cell="gru", units=(6,), dropout=0.1, precision="float32")
+    model = build_model(spec, n_features=15, adapt=x, seed=seed)
+    history = fit(
+        model, x, y, validation_data=(data.x[120:180], data.y[120:180]), epochs=epochs,
+        batch_size=32, run_dir=run_dir, seed=seed, verbose=0,
+    )
+    return model, history
+
+
+def test_same_seed_same_data_gives_the_same_metrics(tiny_data):
+    _, first = _train(tiny_data)
+    _, second = _train(tiny_data)
+    for key in ("loss", "val_loss", "val_auc"):
+        np.testing.assert_allclose(first.history[key], second.history[key], rtol=1e-6)
+
+
+def test_run_dir_gets_checkpoint_history_and_no_leftover_backup(tiny_data, tmp_path):
+    model, history = _train(tiny_data, run_dir=tmp_path, epochs=2)
+    assert (tmp_path / "checkpoints" / "best.keras").is_file()
+    rows = (tmp_path / "history.csv").read_text().strip().splitlines()
+    assert rows[0].startswith("epoch") and len(rows) == 1 + len(history.history["loss"])
+    assert not (tmp_path / "backup").exists()  # BackupAndRestore cleans up after a finished run
+
+
+def test_balanced_weights_make_classes_weigh_the_same():
+    labels = np.array([0] * 80 + [1] * 20)
+    w = balanced_sample_weights(labels)
+    assert w[labels == 0].sum() == pytest.approx(w[labels == 1].sum())
+    assert w.mean() == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize(
+    "kwargs, argument",
+    [({"epochs": 0}, "epochs"), ({"batch_size": -1}, "batch_size"), ({"class_weight": "auto"}, "class_weight")],
+)
+def test_invalid_fit_arguments(tiny_data, kwargs, argument):
+    model = build_model(ModelSpec(units=(2,), precision="float32"), n_features=15)
+    with pytest.raises(InputError, match=f"argument {argument}"):
+        fit(model, tiny_data.x[:10], tiny_data.y[:10], verbose=0, **kwargs)
+
+
+def test_mismatched_lengths_are_an_input_error(tiny_data):
+    model = build_model(ModelSpec(units=(2,), precision="float32"), n_features=15)
+    with pytest.raises(InputError, match="different lengths"):
+        fit(model, tiny_data.x[:10], tiny_data.y[:9], verbose=0)
+
+
+def test_precision_resolution():
+    assert resolve_precision("mixed_bfloat16") == "mixed_bfloat16"
+    assert resolve_precision("auto") in ("float32", "mixed_float16")  # no bf16 default: measured slower
+    with pytest.raises(InputError, match="argument precision"):
+        resolve_precision("fp8")
