@@ -1,0 +1,77 @@
+import json
+
+import pytest
+
+from tfseq.cli.main import main
+from tfseq.demo import ARCHITECTURES, choose_best, run_demo
+
+
+@pytest.fixture(scope="module")
+def demo_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("demo") / "study"
+    run_demo(out, devices=400, epochs=2, units=4, predict_at=6, log=lambda line: None, verbose=0)
+    return out
+
+
+def test_demo_writes_report_metrics_plots_and_models(demo_dir):
+    metrics = json.loads((demo_dir / "metrics.json").read_text())
+    assert set(metrics["models"]) == set(ARCHITECTURES)
+    assert metrics["best"] in ARCHITECTURES
+    for result in metrics["models"].values():
+        for key in ("accuracy", "precision", "recall", "f1", "auc"):
+            assert 0.0 <= result["cycle_6"][key] <= 1.0
+        assert sum(map(sum, result["cycle_6"]["confusion_matrix"])) == metrics["split"]["test"]
+        assert result["latency"]["single_p50_us"] > 0 and result["parameters"] > 0
+    report = (demo_dir / "report.md").read_text()
+    assert "## Recommendation" in report and f"**{metrics['best']}**" in report
+    for plot in ("training_curves", "confusion_matrices", "accuracy", "latency"):
+        assert (demo_dir / "plots" / f"{plot}.png").read_bytes()[:4] == b"\x89PNG"
+    for name in ARCHITECTURES:
+        assert (demo_dir / "models" / name / "model.keras").is_file()
+    assert (demo_dir / "data" / "test_long.csv").is_file()
+    assert not list(demo_dir.parent.glob(".*partial"))  # the temporary directory was renamed
+
+
+def test_best_prefers_models_meeting_targets_then_f1_then_speed():
+    def result(acc, rec, prec, f1, us):
+        return {"cycle_15": {"accuracy": acc, "recall": rec, "precision": prec, "f1": f1},
+                "latency": {"single_p50_us": us}}
+
+    results = {
+        "A": result(0.99, 0.85, 0.99, 0.92, 10),  # best F1 but misses the recall target
+        "B": result(0.95, 0.95, 0.90, 0.901, 50),
+        "C": result(0.95, 0.95, 0.90, 0.900, 20),  # within 0.002 of B and faster
+    }
+    assert choose_best(results, 15) == "C"
+
+
+def test_cli_demo_runs_end_to_end(tmp_path, capsys):
+    out = tmp_path / "d"
+    status = main(["demo", "--out", str(out), "--devices", "200", "--epochs", "1", "--units", "3",
+                   "--predict-at", "5"])
+    assert status == 0
+    assert "best at cycle 5" in capsys.readouterr().out
+    assert (out / "report.md").is_file()
+
+
+@pytest.mark.parametrize(
+    "argv, expected",
+    [
+        (["demo", "--devices", "0"], "--devices: expected a positive integer, got 0"),
+        (["demo", "--epochs", "many"], "--epochs: expected a positive integer, got 'many'"),
+        (["demo", "--precision", "fp8"], "--precision: invalid choice"),
+        (["demo", "--devices", "10"], "argument devices, expected >= 50, got 10"),
+        (["frobnicate"], "invalid choice"),
+    ],
+)
+def test_bad_demo_arguments_give_one_line_and_status_2(argv, expected, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert expected in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_help_has_examples(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["demo", "--help"])
+    assert exit_info.value.code == 0
+    assert "examples:" in capsys.readouterr().out
