@@ -32,17 +32,26 @@ def test_demo_writes_report_metrics_plots_and_models(demo_dir):
     assert not list(demo_dir.parent.glob(".*partial"))  # the temporary directory was renamed
 
 
-def test_best_prefers_models_meeting_targets_then_f1_then_speed():
-    def result(acc, rec, prec, f1, us):
-        return {"cycle_15": {"accuracy": acc, "recall": rec, "precision": prec, "f1": f1},
-                "latency": {"single_p50_us": us}}
+def _result(acc, rec, prec, f1, us):
+    return {"cycle_15": {"accuracy": acc, "recall": rec, "precision": prec, "f1": f1},
+            "latency": {"single_p50_us": us}}
 
-    results = {
-        "A": result(0.99, 0.85, 0.99, 0.92, 10),  # best F1 but misses the recall target
-        "B": result(0.95, 0.95, 0.90, 0.901, 50),
-        "C": result(0.95, 0.95, 0.90, 0.900, 20),  # within 0.002 of B and faster
-    }
-    assert choose_best(results, 15) == "C"
+
+@pytest.mark.parametrize(
+    "results, best",
+    [
+        ({"A": _result(0.99, 0.85, 0.99, 0.92, 10),  # best F1, misses the recall target
+          "B": _result(0.95, 0.95, 0.90, 0.90, 50)}, "B"),
+        ({"A": _result(0.95, 0.93, 0.95, 0.940, 10),
+          "B": _result(0.95, 0.96, 0.92, 0.938, 50)}, "B"),  # close F1: more recall wins
+        ({"A": _result(0.95, 0.95, 0.90, 0.90, 50),
+          "B": _result(0.95, 0.951, 0.90, 0.90, 20)}, "B"),  # same recall: faster wins
+        ({"A": _result(0.95, 0.99, 0.60, 0.75, 10),
+          "B": _result(0.95, 0.91, 0.90, 0.90, 50)}, "B"),  # far better F1 beats recall
+    ],
+)
+def test_best_model_rule(results, best):
+    assert choose_best(results, 15) == best
 
 
 def test_cli_demo_runs_end_to_end(tmp_path, capsys):

@@ -82,7 +82,7 @@ def plot_comparison(
     fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.6), squeeze=False)
     for ax, (title, values) in zip(axes.flat, panels.items()):
         bars = ax.bar(names, values, color=[f"C{k}" for k in range(len(names))])
-        ax.bar_label(bars, fmt="%.3g", fontsize=8)
+        ax.bar_label(bars, fmt=lambda v: f"{v:,.0f}" if v >= 100 else f"{v:.3g}", fontsize=8)
         ax.set_title(title)
         ax.tick_params(axis="x", rotation=20)
         ax.grid(axis="y", alpha=0.3)
