@@ -11,6 +11,7 @@ import numpy as np
 
 from tfseq.errors import InputError
 from tfseq.training.callbacks import default_callbacks
+from tfseq.training.distribute import cluster_spec, is_chief, is_distributed, make_dataset
 
 
 def balanced_sample_weights(labels: np.ndarray) -> np.ndarray:
@@ -48,6 +49,7 @@ def fit(
     callbacks: Sequence[keras.callbacks.Callback] = (),
     seed: int | None = None,
     verbose: int | str = "auto",
+    strategy: Any = None,
 ) -> keras.callbacks.History:
     """Trains ``model`` with early stopping, checkpoints and crash recovery.
 
@@ -71,13 +73,20 @@ def fit(
         seed: Seeds Python, NumPy and TensorFlow before training, so the same
             seed and data give the same model on CPU.
         verbose: Passed to ``model.fit`` (progress bar, one line per epoch, or silent).
+        strategy: A ``tf.distribute.Strategy`` from
+            :func:`tfseq.training.distribute.make_strategy`, in whose scope
+            ``model`` was built. Input then goes through ``tf.data`` sharded
+            across workers with ``batch_size`` per replica, and only the chief
+            writes into ``run_dir`` (other workers keep their crash backup
+            under ``run_dir/.workers/``).
 
     Returns:
         The ``History`` of the run (best weights restored in ``model``).
 
     Raises:
         InputError: for a non-positive ``epochs`` or ``batch_size``, an
-            unknown ``class_weight`` or inputs of mismatched lengths.
+            unknown ``class_weight``, inputs of mismatched lengths, or a model
+            built outside ``strategy``'s scope.
     """
     for name, value in (("epochs", epochs), ("batch_size", batch_size), ("patience", patience)):
         if not isinstance(value, (int, np.integer)) or value < 1:
@@ -101,15 +110,73 @@ def fit(
     lengths = {len(x)} | {len(v) for v in (y.values() if isinstance(y, Mapping) else [y])}
     if len(lengths) != 1:
         raise InputError(f"Received inputs and targets of different lengths: {sorted(lengths)}.")
+    if is_distributed(strategy):
+        if model.distribute_strategy is not strategy:
+            raise InputError("Received a model built outside the strategy's scope; build it inside "
+                             "`with strategy.scope():`.")
+        if run_dir is not None and not is_chief():
+            run_dir, tensorboard = Path(run_dir) / ".workers" / _task_name(), False
+        train = make_dataset(x, y, batch_size=int(batch_size), strategy=strategy,
+                             sample_weight=sample_weight, seed=seed)
+        if validation_data is not None:
+            validation_data = make_dataset(*validation_data, batch_size=int(batch_size),
+                                           strategy=strategy, shuffle=False)
+        x, y, sample_weight, batch_size = train, None, None, None
+        if _is_multi_worker(strategy):
+            return _fit_multi_worker(model, strategy, dict(
+                x=x, validation_data=validation_data, epochs=int(epochs),
+                callbacks=default_callbacks(run_dir, monitor=monitor, patience=patience,
+                                            tensorboard=tensorboard) + list(callbacks),
+                verbose=verbose))
     return model.fit(
         x,
         y,
         sample_weight=sample_weight,
         validation_data=validation_data,
         epochs=int(epochs),
-        batch_size=int(batch_size),
+        batch_size=batch_size,
         callbacks=default_callbacks(run_dir, monitor=monitor, patience=patience, tensorboard=tensorboard)
         + list(callbacks),
         shuffle=True,
         verbose=verbose,
     )
+
+
+def _is_multi_worker(strategy) -> bool:
+    import tensorflow as tf
+
+    return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+
+
+def _fit_multi_worker(model: keras.Model, strategy, fit_kwargs: dict) -> keras.callbacks.History:
+    # Keras 3.15 breaks under MultiWorkerMirroredStrategy (keras-team/keras#20585) twice: its
+    # eager "symbolic build" reduces a PerReplica batch across workers, and its train function
+    # reduces the scalar logs with strategy.reduce("MEAN", v, axis=0), which needs an axis 0.
+    # Building the optimiser in the strategy's scope and leaving the model's strategy to the
+    # scope skips the first; steps that return their logs as 1-element vectors fix the
+    # second, so every worker sees the mean across workers and stops at the same epoch.
+    import tensorflow as tf
+
+    def vectorised(step):
+        def run(data):
+            return tf.nest.map_structure(lambda v: tf.reshape(v, [-1]), step(data))
+
+        return run
+
+    with strategy.scope():
+        model.optimizer.build(model.trainable_variables)
+        model._distribute_strategy = None
+        model.train_step = vectorised(model.train_step)
+        model.test_step = vectorised(model.test_step)
+        model.train_function = model.test_function = None
+        try:
+            return model.fit(**fit_kwargs)
+        finally:
+            del model.train_step, model.test_step
+            model.train_function = model.test_function = None
+            model._distribute_strategy = strategy
+
+
+def _task_name() -> str:
+    task = cluster_spec().get("task", {})
+    return f"{task.get('type', 'worker')}-{task.get('index', 0)}"

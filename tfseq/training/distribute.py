@@ -1,0 +1,133 @@
+"""TensorFlow's distribution strategies for training: one host's GPUs or several hosts.
+
+Nothing of our own: ``MirroredStrategy`` for the GPUs of one host,
+``MultiWorkerMirroredStrategy`` across hosts configured by the standard
+``TF_CONFIG``, and ``tf.data`` input sharded across workers
+(``AutoShardPolicy.DATA``) with a global batch of ``batch_size`` per replica.
+
+Example:
+    >>> strategy = make_strategy("auto")           # doctest: +SKIP
+    >>> with strategy.scope():                     # doctest: +SKIP
+    ...     model = tfseq.build_model(spec, n_features=15, adapt=x)
+    >>> tfseq.fit(model, x, y, strategy=strategy)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+import numpy as np
+
+from tfseq.errors import InputError
+
+STRATEGIES = ("auto", "none", "mirrored", "multi-worker")
+
+
+def cluster_spec() -> dict[str, Any]:
+    """The parsed ``TF_CONFIG`` environment variable, or ``{}`` when unset.
+
+    Raises:
+        InputError: if ``TF_CONFIG`` is not valid JSON with a cluster and a task.
+    """
+    text = os.environ.get("TF_CONFIG", "").strip()
+    if not text:
+        return {}
+    try:
+        config = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputError(f"TF_CONFIG is not valid JSON: {exc.msg} at column {exc.colno}.") from None
+    if not isinstance(config, dict) or "cluster" not in config or "task" not in config:
+        raise InputError("TF_CONFIG must hold a 'cluster' and a 'task', e.g. "
+                         '{"cluster": {"worker": ["host1:port", "host2:port"]}, "task": {"type": "worker", "index": 0}}.')
+    return config
+
+
+def is_chief() -> bool:
+    """True for the process that writes checkpoints, logs and the RUN dir.
+
+    That is the ``chief`` task, or worker 0 when the cluster has no chief;
+    a process without ``TF_CONFIG`` is its own chief.
+    """
+    config = cluster_spec()
+    if not config:
+        return True
+    task = config["task"]
+    if task.get("type") == "chief":
+        return True
+    return task.get("type") == "worker" and int(task.get("index", 0)) == 0 and "chief" not in config["cluster"]
+
+
+def make_strategy(name: str = "auto"):
+    """Returns the ``tf.distribute.Strategy`` for ``name``.
+
+    Args:
+        name: ``"none"`` (the default strategy), ``"mirrored"`` (all GPUs of
+            this host), ``"multi-worker"`` (hosts listed in ``TF_CONFIG``) or
+            ``"auto"``: multi-worker when ``TF_CONFIG`` lists several tasks,
+            mirrored when this host has several GPUs, none otherwise.
+
+    Raises:
+        InputError: for an unknown name, or multi-worker without ``TF_CONFIG``.
+    """
+    import tensorflow as tf
+
+    if name not in STRATEGIES:
+        raise InputError(
+            f"Received an invalid value for argument strategy, expected one of {', '.join(STRATEGIES)}, got {name!r}."
+        )
+    config = cluster_spec()
+    tasks = sum(len(v) for v in config.get("cluster", {}).values())
+    if name == "auto":
+        if tasks > 1:
+            name = "multi-worker"
+        elif len(tf.config.list_physical_devices("GPU")) > 1:
+            name = "mirrored"
+        else:
+            name = "none"
+    if name == "none":
+        return tf.distribute.get_strategy()
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    if not config:
+        raise InputError(
+            "Received strategy 'multi-worker' without TF_CONFIG; set TF_CONFIG on every worker "
+            "(see the README's 'Scaling out')."
+        )
+    return tf.distribute.MultiWorkerMirroredStrategy()
+
+
+def is_distributed(strategy) -> bool:
+    import tensorflow as tf
+
+    return strategy is not None and strategy is not tf.distribute.get_strategy() and (
+        strategy.num_replicas_in_sync > 1 or bool(cluster_spec())
+    )
+
+
+def make_dataset(
+    x: np.ndarray,
+    y: Any,
+    *,
+    batch_size: int,
+    strategy,
+    sample_weight: np.ndarray | None = None,
+    shuffle: bool = True,
+    seed: int | None = None,
+):
+    """A ``tf.data.Dataset`` of global batches (``batch_size`` per replica), sharded by data.
+
+    Every worker builds the same dataset; ``AutoShardPolicy.DATA`` gives each
+    its own share, so no sequence is seen twice in an epoch.
+    """
+    import tensorflow as tf
+
+    parts = (x, y) if sample_weight is None else (x, y, sample_weight)
+    dataset = tf.data.Dataset.from_tensor_slices(parts)
+    if shuffle:
+        dataset = dataset.shuffle(min(len(x), 100_000), seed=seed, reshuffle_each_iteration=True)
+    dataset = dataset.batch(batch_size * strategy.num_replicas_in_sync).prefetch(tf.data.AUTOTUNE)
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return dataset.with_options(options)
