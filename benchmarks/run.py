@@ -1,0 +1,308 @@
+"""tfseq benchmark suite: training and inference side by side with PyTorch and the arithmetic floor.
+
+Run with ``make bench`` (installs the ``bench`` extra: PyTorch 2.13 CPU). Writes
+``benchmarks/results.json`` and ``benchmarks/results.md`` (the table the README shows).
+Everything is measured in one run on one machine; ratios compare numbers from that run only.
+
+    python benchmarks/run.py                 # the study's sizes (about 15 minutes on 2 cores)
+    python benchmarks/run.py --quick         # tiny sizes: checks that the suite runs
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import numpy as np  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+ARCHS = {"SimpleRNN": ("simple_rnn", False), "LSTM": ("lstm", False), "GRU": ("gru", False),
+         "BiLSTM": ("lstm", True)}
+
+
+def machine() -> dict:
+    cpu = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    import keras
+    import tensorflow as tf
+
+    info = {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(),
+            "tensorflow": tf.__version__, "keras": keras.__version__}
+    try:
+        import torch
+
+        info["torch"] = torch.__version__
+    except ImportError:
+        info["torch"] = None
+    return info
+
+
+def flops_per_sequence(cell: str, bidirectional: bool, units: int, features: int, steps: int) -> float:
+    """Forward multiply-adds x 2 of the recurrent layer (the head is negligible)."""
+    gates = {"simple_rnn": 1, "lstm": 4, "gru": 3}[cell]
+    return 2.0 * steps * gates * units * (units + features) * (2 if bidirectional else 1)
+
+
+def matmul_peak(size: int, seconds: float) -> dict:
+    """Measured GEMM rate on this machine: numpy float32 and, with PyTorch, bfloat16."""
+    a = np.random.rand(size, size).astype(np.float32)
+    b = np.random.rand(size, size).astype(np.float32)
+    a @ b
+    start, n = time.perf_counter(), 0
+    while time.perf_counter() - start < seconds:
+        a @ b
+        n += 1
+    result = {"fp32_gflops": 2 * size**3 * n / (time.perf_counter() - start) / 1e9}
+    try:
+        import torch
+
+        ta, tb = torch.from_numpy(a).bfloat16(), torch.from_numpy(b).bfloat16()
+        ta @ tb
+        start, n = time.perf_counter(), 0
+        while time.perf_counter() - start < seconds:
+            ta @ tb
+            n += 1
+        result["bf16_gflops"] = 2 * size**3 * n / (time.perf_counter() - start) / 1e9
+    except ImportError:
+        pass
+    return result
+
+
+def _data(n: int, steps: int, features: int, seed: int = 0):
+    from tfseq.data.synthetic import make_semiconductor_data
+
+    data = make_semiconductor_data(max(n, 50), n_cycles=steps, seed=seed)
+    return data.x[:n, :, :features], data.y[:n].astype(np.float32)
+
+
+def keras_training(cell, bidirectional, units, x, y, batch, precision) -> float:
+    """Sequences/s of tfseq.fit for one epoch, after a warm-up epoch on a slice."""
+    import keras
+
+    from tfseq.models.builders import build_model
+    from tfseq.models.spec import ModelSpec
+    from tfseq.training.fit import fit
+
+    keras.backend.clear_session()
+    spec = ModelSpec(cell=cell, units=(units,), bidirectional=bidirectional, precision=precision)
+    model = build_model(spec, n_features=x.shape[-1], steps=x.shape[1], adapt=x, seed=0)
+    fit(model, x[: batch * 4], y[: batch * 4], epochs=1, batch_size=batch, verbose=0)
+    start = time.perf_counter()
+    fit(model, x, y, epochs=1, batch_size=batch, verbose=0)
+    return len(x) / (time.perf_counter() - start)
+
+
+def _torch_model(cell, bidirectional, units, features):
+    import torch
+
+    rnn_cls = {"simple_rnn": torch.nn.RNN, "lstm": torch.nn.LSTM, "gru": torch.nn.GRU}[cell]
+
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.rnn = rnn_cls(features, units, batch_first=True, bidirectional=bidirectional)
+            self.head = torch.nn.Linear(units * (2 if bidirectional else 1), 1)
+
+        def forward(self, x):
+            out, _ = self.rnn(x)
+            if bidirectional:  # forward direction's last step, backward direction's first step
+                last = torch.cat([out[:, -1, :units], out[:, 0, units:]], dim=-1)
+            else:
+                last = out[:, -1]
+            return self.head(last).squeeze(-1)
+
+    return Net()
+
+
+def torch_training(cell, bidirectional, units, x, y, batch) -> float:
+    import torch
+
+    torch.manual_seed(0)
+    model = _torch_model(cell, bidirectional, units, x.shape[-1])
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    loss_fn = torch.nn.BCEWithLogitsLoss()
+    tx, ty = torch.from_numpy(x), torch.from_numpy(y)
+
+    def epoch(n):
+        order = torch.randperm(n)
+        for i in range(0, n, batch):
+            idx = order[i:i + batch]
+            optimizer.zero_grad()
+            loss = loss_fn(model(tx[idx]), ty[idx])
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+
+    epoch(min(len(x), batch * 4))
+    start = time.perf_counter()
+    epoch(len(x))
+    return len(x) / (time.perf_counter() - start)
+
+
+def torch_inference(cell, bidirectional, units, x, batch) -> dict:
+    import torch
+
+    from tfseq.evaluation import latency
+
+    model = _torch_model(cell, bidirectional, units, x.shape[-1]).eval()
+
+    def predict(a):
+        with torch.inference_mode():
+            return model(torch.from_numpy(a)).numpy()
+
+    return latency(predict, x, batch_size=batch)
+
+
+def training_section(n: int, steps: int, features: int, units: int, batch: int) -> dict:
+    import torch
+
+    from tfseq.training.precision import resolve_precision
+
+    torch.set_num_threads(os.cpu_count() or 1)
+    x, y = _data(n, steps, features)
+    default = resolve_precision("auto")
+    results = {}
+    for name, (cell, bi) in ARCHS.items():
+        row = {"tfseq_default": keras_training(cell, bi, units, x, y, batch, "auto"),
+               "keras_float32": keras_training(cell, bi, units, x, y, batch, "float32")
+               if default != "float32" else None,
+               "pytorch": torch_training(cell, bi, units, x, y, batch),
+               "flops_per_sequence": flops_per_sequence(cell, bi, units, features, steps)}
+        if row["keras_float32"] is None:
+            row["keras_float32"] = row["tfseq_default"]
+        row["ratio_vs_pytorch"] = row["tfseq_default"] / row["pytorch"]
+        results[name] = row
+        print(f"train {name}: tfseq {row['tfseq_default']:,.0f}/s, PyTorch {row['pytorch']:,.0f}/s "
+              f"({row['ratio_vs_pytorch']:.2f}x)", flush=True)
+    return {"default_precision": default, "sequences": n, "batch": batch, "models": results}
+
+
+def inference_section(n: int, steps: int, features: int, units: int, batch: int) -> dict:
+    """Keras predict, PyTorch eager and every exported artifact, on the same LSTM."""
+    from tfseq.evaluation import keras_predict_function, latency
+    from tfseq.models.builders import build_model
+    from tfseq.models.spec import ModelSpec
+
+    x, y = _data(n, steps, features, seed=1)
+    spec = ModelSpec(cell="lstm", units=(units,), precision="float32")
+    model = build_model(spec, n_features=features, steps=steps, adapt=x, seed=0)
+    rows = {}
+    keras_batched = latency(lambda a: model.predict(a, batch_size=batch, verbose=0), x, batch_size=batch,
+                            single_calls=20)
+    keras_single = latency(keras_predict_function(model), x, batch_size=batch)
+    rows["Keras predict"] = {**keras_batched, "single_p50_us": keras_single["single_p50_us"],
+                             "single_p99_us": keras_single["single_p99_us"]}
+    rows["PyTorch eager"] = torch_inference("lstm", False, units, x, batch)
+    rows.update(_artifact_rows(model, spec, x, y, batch))
+    for name, row in rows.items():
+        row["sequences_per_second"] = 1e6 / row["batched_us_per_sequence"]
+        print(f"infer {name}: {row['sequences_per_second']:,.0f}/s batched, "
+              f"p50 {row['single_p50_us']:.0f} us at batch 1", flush=True)
+    return {"model": f"lstm-{units}", "batch": batch, "rows": rows}
+
+
+def _artifact_rows(model, spec, x, y, batch) -> dict:
+    """Latency of each exported artifact in its own runtime (needs tfseq.export)."""
+    try:
+        from tfseq.export import export_model
+        from tfseq.export.runtimes import load_runner
+    except ImportError:
+        return {}
+    from tfseq.evaluation import latency
+    from tfseq.run import DataContract
+
+    contract = DataContract(feature_names=[f"f{i}" for i in range(x.shape[-1])], steps=x.shape[1],
+                            task="binary", class_names=["pass", "fail"], head="binary")
+    rows = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        manifest = export_model(model, contract, Path(tmp) / "export", name="lstm",
+                                formats=("savedmodel", "tflite", "onnx"), quantize=("none", "int8"),
+                                representative=x[:256], holdout=(x[:512], y[:512]), allow_degraded=True)
+        for artifact in manifest.get("artifacts", []):
+            runner = load_runner(Path(tmp) / "export" / artifact["path"])
+            rows[artifact["label"] if "label" in artifact else artifact["path"]] = latency(
+                runner.predict, x, batch_size=batch)
+    return rows
+
+
+def demo_section() -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "tfseq", "demo", "--out", str(Path(tmp) / "demo")],
+                       check=True, stdout=subprocess.DEVNULL)
+        wall = time.perf_counter() - start
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    return {"wall_seconds": wall, "peak_rss_mb": peak}
+
+
+def render(results: dict) -> str:
+    m = results["machine"]
+    lines = [f"Machine: {m['cpu']}, {m['cores']} cores; Python {m['python']}, TF {m['tensorflow']}, "
+             f"Keras {m['keras']}, PyTorch {m['torch']}.", ""]
+    peak = results["matmul_peak"]
+    lines.append(f"Measured GEMM peak: fp32 {peak['fp32_gflops']:.0f} GFLOP/s"
+                 + (f", bf16 {peak['bf16_gflops']:.0f} GFLOP/s" if "bf16_gflops" in peak else "") + ".")
+    t = results["training"]
+    lines += ["", f"Training, sequences/s (batch {t['batch']}, tfseq default precision "
+              f"{t['default_precision']}):", "",
+              "| model | tfseq default | Keras float32 | PyTorch | tfseq / PyTorch | tfseq % of fp32 floor |",
+              "|---|---:|---:|---:|---:|---:|"]
+    for name, r in t["models"].items():
+        floor = 3 * r["flops_per_sequence"] * r["tfseq_default"] / (peak["fp32_gflops"] * 1e9)
+        lines.append(f"| {name} | {r['tfseq_default']:,.0f} | {r['keras_float32']:,.0f} | {r['pytorch']:,.0f} "
+                     f"| {r['ratio_vs_pytorch']:.2f}x | {floor:.1%} |")
+    inf = results["inference"]
+    torch_rate = inf["rows"]["PyTorch eager"]["sequences_per_second"]
+    lines += ["", f"Inference, {inf['model']} (batched: batch {inf['batch']}):", "",
+              "| runtime | sequences/s | vs PyTorch eager | batch-1 p50 (us) | batch-1 p99 (us) |",
+              "|---|---:|---:|---:|---:|"]
+    for name, r in inf["rows"].items():
+        lines.append(f"| {name} | {r['sequences_per_second']:,.0f} | {r['sequences_per_second'] / torch_rate:.2f}x "
+                     f"| {r['single_p50_us']:.0f} | {r['single_p99_us']:.0f} |")
+    if "demo" in results:
+        d = results["demo"]
+        lines += ["", f"`tfseq demo` (50,000 devices): {d['wall_seconds']:.0f} s, peak RSS {d['peak_rss_mb']:,.0f} MB."]
+    lines.append("")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="tiny sizes, to check the suite runs")
+    parser.add_argument("--no-demo", action="store_true", help="skip timing the full demo")
+    parser.add_argument("--out", type=Path, default=HERE, help="where results.json and results.md go")
+    args = parser.parse_args(argv)
+    quick = args.quick
+    size = dict(steps=5 if quick else 20, features=15, units=8 if quick else 128)
+    results = {"machine": machine(),
+               "matmul_peak": matmul_peak(256 if quick else 2048, 0.2 if quick else 2.0)}
+    results["training"] = training_section(256 if quick else 20_000, batch=128, **size)
+    results["inference"] = inference_section(256 if quick else 4096, batch=64 if quick else 1024, **size)
+    if not (quick or args.no_demo):
+        results["demo"] = demo_section()
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    table = render(results)
+    (args.out / "results.md").write_text(table)
+    print(table)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
