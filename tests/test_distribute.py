@@ -92,3 +92,12 @@ def test_none_and_auto_without_gpus_use_the_default_strategy(monkeypatch):
     monkeypatch.delenv("TF_CONFIG", raising=False)
     assert make_strategy("none") is tf.distribute.get_strategy()
     assert make_strategy("auto") is tf.distribute.get_strategy()
+
+
+def test_slurm_task_0_is_the_chief(monkeypatch):
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    monkeypatch.setenv("SLURM_NTASKS", "2")
+    monkeypatch.setenv("SLURM_PROCID", "1")
+    assert not is_chief()
+    monkeypatch.setenv("SLURM_PROCID", "0")
+    assert is_chief()

@@ -44,15 +44,23 @@ def cluster_spec() -> dict[str, Any]:
     return config
 
 
+def _slurm_tasks() -> int:
+    """Number of tasks of the Slurm job step this process belongs to (0 outside Slurm)."""
+    try:
+        return int(os.environ.get("SLURM_NTASKS", "0")) if "SLURM_PROCID" in os.environ else 0
+    except ValueError:
+        return 0
+
+
 def is_chief() -> bool:
     """True for the process that writes checkpoints, logs and the RUN dir.
 
-    That is the ``chief`` task, or worker 0 when the cluster has no chief;
-    a process without ``TF_CONFIG`` is its own chief.
+    That is the ``chief`` task, or worker 0 when the cluster has no chief
+    (Slurm: task 0); a process outside any cluster is its own chief.
     """
     config = cluster_spec()
     if not config:
-        return True
+        return _slurm_tasks() < 2 or os.environ.get("SLURM_PROCID") == "0"
     task = config["task"]
     if task.get("type") == "chief":
         return True
@@ -64,12 +72,13 @@ def make_strategy(name: str = "auto"):
 
     Args:
         name: ``"none"`` (the default strategy), ``"mirrored"`` (all GPUs of
-            this host), ``"multi-worker"`` (hosts listed in ``TF_CONFIG``) or
-            ``"auto"``: multi-worker when ``TF_CONFIG`` lists several tasks,
-            mirrored when this host has several GPUs, none otherwise.
+            this host), ``"multi-worker"`` (hosts listed in ``TF_CONFIG``, or
+            the tasks of a Slurm job step) or ``"auto"``: multi-worker when
+            ``TF_CONFIG`` or Slurm lists several tasks, mirrored when this
+            host has several GPUs, none otherwise.
 
     Raises:
-        InputError: for an unknown name, or multi-worker without ``TF_CONFIG``.
+        InputError: for an unknown name, or multi-worker outside a cluster.
     """
     import tensorflow as tf
 
@@ -78,7 +87,7 @@ def make_strategy(name: str = "auto"):
             f"Received an invalid value for argument strategy, expected one of {', '.join(STRATEGIES)}, got {name!r}."
         )
     config = cluster_spec()
-    tasks = sum(len(v) for v in config.get("cluster", {}).values())
+    tasks = sum(len(v) for v in config.get("cluster", {}).values()) or _slurm_tasks()
     if name == "auto":
         if tasks > 1:
             name = "multi-worker"
@@ -90,10 +99,14 @@ def make_strategy(name: str = "auto"):
         return tf.distribute.get_strategy()
     if name == "mirrored":
         return tf.distribute.MirroredStrategy()
+    if not config and _slurm_tasks() > 1:
+        return tf.distribute.MultiWorkerMirroredStrategy(
+            cluster_resolver=tf.distribute.cluster_resolver.SlurmClusterResolver()
+        )
     if not config:
         raise InputError(
-            "Received strategy 'multi-worker' without TF_CONFIG; set TF_CONFIG on every worker "
-            "(see the README's 'Scaling out')."
+            "Received strategy 'multi-worker' without TF_CONFIG or a Slurm job of several tasks; "
+            "set TF_CONFIG on every worker (see the README's 'Scaling out')."
         )
     return tf.distribute.MultiWorkerMirroredStrategy()
 
