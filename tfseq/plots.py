@@ -87,3 +87,43 @@ def plot_comparison(
         ax.tick_params(axis="x", rotation=20)
         ax.grid(axis="y", alpha=0.3)
     return _save(fig, path)
+
+
+def plot_roc_curve(y_true: Sequence[int], probabilities: Sequence[float], path: Path,
+                   *, threshold: float | None = None) -> Path:
+    """ROC curve of a binary classifier (class 1 positive), AUC in the title, the threshold marked."""
+    from sklearn import metrics as skm
+
+    plt = _pyplot()
+    y, p = np.asarray(y_true).reshape(-1), np.asarray(probabilities, dtype=np.float64).reshape(-1)
+    fpr, tpr, thresholds = skm.roc_curve(y, p)
+    fig, ax = plt.subplots(figsize=(4.6, 4.2))
+    ax.plot(fpr, tpr, color="C0", label=f"AUC {skm.auc(fpr, tpr):.3f}")
+    ax.plot([0, 1], [0, 1], ":", color="grey")
+    if threshold is not None:
+        k = int(np.argmin(np.abs(thresholds - threshold)))
+        ax.plot(fpr[k], tpr[k], "o", color="C3", label=f"threshold {threshold:.3g}")
+    ax.set(title="ROC curve", xlabel="false positive rate", ylabel="true positive rate (recall)")
+    ax.legend(loc="lower right")
+    ax.grid(alpha=0.3)
+    return _save(fig, path)
+
+
+def plot_pr_curve(y_true: Sequence[int], probabilities: Sequence[float], path: Path,
+                  *, threshold: float | None = None) -> Path:
+    """Precision-recall curve of a binary classifier, average precision in the title, the threshold marked."""
+    from sklearn import metrics as skm
+
+    plt = _pyplot()
+    y, p = np.asarray(y_true).reshape(-1), np.asarray(probabilities, dtype=np.float64).reshape(-1)
+    precision, recall, thresholds = skm.precision_recall_curve(y, p)
+    fig, ax = plt.subplots(figsize=(4.6, 4.2))
+    ax.plot(recall, precision, color="C0", label=f"AP {skm.average_precision_score(y, p):.3f}")
+    ax.axhline(y.mean(), linestyle=":", color="grey")
+    if threshold is not None and len(thresholds):
+        k = int(np.argmin(np.abs(thresholds - threshold)))
+        ax.plot(recall[k], precision[k], "o", color="C3", label=f"threshold {threshold:.3g}")
+    ax.set(title="Precision-recall curve", xlabel="recall", ylabel="precision", xlim=(0, 1.02), ylim=(0, 1.02))
+    ax.legend(loc="lower left")
+    ax.grid(alpha=0.3)
+    return _save(fig, path)

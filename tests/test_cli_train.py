@@ -1,0 +1,160 @@
+"""``tfseq train / evaluate / predict`` end to end, in-process, on tiny data."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tfseq.cli.main import main
+from tfseq.data.synthetic import make_semiconductor_data, to_long_frame
+
+TINY = ["--units", "4", "--epochs", "1", "--batch-size", "32", "--no-bidirectional"]
+
+
+@pytest.fixture(scope="module")
+def binary_run(tmp_path_factory):
+    """A binary RUN trained from a YAML config whose epochs the flags override."""
+    root = tmp_path_factory.mktemp("binary")
+    data = make_semiconductor_data(120, n_cycles=6, seed=5)
+    frame = to_long_frame(data)
+    frame = frame[~((frame.device_id == "D000003") & (frame.cycle > 4))]  # one shorter sequence
+    frame.to_csv(root / "train.csv", index=False)
+    (root / "train.yaml").write_text(
+        "id-col: device_id\ntime-col: cycle\nlabel-col: status\nunits: [4]\nepochs: 50\n"
+        "model: {pooling: mean}\n"
+    )
+    run = root / "run"
+    rc = main(["train", str(root / "train.csv"), "--config", str(root / "train.yaml"), "--out", str(run),
+               "--epochs", "1", "--batch-size", "32", "--no-bidirectional"])
+    assert rc == 0
+    return root, run
+
+
+def test_train_writes_the_run_dir_and_a_summary(binary_run, capsys):
+    root, run = binary_run
+    for name in ("model.keras", "spec.json", "contract.json", "history.csv", "metrics.json", "plots/training_curves.png"):
+        assert (run / name).exists(), name
+    contract = json.loads((run / "contract.json").read_text())
+    assert contract["class_names"] == ["pass", "fail"] and contract["steps"] == 6
+    assert contract["feature_names"][0] == "Vdd_voltage"
+    spec = json.loads((run / "spec.json").read_text())
+    assert spec["pooling"] == "mean" and spec["units"] == [4] and spec["masking"]  # config model table
+    assert len(pd.read_csv(run / "history.csv")) == 1  # --epochs 1 beat the config's 50
+    assert json.loads((run / "metrics.json").read_text())["task"] == "binary"
+
+
+def test_existing_run_is_never_overwritten_silently(binary_run, capsys):
+    root, run = binary_run
+    before = (run / "model.keras").stat().st_mtime
+    rc = main(["train", str(root / "train.csv"), "--config", str(root / "train.yaml"), "--out", str(run)])
+    assert rc == 2 and "already exists" in capsys.readouterr().err
+    assert (run / "model.keras").stat().st_mtime == before
+
+
+def test_evaluate_min_recall_stores_the_threshold(binary_run, capsys):
+    root, run = binary_run
+    assert main(["evaluate", str(run), str(root / "train.csv"), "--min-recall", "0.9"]) == 0
+    out = capsys.readouterr().out
+    assert "recall" in out and "stored in the RUN" in out
+    evaluation = json.loads((run / "evaluation.json").read_text())
+    assert evaluation["metrics"]["recall"] >= 0.9
+    contract = json.loads((run / "contract.json").read_text())
+    assert contract["threshold"] == pytest.approx(evaluation["metrics"]["threshold"])
+    for plot in ("roc_curve.png", "pr_curve.png", "evaluation_confusion_matrix.png"):
+        assert (run / "plots" / plot).is_file()
+
+
+def test_predict_columns_and_feature_order_by_name(binary_run, capsys, tmp_path):
+    root, run = binary_run
+    frame = pd.read_csv(root / "train.csv")
+    # New data: labels dropped, columns shuffled, one extra column: matched by name, extras ignored.
+    shuffled = frame.drop(columns="status")[list(reversed(frame.columns.drop("status")))].assign(extra=1.0)
+    shuffled.to_parquet(tmp_path / "new.parquet")
+    assert main(["predict", str(run), str(root / "train.csv"), "--out", str(tmp_path / "a.csv")]) == 0
+    assert main(["predict", str(run / "model.keras"), str(tmp_path / "new.parquet"),
+                 "--out", str(tmp_path / "b.csv")]) == 0
+    a, b = pd.read_csv(tmp_path / "a.csv"), pd.read_csv(tmp_path / "b.csv")
+    assert list(a.columns) == ["device_id", "predicted", "p_pass", "p_fail"]
+    assert len(a) == 120 and set(a.predicted) <= {"pass", "fail"}
+    pd.testing.assert_frame_equal(a, b)
+    np.testing.assert_allclose(a.p_pass + a.p_fail, 1.0, atol=1e-6)
+    threshold = json.loads((run / "contract.json").read_text())["threshold"]
+    np.testing.assert_array_equal(a.predicted == "fail", a.p_fail >= threshold)
+    rc = main(["predict", str(run), str(root / "train.csv"), "--out", str(tmp_path / "a.csv")])
+    assert rc == 2 and "already exists" in capsys.readouterr().err
+
+
+def test_multiclass_string_classes_from_a_toml_config(tmp_path, capsys):
+    data = make_semiconductor_data(90, n_cycles=5, seed=6)
+    frame = to_long_frame(data, label_col="bin")
+    frame["bin"] = np.asarray(["A1", "B2", "C3"])[frame.device_id.str[-1].astype(int) % 3]
+    frame.to_csv(tmp_path / "m.csv", index=False)
+    (tmp_path / "m.toml").write_text(
+        'id_col = "device_id"\ntime_col = "cycle"\nlabel_col = "bin"\ncell = "gru"\nunits = [4]\n'
+        'epochs = 1\nbidirectional = false\nfeatures = ["Vdd_voltage", "Jitter", "SNR"]\n'
+    )
+    assert main(["train", str(tmp_path / "m.csv"), "--config", str(tmp_path / "m.toml"),
+                 "--out", str(tmp_path / "run"), "--max-steps", "4"]) == 0
+    out = capsys.readouterr().out
+    assert "multiclass (inferred; classes A1, B2, C3)" in out
+    assert main(["predict", str(tmp_path / "run"), str(tmp_path / "m.csv"), "--out", str(tmp_path / "p.csv")]) == 0
+    pred = pd.read_csv(tmp_path / "p.csv")
+    assert list(pred.columns) == ["device_id", "predicted", "p_A1", "p_B2", "p_C3"]
+    contract = json.loads((tmp_path / "run" / "contract.json").read_text())
+    assert contract["feature_names"] == ["Vdd_voltage", "Jitter", "SNR"] and contract["steps"] == 4
+    assert main(["evaluate", str(tmp_path / "run"), str(tmp_path / "m.csv")]) == 0
+
+
+def test_forecast_windows_train_and_predict(tmp_path, capsys):
+    t = np.arange(60)
+    frame = pd.DataFrame({"tool": np.repeat(["t1", "t2"], 30), "step": np.tile(np.arange(30), 2),
+                          "temp": np.sin(t / 4.0), "load": np.cos(t / 4.0)})
+    frame.to_csv(tmp_path / "s.csv", index=False)
+    assert main(["train", str(tmp_path / "s.csv"), "--id-col", "tool", "--time-col", "step", "--window", "5",
+                 "--horizon", "2", "--target", "temp", "--out", str(tmp_path / "run"), *TINY]) == 0
+    assert "forecast" in capsys.readouterr().out
+    assert main(["predict", str(tmp_path / "run"), str(tmp_path / "s.csv"), "--out", str(tmp_path / "p.csv")]) == 0
+    pred = pd.read_csv(tmp_path / "p.csv")
+    assert list(pred.columns) == ["tool", "predicted_1", "predicted_2"] and list(pred.tool) == ["t1", "t2"]
+    assert main(["evaluate", str(tmp_path / "run"), str(tmp_path / "s.csv")]) == 0
+    assert "rmse" in capsys.readouterr().out
+
+
+def test_explicit_validation_file_and_early_warning_cut(binary_run, tmp_path, capsys):
+    root, _ = binary_run
+    frame = pd.read_csv(root / "train.csv")
+    ids = frame.device_id.unique()
+    frame[frame.device_id.isin(ids[:90])].to_csv(tmp_path / "tr.csv", index=False)
+    frame[frame.device_id.isin(ids[90:])].to_csv(tmp_path / "va.csv", index=False)
+    assert main(["train", str(tmp_path / "tr.csv"), "--id-col", "device_id", "--time-col", "cycle",
+                 "--label-col", "status", "--val", str(tmp_path / "va.csv"), "--predict-at", "3",
+                 "--out", str(tmp_path / "run"), *TINY]) == 0
+    assert "90 train / 30 validation sequences x 3 steps" in capsys.readouterr().out
+    contract = json.loads((tmp_path / "run" / "contract.json").read_text())
+    assert (contract["steps"], contract["predict_at"]) == (3, 3)
+    rc = main(["train", str(tmp_path / "tr.csv"), "--id-col", "device_id", "--time-col", "cycle",
+               "--label-col", "status", "--val", str(tmp_path / "tr.csv"), "--out", str(tmp_path / "r2"), *TINY])
+    assert rc == 2 and "in both DATA and --val" in capsys.readouterr().err
+
+
+def test_predict_gives_the_same_table_for_every_artifact_kind(binary_run, tmp_path):
+    pytest.importorskip("tfseq.cli.export")
+    root, run = binary_run
+    if main(["export", str(run), "--out", str(tmp_path / "exp"), "--format", "savedmodel,tflite,onnx"]) != 0:
+        pytest.skip("export failed (tested by the export tests)")
+    artifacts = [run, *sorted((tmp_path / "exp").glob("*.tflite")), *sorted((tmp_path / "exp").glob("*.onnx")),
+                 *sorted((tmp_path / "exp" / "savedmodel").glob("*/1"))]
+    assert len(artifacts) == 4
+    tables = []
+    for k, artifact in enumerate(artifacts):
+        assert main(["predict", str(artifact), str(root / "train.csv"), "--out", str(tmp_path / f"{k}.csv")]) == 0
+        tables.append(pd.read_csv(tmp_path / f"{k}.csv"))
+    threshold = json.loads((run / "contract.json").read_text())["threshold"]
+    clear = (tables[0].p_fail - threshold).abs() > 1e-4  # --min-recall puts the threshold on a score
+    for table in tables[1:]:
+        assert list(table.columns) == list(tables[0].columns)
+        assert (table.predicted == tables[0].predicted)[clear].all()
+        np.testing.assert_allclose(table.p_fail, tables[0].p_fail, atol=1e-4)

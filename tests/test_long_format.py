@@ -1,0 +1,107 @@
+"""Long-format loading: grouping, ordering, padding, task inference, repairs and chunked reads."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tfseq.data import long_format
+from tfseq.data.long_format import fit_steps, infer_task, load_long_format
+from tfseq.data.synthetic import make_semiconductor_data, to_long_frame
+from tfseq.errors import InputError
+
+
+@pytest.fixture(scope="module")
+def frame():
+    data = make_semiconductor_data(40, n_cycles=6, seed=2)
+    return data, to_long_frame(data)
+
+
+@pytest.mark.parametrize("suffix", ["csv", "parquet", "csv.gz"])
+def test_round_trip_of_the_long_frame_in_any_row_order(frame, tmp_path, suffix):
+    data, long = frame
+    path = tmp_path / f"d.{suffix}"
+    shuffled = long.sample(frac=1.0, random_state=0)
+    shuffled.to_parquet(path) if suffix == "parquet" else shuffled.to_csv(path, index=False)
+    got, task = load_long_format(path, id_col="device_id", time_col="cycle", label_col="status")
+    assert task == "binary"
+    assert got.class_names == ["pass", "fail"]  # "fail" is class 1 whatever the sort order says
+    np.testing.assert_allclose(got.x, data.x, rtol=1e-6)
+    np.testing.assert_array_equal(got.y, data.y)
+    np.testing.assert_array_equal(got.ids, data.ids)
+    assert got.feature_names == data.feature_names
+
+
+def test_variable_lengths_are_padded_at_the_end_and_capped(tmp_path):
+    rows = [("a", t, float(t), 2.0 * t, "x") for t in range(1, 6)] + [("b", t, 10.0 + t, 1.0, "y") for t in (3, 1, 2)]
+    pd.DataFrame(rows, columns=["id", "t", "f1", "f2", "label"]).to_csv(tmp_path / "v.csv", index=False)
+    data, _ = load_long_format(tmp_path / "v.csv", id_col="id", time_col="t", label_col="label")
+    assert data.x.shape == (2, 5, 2)
+    np.testing.assert_array_equal(data.lengths, [5, 3])
+    np.testing.assert_array_equal(data.x[1, :, 0], [11, 12, 13, 0, 0])
+    capped, _ = load_long_format(tmp_path / "v.csv", id_col="id", time_col="t", label_col="label", max_steps=4)
+    early, _ = load_long_format(tmp_path / "v.csv", id_col="id", time_col="t", label_col="label",
+                                max_steps=4, predict_at=2, features="f2,f1")
+    assert capped.steps == 4 and early.steps == 2
+    assert early.feature_names == ["f2", "f1"]
+    np.testing.assert_array_equal(early.x[0, :, 0], [2, 4])
+    np.testing.assert_array_equal(fit_steps(early, 4).x[1, :, 1], [11, 12, 0, 0])
+    np.testing.assert_array_equal(fit_steps(capped, 2).lengths, [2, 2])
+
+
+@pytest.mark.parametrize(
+    "labels, task",
+    [
+        (["ok", "bad"], "binary"),
+        ([0, 1], "binary"),
+        ([True, False], "binary"),
+        (["bin1", "bin2", "bin7"], "multiclass"),
+        ([1, 2, 3, 4], "multiclass"),
+        ([0.5, 1.25, 3.0], "regression"),
+        (list(range(30)), "regression"),
+    ],
+)
+def test_task_inference(labels, task):
+    assert infer_task(pd.Series(labels * 2)) == task
+
+
+def test_string_classes_and_given_class_names(tmp_path):
+    rows = [(i, t, float(i + t), ["B", "A", "C"][i % 3]) for i in range(9) for t in range(3)]
+    pd.DataFrame(rows, columns=["id", "t", "f", "bin"]).to_csv(tmp_path / "m.csv", index=False)
+    data, task = load_long_format(tmp_path / "m.csv", id_col="id", time_col="t", label_col="bin")
+    assert (task, data.class_names) == ("multiclass", ["A", "B", "C"])
+    np.testing.assert_array_equal(data.y[:3], [1, 0, 2])
+    fixed, _ = load_long_format(tmp_path / "m.csv", id_col="id", time_col="t", label_col="bin",
+                                class_names=["C", "B", "A", "D"], task="multiclass")
+    np.testing.assert_array_equal(fixed.y[:3], [1, 2, 0])
+
+
+@pytest.mark.parametrize("fill, expected", [("ffill", [1.0, 1.0, 3.0]), ("zero", [1.0, 0.0, 3.0])])
+def test_fill_repairs_nan_and_inf(tmp_path, fill, expected):
+    frame = pd.DataFrame({"id": ["a"] * 3 + ["b"] * 3, "t": [1, 2, 3] * 2,
+                          "f": [1.0, np.nan, 3.0, np.inf, 5.0, 6.0], "y": [0] * 3 + [1] * 3})
+    frame.to_csv(tmp_path / "n.csv", index=False)
+    with pytest.raises(InputError, match="--fill"):
+        load_long_format(tmp_path / "n.csv", id_col="id", time_col="t", label_col="y")
+    data, _ = load_long_format(tmp_path / "n.csv", id_col="id", time_col="t", label_col="y", fill=fill)
+    np.testing.assert_array_equal(data.x[0, :, 0], expected)
+    assert data.x[1, 0, 0] == (5.0 if fill == "ffill" else 0.0)  # a leading gap takes the first valid value
+
+
+def test_chunked_read_gives_the_same_sequences(frame, tmp_path, monkeypatch):
+    data, long = frame
+    long.to_csv(tmp_path / "c.csv", index=False)
+    long.to_parquet(tmp_path / "c.parquet", row_group_size=17)
+    monkeypatch.setattr(long_format, "CHUNK_ROWS", 7)  # many chunks; ids straddle chunk borders
+    for name in ("c.csv", "c.parquet"):
+        got, _ = load_long_format(tmp_path / name, id_col="device_id", time_col="cycle", label_col="status")
+        np.testing.assert_allclose(got.x, data.x, rtol=1e-6)
+
+
+def test_regression_target_is_float(tmp_path):
+    frame = pd.DataFrame({"id": np.repeat(np.arange(6), 2), "t": [0, 1] * 6, "f": np.arange(12.0),
+                          "ttf": np.repeat(np.linspace(0.5, 3.0, 6), 2)})
+    frame.to_csv(tmp_path / "r.csv", index=False)
+    data, task = load_long_format(tmp_path / "r.csv", id_col="id", time_col="t", label_col="ttf")
+    assert task == "regression" and data.y.dtype == np.float32 and data.class_names is None

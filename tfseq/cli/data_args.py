@@ -1,0 +1,205 @@
+"""The data flags shared by ``train``, ``evaluate``, ``predict`` and ``tune``."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+from tfseq.cli.args import positive_int
+from tfseq.data.sequences import SequenceSet
+from tfseq.errors import InputError
+
+#: Dests of the data flags (config files may set them too).
+DATA_KEYS = ("id_col", "time_col", "label_col", "features", "max_steps", "predict_at", "fill", "task",
+             "val", "val_fraction", "window", "horizon", "target")
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1), got {text!r}") from None
+    if not 0.0 < value < 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1), got {value}")
+    return value
+
+
+def add_data_arguments(parser: argparse.ArgumentParser) -> None:
+    """Adds the long-format data flags; every default is None so a config file can fill it."""
+    group = parser.add_argument_group("data (long format: one row per sequence and step)")
+    group.add_argument("--id-col", metavar="C", help="sequence id column (a device)")
+    group.add_argument("--time-col", metavar="C", help="order column (cycle, time)")
+    group.add_argument("--label-col", metavar="C", help="target column, constant within a sequence")
+    group.add_argument("--features", metavar="A,B,C",
+                       help="feature columns in this order (default: every other numeric column)")
+    group.add_argument("--max-steps", type=positive_int, metavar="N", help="cut sequences to their first N steps")
+    group.add_argument("--predict-at", type=positive_int, metavar="N",
+                       help="early warning: use only the first N steps")
+    group.add_argument("--fill", choices=("ffill", "zero"),
+                       help="repair NaN/inf features (default: they are an error)")
+    group.add_argument("--task", choices=("binary", "multiclass", "regression"),
+                       help="default: inferred from the label column")
+    group.add_argument("--val", type=Path, metavar="DATA", help="validation file (default: a split of DATA)")
+    group.add_argument("--val-fraction", type=_fraction, metavar="F",
+                       help="validation fraction of DATA, split by sequence, stratified (default: 0.2)")
+    group.add_argument("--window", type=positive_int, metavar="W",
+                       help="forecasting: windows of W steps (with --target, --horizon)")
+    group.add_argument("--horizon", type=positive_int, metavar="H", help="forecasting: predict the next H values")
+    group.add_argument("--target", metavar="COL", help="forecasting: column to forecast")
+
+
+def _require(args: argparse.Namespace, *names: str) -> None:
+    for name in names:
+        if getattr(args, name, None) is None:
+            flag = "--" + name.replace("_", "-")
+            raise InputError(f"Received no value for argument {flag}; expected {flag} C (or {name}: C in --config).")
+
+
+def load_from_args(args: argparse.Namespace, path: Path) -> tuple[SequenceSet, str]:
+    """Loads ``path`` as the data flags in ``args`` say.
+
+    Returns:
+        ``(sequences, task)``. With ``--window`` the sequences are every
+        forecast window (training windows first, then validation windows, in
+        time order) and the task is ``forecast``; use
+        :func:`load_split_from_args` to keep the time split.
+
+    Raises:
+        InputError: for missing flags or bad data.
+    """
+    if getattr(args, "window", None):
+        train, val, task = load_split_from_args(args, path)
+        if val is None:
+            return train, task
+        joined = SequenceSet(x=np.concatenate([train.x, val.x]), y=np.concatenate([train.y, val.y]),
+                             ids=np.concatenate([train.ids, val.ids]), feature_names=train.feature_names)
+        return joined, task
+    from tfseq.data.long_format import load_long_format
+
+    _require(args, "id_col", "time_col")
+    return load_long_format(
+        path, id_col=args.id_col, time_col=args.time_col, label_col=getattr(args, "label_col", None),
+        features=getattr(args, "features", None), max_steps=getattr(args, "max_steps", None),
+        predict_at=getattr(args, "predict_at", None), fill=getattr(args, "fill", None),
+        task=getattr(args, "task", None),
+    )
+
+
+def load_split_from_args(
+    args: argparse.Namespace, path: Path, *, seed: int = 0
+) -> tuple[SequenceSet, SequenceSet | None, str]:
+    """Loads training and validation data: ``--val`` file, time split of windows, or a split of ``path``.
+
+    Sequences are split by id (no sequence in two splits), stratified by class
+    for classifiers; forecast windows are split in time per series.
+
+    Returns:
+        ``(train, validation, task)``.
+    """
+    fraction = getattr(args, "val_fraction", None) or 0.2
+    if getattr(args, "window", None):
+        from tfseq.data.windows import load_windows
+
+        _require(args, "time_col", "target")
+        horizon = getattr(args, "horizon", None) or 1
+        common = dict(target=args.target, window=args.window, horizon=horizon, time_col=args.time_col,
+                      id_col=getattr(args, "id_col", None), features=getattr(args, "features", None),
+                      fill=getattr(args, "fill", None))
+        if getattr(args, "val", None):
+            train, _ = load_windows(path, val_fraction=0.0, **common)
+            val, _ = load_windows(args.val, val_fraction=0.0, **common)
+            return train, val, "forecast"
+        train, val = load_windows(path, val_fraction=fraction, **common)
+        return train, val, "forecast"
+    from tfseq.data.long_format import fit_steps, load_long_format
+
+    _require(args, "id_col", "time_col", "label_col")
+    data, task = load_from_args(args, path)
+    if getattr(args, "val", None):
+        val, _ = load_long_format(
+            args.val, id_col=args.id_col, time_col=args.time_col, label_col=args.label_col,
+            features=data.feature_names, max_steps=getattr(args, "max_steps", None),
+            predict_at=getattr(args, "predict_at", None), fill=getattr(args, "fill", None), task=task,
+            class_names=data.class_names,
+        )
+        overlap = np.intersect1d(data.ids.astype(str), val.ids.astype(str))
+        if len(overlap):
+            raise InputError(f"{args.val}: {args.id_col} {overlap[0]!r} is in both DATA and --val; "
+                             "expected every sequence in one split only.")
+        return data, fit_steps(val, data.steps), task
+    from tfseq.data.splits import split_sequences
+
+    classifier = task in ("binary", "multiclass")
+    if classifier:
+        counts = np.bincount(data.y, minlength=len(data.class_names))
+        if counts.min() < 2:
+            rare = data.class_names[int(counts.argmin())]
+            raise InputError(f"{path}: class {rare!r} of column {args.label_col!r} has {counts.min()} sequence(s); "
+                             "expected at least 2 per class to split off validation data (or pass --val).")
+    if len(data) < 4:
+        raise InputError(f"{path}: found {len(data)} sequences; expected at least 4 to split off validation data.")
+    try:
+        train, val, _ = split_sequences(data, (1.0 - fraction, fraction, 0.0), seed=seed, stratify=classifier)
+    except ValueError as exc:  # too few sequences of a class for a stratified split
+        raise InputError(f"{path}: cannot split {len(data)} sequences stratified by class ({exc}); pass --val.") from None
+    return train, val, task
+
+
+def load_for_contract(path: Path, contract, *, labels: bool, fill: str | None = None,
+                      label_col: str | None = None) -> SequenceSet:
+    """Loads ``path`` as a trained model expects it: its features in its order, padded or cut to its steps.
+
+    Feature columns the contract names must all be present (extra columns are
+    ignored); with ``labels`` the label column must be present and hold only
+    classes the model was trained on.
+
+    Args:
+        path: Long-format data file.
+        contract: The model's :class:`tfseq.run.DataContract`.
+        labels: Read the targets (evaluate) or not (predict).
+        fill: ``ffill`` / ``zero`` repair of NaN / inf; default: the training run's setting.
+        label_col: Target column overriding the contract's.
+
+    Raises:
+        InputError: for missing columns, unseen classes and bad data.
+    """
+    from tfseq.data.long_format import fit_steps, load_long_format, read_columns
+
+    fill = fill if fill is not None else contract.extra.get("fill")
+    label_col = label_col or contract.label_col
+    if labels:
+        columns = read_columns(path)
+        if label_col is None or label_col not in columns:
+            from tfseq.data.long_format import _missing_column
+
+            if label_col is None:
+                raise InputError(f"{path}: the model's contract names no label column; expected --label-col C.")
+            raise _missing_column(Path(path), "the label (--label-col)", label_col, columns)
+    if contract.task == "forecast":
+        from tfseq.data.windows import load_last_windows, load_windows
+
+        id_col = contract.id_col if contract.id_col in read_columns(path) else None
+        if labels:
+            data, _ = load_windows(path, target=label_col, window=contract.steps,
+                                   horizon=int(contract.extra.get("horizon") or 1), time_col=contract.time_col,
+                                   id_col=id_col, features=contract.feature_names, fill=fill, val_fraction=0.0)
+            return data
+        return load_last_windows(path, window=contract.steps, time_col=contract.time_col,
+                                 feature_names=contract.feature_names, id_col=id_col, fill=fill)
+    data, _ = load_long_format(
+        path, id_col=contract.id_col, time_col=contract.time_col, label_col=label_col if labels else None,
+        features=contract.feature_names, max_steps=contract.steps, fill=fill,
+        task=contract.task if labels else None, class_names=contract.class_names if labels else None,
+    )
+    return fit_steps(data, contract.steps) if contract.steps else data
+
+
+def head_output(outputs: dict, contract, artifact: Path) -> np.ndarray:
+    """The output array answering the contract's task (by head name, or the only output)."""
+    if contract.head in outputs:
+        return np.asarray(outputs[contract.head])
+    if len(outputs) == 1:
+        return np.asarray(next(iter(outputs.values())))
+    raise InputError(f"{artifact}: has outputs {', '.join(outputs)}; expected one named {contract.head!r}.")

@@ -1,0 +1,148 @@
+"""``tfseq predict``: any artifact + long-format data in, one CSV row per sequence out."""
+
+from __future__ import annotations
+
+import argparse
+import io
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from tfseq.cli.args import positive_int
+from tfseq.errors import InputError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+EXAMPLES = """examples:
+  tfseq predict runs/lstm new_devices.csv --out predictions.csv
+  tfseq predict export/lstm.tflite new_devices.parquet --out predictions.csv
+  tfseq predict export/lstm.onnx new_devices.csv --out predictions.csv --overwrite
+
+output columns: the id column, predicted (class name or value) and, for classifiers, p_<class> per class.
+DATA needs the id, time and every feature column the model was trained on (extra columns are ignored);
+a label column, if present, must hold only classes the model knows."""
+
+
+def add_parser(sub) -> None:
+    parser = sub.add_parser(
+        "predict",
+        help="predict with a RUN dir, .keras, SavedModel, .tflite or .onnx artifact",
+        description=(
+            "Predict one row per sequence of long-format DATA with ARTIFACT (a RUN directory, .keras file, "
+            "SavedModel directory, .tflite or .onnx file). Sequences are padded or cut exactly as in "
+            "training. The CSV is written atomically."
+        ),
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("artifact", type=Path, metavar="ARTIFACT", help="model artifact")
+    parser.add_argument("data", type=Path, metavar="DATA", help="long-format .csv or .parquet file")
+    parser.add_argument("--out", type=Path, required=True, metavar="PRED.csv", help="predictions CSV to write")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
+    parser.add_argument("--fill", choices=("ffill", "zero"), help="repair NaN/inf features (default: as in training)")
+    parser.add_argument("--batch-size", type=positive_int, default=4096, metavar="N",
+                        help="sequences per prediction call (default: 4096)")
+    parser.set_defaults(run=run)
+
+
+def _contract_of(artifact: Path):
+    """The contract without starting TensorFlow, when the artifact is (inside) a RUN directory."""
+    from tfseq.run import read_contract
+
+    for folder in (artifact, artifact.parent):
+        if folder.is_dir() and (folder / "contract.json").is_file():
+            return read_contract(folder)
+    return None
+
+
+def predictions_frame(ids: np.ndarray, output: np.ndarray, contract) -> "pd.DataFrame":
+    """The predictions table: id column, ``predicted`` and ``p_<class>`` per class for classifiers."""
+    import pandas as pd
+
+    frame = pd.DataFrame({contract.id_col: ids})
+    output = np.asarray(output, dtype=np.float64)
+    if contract.task == "binary":
+        p = output.reshape(len(ids), -1)[:, -1]
+        names = contract.class_names or ["0", "1"]
+        frame["predicted"] = np.asarray(names, dtype=object)[(p >= contract.threshold).astype(int)]
+        frame[f"p_{names[0]}"] = 1.0 - p
+        frame[f"p_{names[1]}"] = p
+    elif contract.task == "multiclass":
+        names = contract.class_names or [str(k) for k in range(output.shape[-1])]
+        frame["predicted"] = np.asarray(names, dtype=object)[output.argmax(axis=-1)]
+        for k, name in enumerate(names):
+            frame[f"p_{name}"] = output[:, k]
+    elif contract.task == "forecast":
+        from tfseq.data.windows import forecast_names
+
+        values = output.reshape(len(ids), -1)
+        for k, name in enumerate(forecast_names(values.shape[1])):
+            frame[name] = values[:, k]
+    else:
+        frame["predicted"] = output.reshape(len(ids), -1)[:, 0]
+    return frame
+
+
+def run(args: argparse.Namespace) -> int:
+    from tfseq.cli.data_args import head_output, load_for_contract
+    from tfseq.data.long_format import read_columns
+
+    if args.out.exists() and not args.overwrite:
+        raise InputError(f"{args.out}: already exists; choose another --out or pass --overwrite.")
+    if not args.artifact.exists():
+        raise InputError(f"{args.artifact}: no such artifact.")
+    read_columns(args.data)  # a missing or unreadable DATA fails before TensorFlow starts
+    contract = _contract_of(args.artifact)
+    data = None
+    if contract is not None:
+        data = _load(args, contract, load_for_contract)
+
+    from tfseq.cli.quiet import start_tensorflow
+
+    start_tensorflow()
+    from tfseq.export.runtimes import load_runner
+
+    runner = load_runner(args.artifact)
+    contract = runner.contract or contract
+    if contract is None:
+        raise InputError(
+            f"{args.artifact}: carries no data contract (feature names, steps, classes); expected a RUN "
+            "directory, a .keras file inside one, or an exported artifact with its manifest.json."
+        )
+    if data is None:
+        data = _load(args, contract, load_for_contract)
+    if runner.steps is not None and runner.steps != data.steps:
+        from tfseq.data.long_format import fit_steps
+
+        data = fit_steps(data, int(runner.steps))
+    output = _predict(runner, data.x, args.batch_size, contract, args.artifact, head_output)
+    frame = predictions_frame(data.ids, output, contract)
+    buffer = io.StringIO()
+    frame.to_csv(buffer, index=False)
+    from tfseq.io import write_text_atomic
+
+    write_text_atomic(args.out, buffer.getvalue())
+    print(f"predicted {len(frame):,} sequences with {args.artifact} ({runner.kind}); wrote {args.out}")
+    return 0
+
+
+def _load(args, contract, load_for_contract):
+    from tfseq.data.long_format import read_columns
+
+    has_labels = bool(contract.label_col) and contract.label_col in read_columns(args.data) \
+        and contract.task in ("binary", "multiclass")
+    return load_for_contract(args.data, contract, labels=has_labels, fill=args.fill)
+
+
+def _predict(runner, x: np.ndarray, batch_size: int, contract, artifact: Path, head_output) -> np.ndarray:
+    from tqdm.auto import tqdm
+
+    parts = []
+    with tqdm(total=len(x), unit="seq", desc="predict", disable=None, leave=False) as bar:
+        for start in range(0, len(x), batch_size):
+            batch = np.ascontiguousarray(x[start:start + batch_size], dtype=np.float32)
+            parts.append(head_output(runner.predict(batch), contract, artifact))
+            bar.update(len(batch))
+    return np.concatenate(parts) if parts else np.zeros((0, 1), dtype=np.float32)

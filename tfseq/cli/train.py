@@ -1,0 +1,195 @@
+"""``tfseq train``: long-format data in, a RUN directory out."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from tfseq.cli.args import positive_int
+from tfseq.cli.data_args import DATA_KEYS, add_data_arguments, load_split_from_args
+from tfseq.errors import InputError
+
+EXAMPLES = """examples:
+  tfseq train tests.csv --id-col device_id --time-col cycle --label-col status --out runs/lstm
+  tfseq train tests.parquet --id-col device_id --time-col cycle --label-col bin --task multiclass \\
+      --cell gru --units 64,32 --epochs 30 --out runs/bins
+  tfseq train tests.csv --id-col device_id --time-col cycle --label-col status --predict-at 12 --out runs/early
+  tfseq train wafer.csv --id-col tool --time-col t --window 24 --horizon 4 --target temp --out runs/forecast
+  tfseq train tests.csv --config train.yaml --epochs 5 --out runs/quick    (flags override the config)
+
+config file (YAML or TOML): any flag as a key, e.g.
+  id-col: device_id
+  time-col: cycle
+  label-col: status
+  units: [64, 32]
+  model: {pooling: mean, layer_norm: true}     # any ModelSpec field"""
+
+#: Dests of the model and training flags (config files may set them too).
+TRAIN_KEYS = ("out", "cell", "bidirectional", "units", "epochs", "batch_size", "precision", "seed",
+              "learning_rate", "dropout", "patience", "overwrite")
+
+
+#: Training settings of ``tfseq train`` (flag dest -> default); tfseq.training.defaults holds the model.
+#: Kept here, not there, so that bad input is reported before TensorFlow starts.
+TRAINING_DEFAULTS: dict[str, Any] = {
+    "epochs": 100,
+    "batch_size": 64,
+    "patience": 10,
+    "val_fraction": 0.2,
+    "seed": 0,
+    "precision": "auto",
+}
+
+
+def _units(text: str) -> tuple[int, ...]:
+    try:
+        units = tuple(int(u) for u in str(text).split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected positive integers such as 64 or 64,32, got {text!r}") from None
+    if not units or min(units) < 1:
+        raise argparse.ArgumentTypeError(f"expected positive integers such as 64 or 64,32, got {text!r}")
+    return units
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {value}")
+    return value
+
+
+def _rate(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text!r}") from None
+    if not 0.0 <= value < 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {value}")
+    return value
+
+
+def add_parser(sub) -> None:
+    parser = sub.add_parser(
+        "train",
+        help="train a recurrent model on long-format CSV/Parquet data",
+        description=(
+            "Train a recurrent model on DATA (long format: one row per sequence and step) and write "
+            "the RUN directory: model.keras, spec.json, contract.json, history.csv, metrics.json and "
+            "plots/. The task is inferred from the label column unless --task is given. Defaults: "
+            "bidirectional LSTM of 64 units (final states), masking of the padding, "
+            "normalisation inside the model, up to 100 epochs with early stopping."
+        ),
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("data", type=Path, metavar="DATA", help="long-format .csv or .parquet file")
+    parser.add_argument("--out", type=Path, metavar="RUN", help="RUN directory to create")
+    parser.add_argument("--config", type=Path, metavar="FILE", help="YAML or TOML file with flag values")
+    add_data_arguments(parser)
+    model = parser.add_argument_group("model and training")
+    model.add_argument("--cell", choices=("simple_rnn", "lstm", "gru"), help="recurrent cell (default: lstm)")
+    model.add_argument("--bidirectional", action=argparse.BooleanOptionalAction, default=None,
+                       help="bidirectional layers (default: yes)")
+    model.add_argument("--units", type=_units, metavar="64[,32]", help="units per layer (default: 64)")
+    model.add_argument("--dropout", type=_rate, metavar="R", help="dropout rate (default: 0.2)")
+    model.add_argument("--learning-rate", type=_positive_float, metavar="LR", help="Adam learning rate (default: 0.001)")
+    model.add_argument("--epochs", type=positive_int, metavar="N", help="maximum epochs (default: 100, early stopping)")
+    model.add_argument("--patience", type=positive_int, metavar="N", help="early-stopping patience (default: 10)")
+    model.add_argument("--batch-size", type=positive_int, metavar="N", help="batch size (default: 64)")
+    model.add_argument("--precision", choices=("auto", "float32", "mixed_float16", "mixed_bfloat16"),
+                       help="precision policy (default: auto)")
+    model.add_argument("--seed", type=int, metavar="N", help="seed of the split and the weights (default: 0)")
+    model.add_argument("--overwrite", action="store_true", default=None, help="replace an existing RUN directory")
+    parser.set_defaults(run=run)
+
+
+def merge_config(args: argparse.Namespace, keys: tuple[str, ...]) -> dict[str, Any]:
+    """Fills unset flags from ``--config``; returns its ``model:`` mapping (ModelSpec fields)."""
+    if getattr(args, "config", None) is None:
+        return {}
+    from tfseq.config import check_keys, read_config
+
+    config = read_config(args.config)
+    check_keys(config, set(keys) | {"model"}, args.config)
+    model = config.pop("model", None) or {}
+    if not isinstance(model, dict):
+        raise InputError(f"{args.config}: config key 'model' holds {model!r}; expected a mapping of ModelSpec fields.")
+    for key, value in config.items():
+        if getattr(args, key, None) is None:
+            if key in ("units",) and not isinstance(value, (list, tuple)):
+                value = _units(str(value))
+            if key in ("features",) and isinstance(value, (list, tuple)):
+                value = ",".join(map(str, value))
+            if key in ("out", "val") and value is not None:
+                value = Path(value)
+            setattr(args, key, value)
+    return model
+
+
+def _check_config_types(args: argparse.Namespace, source: Path | None) -> None:
+    ints = ("epochs", "batch_size", "patience", "max_steps", "predict_at", "window", "horizon")
+    for key in ints:
+        value = getattr(args, key, None)
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+            raise InputError(f"{source}: {key} is {value!r}; expected a positive integer.")
+
+
+def run(args: argparse.Namespace) -> int:
+    model_overrides = merge_config(args, DATA_KEYS + TRAIN_KEYS)
+    _check_config_types(args, args.config)
+    for key, value in TRAINING_DEFAULTS.items():
+        if getattr(args, key, None) is None:
+            setattr(args, key, value)
+    if args.out is None:
+        raise InputError("Received no value for argument --out; expected --out RUN (a directory to create).")
+    if args.out.exists() and not args.overwrite:
+        raise InputError(f"{args.out}: already exists; choose another --out or pass --overwrite.")
+    started = time.perf_counter()
+    train, val, task = load_split_from_args(args, args.data, seed=args.seed)  # bad data fails before TF starts
+
+    from tfseq.cli.quiet import start_tensorflow
+
+    start_tensorflow()
+    from tfseq.training.defaults import train_run
+
+    result = train_run(
+        train, val, task, args.out, id_col=args.id_col, time_col=args.time_col,
+        label_col=args.target if task == "forecast" else args.label_col,
+        spec_changes={k: getattr(args, k) for k in ("cell", "bidirectional", "units", "dropout", "learning_rate",
+                                                     "precision") if getattr(args, k, None) is not None},
+        spec_overrides=model_overrides, epochs=args.epochs, batch_size=args.batch_size, patience=args.patience,
+        seed=args.seed, predict_at=args.predict_at, overwrite=bool(args.overwrite),
+        extra={"data": str(args.data), "window": args.window, "horizon": args.horizon, "target": args.target,
+               "max_steps": args.max_steps, "fill": args.fill},
+        verbose=1 if sys.stdout.isatty() else 2,
+    )
+    print_summary(result, inferred=getattr(args, "task", None) is None, seconds=time.perf_counter() - started)
+    return 0
+
+
+def _fmt(metrics: dict[str, Any]) -> str:
+    keys = ("accuracy", "precision", "recall", "f1", "auc", "mae", "rmse", "r2")
+    return ", ".join(f"{k} {metrics[k]:.3f}" for k in keys if k in metrics)
+
+
+def print_summary(result: dict[str, Any], *, inferred: bool, seconds: float) -> None:
+    task = result["task"]
+    classes = f"; classes {', '.join(result['class_names'])}" if result.get("class_names") else ""
+    rows = [
+        ("task", f"{task} ({'inferred' if inferred and task != 'forecast' else 'given'}{classes})"),
+        ("data", f"{result['train_sequences']:,} train / {result['validation_sequences']:,} validation sequences "
+                 f"x {result['steps']} steps x {len(result['feature_names'])} features"),
+        ("model", f"{result['model']}, {result['parameters']:,} parameters"),
+        ("epochs", f"{result['epochs']} (best epoch restored), {seconds:.0f} s"),
+        ("validation", _fmt(result["validation"])),
+        ("run", str(result["run_dir"])),
+    ]
+    width = max(len(k) for k, _ in rows)
+    for key, value in rows:
+        print(f"{key:<{width}}  {value}")
