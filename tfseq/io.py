@@ -46,13 +46,25 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
+def partial_path(target: Path) -> Path:
+    """Where :func:`atomic_directory` builds ``target`` when it can be resumed."""
+    target = Path(target)
+    return target.with_name(f".{target.name}.partial")
+
+
 @contextlib.contextmanager
-def atomic_directory(target: Path, *, overwrite: bool = False) -> Iterator[Path]:
+def atomic_directory(target: Path, *, overwrite: bool = False, resume: bool = False) -> Iterator[Path]:
     """Yields a temporary directory beside ``target``; renames it into place on success.
 
     On any error the temporary directory is removed and ``target`` is left as
     it was. With ``overwrite=True`` an existing ``target`` is replaced only
     after the new one is complete.
+
+    With ``resume=True`` the directory is ``.<name>.partial`` (see
+    :func:`partial_path`), clearly marked unfinished: what a crashed or
+    interrupted run left there is kept and handed to the next run, which
+    continues from it (training's crash backup). Only bad input
+    (:class:`~tfseq.errors.InputError`) removes it.
 
     Raises:
         InputError: if ``target`` exists and ``overwrite`` is false.
@@ -61,7 +73,11 @@ def atomic_directory(target: Path, *, overwrite: bool = False) -> Iterator[Path]
     if target.exists() and not overwrite:
         raise InputError(f"{target}: already exists; choose another path or ask to overwrite.")
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent))
+    if resume:
+        tmp = partial_path(target)
+        tmp.mkdir(exist_ok=True)
+    else:
+        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent))
     try:
         yield tmp
         if target.exists():
@@ -72,6 +88,7 @@ def atomic_directory(target: Path, *, overwrite: bool = False) -> Iterator[Path]
             shutil.rmtree(old, ignore_errors=True)
         else:
             os.replace(tmp, target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+    except BaseException as exc:
+        if not resume or isinstance(exc, InputError):
+            shutil.rmtree(tmp, ignore_errors=True)
         raise

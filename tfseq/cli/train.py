@@ -153,6 +153,11 @@ def run(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     train, val, task = load_split_from_args(args, args.data, seed=args.seed)  # bad data fails before TF starts
 
+    from tfseq.io import partial_path
+
+    if (partial_path(args.out) / "backup").is_dir():
+        print(f"resuming the unfinished run in {partial_path(args.out)} from its last finished epoch")
+
     from tfseq.cli.quiet import start_tensorflow
 
     start_tensorflow()

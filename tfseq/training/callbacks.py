@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import math
 from pathlib import Path
 
 import keras
@@ -43,16 +45,62 @@ def default_callbacks(
     backup = run_dir / "backup"
     resuming = backup.exists()
     (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
+    best = run_dir / "checkpoints" / "best.keras"
+    checkpoint = keras.callbacks.ModelCheckpoint(str(best), monitor=monitor, mode=mode, save_best_only=True)
     callbacks += [
         keras.callbacks.BackupAndRestore(str(backup)),
-        keras.callbacks.ModelCheckpoint(
-            str(run_dir / "checkpoints" / "best.keras"),
-            monitor=monitor,
-            mode=mode,
-            save_best_only=True,
-        ),
+        checkpoint,
         keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=resuming),
     ]
     if tensorboard:
         callbacks.append(keras.callbacks.TensorBoard(str(run_dir / "tensorboard")))
+    callbacks.append(ResumeState(backup / "callbacks.json", callbacks[0], callbacks[1], checkpoint))
     return callbacks
+
+
+class ResumeState(keras.callbacks.Callback):
+    """Carries early stopping, learning-rate decay and best-checkpoint state across a crash.
+
+    ``BackupAndRestore`` restores weights, optimiser and epoch only; without
+    this, a resumed run would forget how long it has waited for an improvement
+    and stop later than the run that was not interrupted. Runs after the
+    callbacks it restores, which reset themselves when training begins.
+    """
+
+    def __init__(self, path: Path, early_stopping, plateau, checkpoint):
+        super().__init__()
+        self.path = Path(path)
+        self.early_stopping, self.plateau, self.checkpoint = early_stopping, plateau, checkpoint
+
+    def on_train_begin(self, logs=None):
+        if not self.path.is_file():
+            return
+        state = json.loads(self.path.read_text())
+        es, lr = self.early_stopping, self.plateau
+        es.wait, es.best, es.best_epoch = state["es_wait"], _load(state["es_best"]), state["es_best_epoch"]
+        lr.wait, lr.best, lr.cooldown_counter = state["lr_wait"], _load(state["lr_best"]), state["lr_cooldown"]
+        self.checkpoint.best = _load(state["checkpoint_best"])
+        best = Path(self.checkpoint.filepath)
+        if es.restore_best_weights and best.is_file():
+            es.best_weights = keras.saving.load_model(best, safe_mode=True, compile=False).get_weights()
+
+    def on_epoch_end(self, epoch, logs=None):
+        from tfseq.io import write_json_atomic
+
+        es, lr = self.early_stopping, self.plateau
+        write_json_atomic(self.path, {
+            "epoch": epoch, "es_wait": es.wait, "es_best": _dump(es.best), "es_best_epoch": es.best_epoch,
+            "lr_wait": lr.wait, "lr_best": _dump(lr.best), "lr_cooldown": lr.cooldown_counter,
+            "checkpoint_best": _dump(self.checkpoint.best),
+        })
+
+
+def _dump(value):
+    if value is None:
+        return None
+    value = float(value)
+    return value if math.isfinite(value) else str(value)
+
+
+def _load(value):
+    return float(value) if value is not None else None

@@ -55,6 +55,17 @@ def default_spec(task: str, *, num_classes: int = 2, horizon: int = 1) -> ModelS
     )
 
 
+def _curves(history_csv: Path, history) -> dict[str, list[float]]:
+    """Per-epoch figures of the whole run: history.csv spans a resumed run's earlier epochs too."""
+    import pandas as pd
+
+    if history_csv.is_file():
+        frame = pd.read_csv(history_csv).drop(columns=["epoch"], errors="ignore")
+        if len(frame):
+            return {k: [float(v) for v in frame[k]] for k in frame.columns}
+    return {k: [float(v) for v in vs] for k, vs in history.history.items()}
+
+
 def _threshold_metrics(task: str, y, output, threshold: float = 0.5) -> dict[str, Any]:
     from tfseq.evaluation import classification_metrics, regression_metrics
 
@@ -129,14 +140,14 @@ def train_run(
     model = build_model(spec, n_features=train.x.shape[-1], steps=train.steps, adapt=train.x, seed=seed)
     y_train = train.y.astype("float32") if task in ("regression", "forecast") else train.y
     validation = None if val is None else (val.x, val.y.astype("float32") if task in ("regression", "forecast") else val.y)
-    with atomic_directory(Path(out), overwrite=overwrite) as tmp:
+    with atomic_directory(Path(out), overwrite=overwrite, resume=True) as tmp:
         history = fit(model, train.x, {head: y_train}, validation_data=None if validation is None else
                       (validation[0], {head: validation[1]}), epochs=epochs, batch_size=batch_size,
                       patience=patience, run_dir=tmp, seed=seed, verbose=verbose)
         evaluated = val if val is not None else train
         output = model.predict(evaluated.x, batch_size=1024, verbose=0)[head]
         metrics_val = _threshold_metrics(task, evaluated.y, output)
-        curves = {k: [float(v) for v in vs] for k, vs in history.history.items()}
+        curves = _curves(tmp / "history.csv", history)
         plot_training_curves({spec.name: curves}, tmp / "plots" / "training_curves.png")
         if task in ("binary", "multiclass"):
             plot_confusion_matrices({"validation": metrics_val["confusion_matrix"]}, train.class_names,

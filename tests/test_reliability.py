@@ -1,0 +1,54 @@
+"""Crashes and resumes: a killed `tfseq train` continues from its last finished epoch."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pandas as pd
+
+from tfseq.data.synthetic import make_semiconductor_data, to_long_frame
+from tfseq.io import partial_path
+
+EPOCHS = 5
+
+
+def _train_command(data, out):
+    return [sys.executable, "-m", "tfseq", "train", str(data), "--id-col", "device_id", "--time-col", "cycle",
+            "--label-col", "status", "--out", str(out), "--epochs", str(EPOCHS), "--patience", "50",
+            "--units", "16", "--batch-size", "32", "--seed", "0"]
+
+
+def _epochs_logged(history_csv):
+    try:
+        return max(0, len(history_csv.read_text().strip().splitlines()) - 1)
+    except OSError:
+        return 0
+
+
+def test_kill_9_during_train_then_the_same_command_resumes_and_finishes(tmp_path):
+    data = tmp_path / "tests.csv"
+    to_long_frame(make_semiconductor_data(1500, n_cycles=10, seed=1)).to_csv(data, index=False)
+    run = tmp_path / "run"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+
+    first = subprocess.Popen(_train_command(data, run), env=env, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+    history = partial_path(run) / "history.csv"
+    deadline = time.monotonic() + 300
+    while _epochs_logged(history) < 2 and first.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    first.send_signal(signal.SIGKILL)
+    first.wait()
+    done_before_kill = _epochs_logged(history)
+    assert 2 <= done_before_kill < EPOCHS, "the kill came too late to test a resume"
+    assert not run.exists() and partial_path(run).is_dir()  # unfinished, and marked so
+
+    second = subprocess.run(_train_command(data, run), env=env, capture_output=True, text=True, timeout=600)
+    assert second.returncode == 0, second.stderr[-2000:]
+    assert "resuming the unfinished run" in second.stdout
+    assert run.is_dir() and not partial_path(run).exists()
+    epochs = pd.read_csv(run / "history.csv")["epoch"].tolist()
+    assert epochs == list(range(EPOCHS)), epochs  # every epoch once: none lost, none repeated
+    assert not (run / "backup").exists()
