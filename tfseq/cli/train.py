@@ -28,7 +28,7 @@ config file (YAML or TOML): any flag as a key, e.g.
   model: {pooling: mean, layer_norm: true}     # any ModelSpec field"""
 
 #: Dests of the model and training flags (config files may set them too).
-TRAIN_KEYS = ("out", "cell", "bidirectional", "units", "epochs", "batch_size", "precision", "seed",
+TRAIN_KEYS = ("out", "cell", "bidirectional", "units", "epochs", "batch_size", "precision", "strategy", "seed",
               "learning_rate", "dropout", "patience", "overwrite")
 
 
@@ -41,6 +41,7 @@ TRAINING_DEFAULTS: dict[str, Any] = {
     "val_fraction": 0.2,
     "seed": 0,
     "precision": "auto",
+    "strategy": "auto",
 }
 
 
@@ -104,6 +105,9 @@ def add_parser(sub) -> None:
     model.add_argument("--batch-size", type=positive_int, metavar="N", help="batch size (default: 64)")
     model.add_argument("--precision", choices=("auto", "float32", "mixed_float16", "mixed_bfloat16"),
                        help="precision policy (default: auto)")
+    model.add_argument("--strategy", choices=("auto", "none", "mirrored", "multi-worker"),
+                       help="distribution: mirrored (this host's GPUs), multi-worker (hosts in TF_CONFIG "
+                            "or a Slurm job) or auto (default)")
     model.add_argument("--seed", type=int, metavar="N", help="seed of the split and the weights (default: 0)")
     model.add_argument("--overwrite", action="store_true", default=None, help="replace an existing RUN directory")
     parser.set_defaults(run=run)
@@ -172,8 +176,11 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed, predict_at=args.predict_at, overwrite=bool(args.overwrite),
         extra={"data": str(args.data), "window": args.window, "horizon": args.horizon, "target": args.target,
                "max_steps": args.max_steps, "fill": args.fill},
-        verbose=1 if sys.stdout.isatty() else 2,
+        verbose=1 if sys.stdout.isatty() else 2, strategy=args.strategy,
     )
+    if not result.get("chief", True):
+        print(f"worker done; the chief writes {args.out}")
+        return 0
     print_summary(result, inferred=getattr(args, "task", None) is None, seconds=time.perf_counter() - started)
     return 0
 

@@ -93,6 +93,7 @@ def train_run(
     overwrite: bool = False,
     extra: dict[str, Any] | None = None,
     verbose: int | str = 2,
+    strategy: str = "auto",
 ) -> dict[str, Any]:
     """Trains the default model (with changes) and writes the RUN directory, whole or not at all.
 
@@ -114,6 +115,8 @@ def train_run(
         overwrite: Replace an existing ``out``.
         extra: Recorded in the contract's ``extra``.
         verbose: Keras progress.
+        strategy: Distribution strategy (:func:`tfseq.training.distribute.make_strategy`).
+            Under several workers every one trains, and only the chief writes the RUN.
 
     Returns:
         The content of ``metrics.json`` plus ``run_dir``.
@@ -121,10 +124,11 @@ def train_run(
     Raises:
         InputError: for invalid spec values or an existing ``out``.
     """
-    from tfseq.io import atomic_directory, write_json_atomic
+    from tfseq.io import atomic_directory, partial_path, write_json_atomic
     from tfseq.models.builders import build_model
     from tfseq.plots import plot_confusion_matrices, plot_training_curves
     from tfseq.run import DataContract, save_run
+    from tfseq.training.distribute import is_chief, make_strategy
     from tfseq.training.fit import fit
 
     horizon = int(train.y.shape[1]) if task == "forecast" else 1
@@ -137,15 +141,28 @@ def train_run(
     except TypeError as exc:
         raise InputError(f"Received an unknown model setting ({exc}); expected ModelSpec fields.") from None
     head = spec.heads[0].name
-    model = build_model(spec, n_features=train.x.shape[-1], steps=train.steps, adapt=train.x, seed=seed)
+    distribution = make_strategy(strategy)
+    with distribution.scope():
+        model = build_model(spec, n_features=train.x.shape[-1], steps=train.steps, adapt=train.x, seed=seed)
     y_train = train.y.astype("float32") if task in ("regression", "forecast") else train.y
     validation = None if val is None else (val.x, val.y.astype("float32") if task in ("regression", "forecast") else val.y)
-    with atomic_directory(Path(out), overwrite=overwrite, resume=True) as tmp:
+    evaluated = val if val is not None else train
+
+    def train_and_predict(run_dir: Path):
         history = fit(model, train.x, {head: y_train}, validation_data=None if validation is None else
                       (validation[0], {head: validation[1]}), epochs=epochs, batch_size=batch_size,
-                      patience=patience, run_dir=tmp, seed=seed, verbose=verbose)
-        evaluated = val if val is not None else train
-        output = model.predict(evaluated.x, batch_size=1024, verbose=0)[head]
+                      patience=patience, run_dir=run_dir, seed=seed, verbose=verbose, strategy=distribution)
+        # every worker predicts: under several workers prediction is a collective step too
+        return history, model.predict(evaluated.x, batch_size=1024, verbose=0)[head]
+
+    if not is_chief():  # its crash backup lives under the chief's .RUN.partial/.workers/
+        train_and_predict(partial_path(Path(out)))
+        return {"task": task, "run_dir": Path(out), "chief": False}
+    with atomic_directory(Path(out), overwrite=overwrite, resume=True) as tmp:
+        history, output = train_and_predict(tmp)
+        import shutil
+
+        shutil.rmtree(tmp / ".workers", ignore_errors=True)  # the workers are done once predict returned
         metrics_val = _threshold_metrics(task, evaluated.y, output)
         curves = _curves(tmp / "history.csv", history)
         plot_training_curves({spec.name: curves}, tmp / "plots" / "training_curves.png")
