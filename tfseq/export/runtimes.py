@@ -54,10 +54,126 @@ def load_runner(path: Path) -> Runner:
         from tfseq.models.io import load_model
 
         return _keras_runner(load_model(path), None)
+    if path.is_dir():
+        version_dir = _savedmodel_version(path)
+        if version_dir is not None:
+            return _savedmodel_runner(version_dir)
+    if path.is_file() and path.suffix == ".tflite":
+        return _tflite_runner(path)
+    if path.is_file() and path.suffix == ".onnx":
+        return _onnx_runner(path)
     raise InputError(
         f"{path}: not a tfseq artifact; expected a RUN directory, a .keras file, a SavedModel "
         "directory, a .tflite or an .onnx file."
     )
+
+
+def _manifest_contract(path: Path, export_dir: Path) -> tuple[DataContract | None, int | None]:
+    """Contract and steps from ``manifest.json`` of the export holding ``path``.
+
+    Checks the artifact's sha256 against the manifest when the manifest lists it.
+    """
+    from tfseq.export.manifest import MANIFEST, check_manifest
+
+    if not (export_dir / MANIFEST).is_file():
+        return None, None
+    manifest = check_manifest(export_dir, only=path)
+    contract = manifest.get("contract")
+    steps = (manifest.get("input") or {}).get("steps")
+    return (DataContract.from_config(contract) if isinstance(contract, dict) else None), steps
+
+
+def _savedmodel_version(path: Path) -> Path | None:
+    if (path / "saved_model.pb").is_file():
+        return path
+    versions = sorted(
+        (int(p.name), p) for p in path.iterdir()
+        if p.is_dir() and p.name.isdigit() and (p / "saved_model.pb").is_file()
+    )
+    return versions[-1][1] if versions else None
+
+
+def _check_shape(x: np.ndarray, steps: int | None, n_features: int | None) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float32)
+    if x.ndim != 3 or (steps and x.shape[1] != steps) or (n_features and x.shape[2] != n_features):
+        raise InputError(
+            f"Received sequences of shape {x.shape}, expected [n, {steps or 'steps'}, "
+            f"{n_features or 'features'}]."
+        )
+    return x
+
+
+def _savedmodel_runner(version_dir: Path) -> Runner:
+    from tfseq.cli.quiet import start_tensorflow
+
+    start_tensorflow()
+    import tensorflow as tf
+
+    contract, steps = _manifest_contract(version_dir, version_dir.parent.parent.parent)
+    try:
+        fn = tf.saved_model.load(str(version_dir)).signatures["serving_default"]
+    except (OSError, KeyError, ValueError) as exc:
+        raise InputError(f"{version_dir}: not a loadable SavedModel with serving_default ({exc}).") from None
+    spec = fn.structured_input_signature[1]["sequence"]
+    steps = steps or spec.shape[1]
+    outputs = [k for k in fn.structured_outputs if k != "class_index"]
+
+    def predict(x: np.ndarray) -> dict[str, np.ndarray]:
+        x = _check_shape(x, steps, spec.shape[2])
+        parts = [fn(sequence=tf.constant(x[i:i + 4096])) for i in range(0, len(x), 4096)]
+        return {k: np.concatenate([p[k].numpy() for p in parts]) for k in outputs}
+
+    return Runner("savedmodel", predict, contract, steps)
+
+
+def _tflite_runner(path: Path) -> Runner:
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    contract, steps = _manifest_contract(path, path.parent)
+    try:
+        interpreter = Interpreter(model_path=str(path))
+        runner = interpreter.get_signature_runner("serving_default")
+        shape = interpreter.get_input_details()[0]["shape"]
+        runner(sequence=np.zeros(shape, dtype=np.float32))
+    except ValueError as exc:
+        raise InputError(f"{path}: not a loadable TF Lite model ({exc}).") from None
+    except RuntimeError:  # XNNPACK refuses some int8 graphs: fall back to the builtin kernels
+        interpreter = Interpreter(
+            model_path=str(path),
+            experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
+        )
+        runner = interpreter.get_signature_runner("serving_default")
+        shape = interpreter.get_input_details()[0]["shape"]
+    steps = steps or int(shape[1])
+
+    def predict(x: np.ndarray) -> dict[str, np.ndarray]:
+        x = _check_shape(x, steps, int(shape[2]))
+        out: dict[str, list] = {}
+        for i in range(len(x)):  # the unrolled graph has a fixed batch of 1
+            for name, value in runner(sequence=x[i:i + 1]).items():
+                out.setdefault(name, []).append(np.asarray(value)[0])
+        return {k: np.stack(v) for k, v in out.items()}
+
+    return Runner("tflite", predict, contract, steps)
+
+
+def _onnx_runner(path: Path) -> Runner:
+    import onnxruntime as ort
+
+    contract, steps = _manifest_contract(path, path.parent)
+    try:
+        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    except Exception as exc:  # noqa: BLE001  (onnxruntime raises its own untyped errors)
+        raise InputError(f"{path}: not a loadable ONNX model ({str(exc).splitlines()[0]}).") from None
+    shape = session.get_inputs()[0].shape
+    steps = steps or (shape[1] if isinstance(shape[1], int) else None)
+    names = [o.name for o in session.get_outputs()]
+
+    def predict(x: np.ndarray) -> dict[str, np.ndarray]:
+        x = _check_shape(x, steps, shape[2] if isinstance(shape[2], int) else None)
+        return dict(zip(names, session.run(names, {session.get_inputs()[0].name: x})))
+
+    return Runner("onnx", predict, contract, steps)
 
 
 def _keras_runner(model, contract: DataContract | None) -> Runner:

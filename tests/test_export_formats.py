@@ -1,0 +1,148 @@
+"""Every cell x wrapper, masked and mixed precision, to SavedModel, TF Lite (4 modes) and ONNX.
+
+One export per architecture (module-scoped), each artifact verified in its own
+runtime by the exporter and reloaded here through ``load_runner``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tfseq.export import QUANTIZATIONS, export_model, load_runner
+from tfseq.models.builders import build_model
+from tfseq.models.spec import ModelSpec
+from tfseq.run import DataContract
+
+STEPS = 5
+ARCHS = {
+    # id: (cell, bidirectional, masking, precision)
+    "rnn": ("simple_rnn", False, False, "float32"),
+    "birnn": ("simple_rnn", True, False, "float32"),
+    "lstm": ("lstm", False, False, "float32"),
+    "bilstm": ("lstm", True, False, "float32"),
+    "gru": ("gru", False, False, "float32"),
+    "bigru": ("gru", True, False, "float32"),
+    "lstm-masked": ("lstm", False, True, "float32"),
+    "gru-mixed16": ("gru", False, False, "mixed_float16"),
+    "bilstm-masked-bf16": ("lstm", True, True, "mixed_bfloat16"),
+}
+
+
+def _data(tiny_data, masking: bool):
+    x = tiny_data.x[:, :STEPS].copy()
+    if masking:  # variable length: zero-padded tails
+        lengths = np.random.default_rng(0).integers(2, STEPS + 1, size=len(x))
+        x[np.arange(STEPS)[None, :] >= lengths[:, None]] = 0.0
+    return x, tiny_data.y
+
+
+@pytest.fixture(scope="module", params=list(ARCHS))
+def exported(request, tiny_data, tmp_path_factory):
+    cell, bidirectional, masking, precision = ARCHS[request.param]
+    x, y = _data(tiny_data, masking)
+    spec = ModelSpec(cell=cell, units=(3,), bidirectional=bidirectional, masking=masking,
+                     precision=precision)
+    model = build_model(spec, n_features=x.shape[-1], steps=STEPS, adapt=x[:200], seed=1)
+    contract = DataContract(feature_names=list(tiny_data.feature_names), steps=STEPS,
+                            class_names=["pass", "fail"], masking=masking, head="binary")
+    out = tmp_path_factory.mktemp(request.param) / "export"
+    manifest = export_model(
+        model, contract, out, name="m", holdout=(x[200:224], y[200:224]), quantize="all",
+        representative=x[:200], allow_degraded=True, spec=spec,
+    )
+    return request.param, model, manifest, out, x[200:224]
+
+
+def _artifact(manifest, fmt, mode=None):
+    [artifact] = [a for a in manifest["artifacts"] if a["format"] == fmt and a["quantization"] == mode]
+    return artifact
+
+
+def test_manifest_lists_every_format_and_mode_with_figures(exported):
+    _, _, manifest, out, _ = exported
+    kinds = {(a["format"], a["quantization"]) for a in manifest["artifacts"]}
+    assert kinds == {("savedmodel", None), ("onnx", None), *(("tflite", m) for m in QUANTIZATIONS)}
+    for artifact in manifest["artifacts"]:
+        assert (out / artifact["path"]).exists()
+        figures = artifact["verification"]
+        for key in ("max_abs_diff", "class_agreement", "metric_change_points",
+                    "batch1_latency_ms", "batched_latency_ms"):
+            assert np.isfinite(figures[key]), key
+        assert len(artifact["sha256"]) == 64 and artifact["size_bytes"] > 0
+    assert manifest["input"]["steps"] == STEPS and manifest["input"]["dtype"] == "float32"
+    assert len(manifest["input"]["feature_names"]) == 15
+    assert len(manifest["normalization"]["mean"]) == 15
+    assert manifest["class_names"] == ["pass", "fail"]
+    assert set(manifest["versions"]) >= {"tfseq", "tensorflow", "keras", "tf2onnx"}
+
+
+@pytest.mark.parametrize("fmt,mode", [("savedmodel", None), ("onnx", None), ("tflite", "none")])
+def test_float_artifacts_pass_parity(exported, fmt, mode):
+    artifact = _artifact(exported[2], fmt, mode)
+    assert artifact["passed"], artifact["failures"]
+    assert artifact["verification"]["class_agreement"] == 1.0
+
+
+@pytest.mark.parametrize("mode,atol", [("float16", 0.02), ("dynamic", 0.05), ("int8", 0.1)])
+def test_quantized_tflite_stays_close(exported, mode, atol):
+    figures = _artifact(exported[2], "tflite", mode)["verification"]
+    # Untrained tiny models sit near p = 0.5, so only the probabilities are held tight here;
+    # class agreement on trained models is measured in benchmarks/bench_export.py.
+    assert figures["max_abs_diff"] < atol
+
+
+def test_tflite_runs_without_tensorflow_and_has_builtin_ops_only(exported):
+    from ai_edge_litert.interpreter import Interpreter
+
+    manifest, out = exported[2], exported[3]
+    for mode in QUANTIZATIONS:
+        artifact = _artifact(manifest, "tflite", mode)
+        assert "TensorFlow not importable" in artifact["runtime"]
+        ops = {op["op_name"] for op in Interpreter(model_path=str(out / artifact["path"]))._get_ops_details()}
+        assert not any(op.startswith("Flex") or op == "CUSTOM" for op in ops), ops
+        interpreter = Interpreter(model_path=str(out / artifact["path"]))
+        [inp] = interpreter.get_input_details()
+        assert inp["dtype"] == np.float32 and list(inp["shape"]) == [1, STEPS, 15]
+        assert all(o["dtype"] == np.float32 for o in interpreter.get_output_details())
+
+
+def test_onnx_has_fused_lstm_and_no_cudnn(exported):
+    name, _, manifest, _, _ = exported
+    ops = _artifact(manifest, "onnx")["ops"]
+    assert not any("cudnn" in op.lower() for op in ops)
+    cell, _, masking, _ = ARCHS[name]
+    if cell == "lstm" and not masking:  # one fused op, bidirectional included
+        assert ops.get("LSTM") == 1 and "Loop" not in ops, ops
+    else:  # GRU, SimpleRNN and masked LSTMs (tf2onnx does not fuse the mask) run as a Loop
+        assert "LSTM" not in ops and ops.get("Loop", 0) >= 1, ops
+
+
+@pytest.mark.parametrize("path", ["savedmodel/m", "m.onnx", "m.tflite", "m-int8.tflite"])
+def test_runners_reload_artifacts_with_contract(exported, path):
+    _, model, manifest, out, x = exported
+    runner = load_runner(out / path)
+    assert runner.steps == STEPS and runner.contract.class_names == ["pass", "fail"]
+    got = runner.predict(x[:4])
+    assert set(got) == set(model.output_names)
+    tolerance = 0.1 if "int8" in path else (2e-2 if "bf16" in exported[0] or "16" in exported[0] else 1e-4)
+    np.testing.assert_allclose(got["binary"], model.predict(x[:4], verbose=0)["binary"], atol=tolerance)
+
+
+def test_savedmodel_serving_signature(exported):
+    if exported[0] != "lstm":
+        pytest.skip("signature layout checked once")
+    import json
+
+    import tensorflow as tf
+
+    out, x = exported[3], exported[4]
+    fn = tf.saved_model.load(str(out / "savedmodel" / "m" / "1")).signatures["serving_default"]
+    spec = fn.structured_input_signature[1]["sequence"]
+    assert spec.dtype == tf.float32 and spec.shape.as_list() == [None, STEPS, 15]
+    result = fn(sequence=tf.constant(x[:3]))
+    assert set(result) == {"binary", "class_index"} and result["class_index"].dtype == tf.int64
+    config = (out / "savedmodel" / "models.config").read_text()
+    assert 'name: "m"' in config and "model_config_list" in config
+    request = json.loads((out / "savedmodel" / "m" / "sample_request.json").read_text())
+    assert np.asarray(request["instances"][0]["sequence"]).shape == (STEPS, 15)

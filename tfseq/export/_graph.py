@@ -1,0 +1,71 @@
+"""Export graphs: a float32, cuDNN-free copy of a trained model with fixed shapes.
+
+Every exporter starts from :func:`export_clone`, so all artifacts describe
+the same float32 computation whatever precision policy the model trained
+under (onnxruntime has no float16 LSTM kernel; CudnnRNN ops break CPU
+serving, TF Lite and tf2onnx).
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import numpy as np
+
+_RNN_CLASSES = {"SimpleRNN", "LSTM", "GRU"}
+
+
+def _rewrite(node: Any, *, unroll: bool) -> None:
+    if isinstance(node, dict):
+        if node.get("class_name") in _RNN_CLASSES and isinstance(node.get("config"), dict):
+            node["config"]["unroll"] = unroll
+            if node["class_name"] != "SimpleRNN":  # SimpleRNN has no cuDNN kernel (nor the flag)
+                node["config"]["use_cudnn"] = False
+        dtype = node.get("dtype")
+        if isinstance(dtype, dict) and dtype.get("class_name") == "DTypePolicy":
+            dtype["config"] = {**dtype.get("config", {}), "name": "float32"}
+        elif isinstance(dtype, str) and dtype.startswith("mixed_"):
+            node["dtype"] = "float32"
+        for value in node.values():
+            _rewrite(value, unroll=unroll)
+    elif isinstance(node, list):
+        for value in node:
+            _rewrite(value, unroll=unroll)
+
+
+def export_clone(model, *, steps: int, batch_size: int | None = None, unroll: bool = False):
+    """Returns a float32 copy of ``model`` with input ``[batch_size, steps, features]``.
+
+    Args:
+        model: A Functional Keras model built by :func:`tfseq.build_model`.
+        steps: Fixed number of steps of the copy's input.
+        batch_size: Fixed batch size, or None for a dynamic batch axis.
+        unroll: Unroll the recurrent layers (TF Lite needs static shapes).
+
+    Returns:
+        A ``keras.Model`` with the same weights, layer names and output names.
+    """
+    import keras
+
+    from tfseq.models import layers as _layers  # noqa: F401  (registers custom layers)
+
+    config = copy.deepcopy(model.get_config())
+    _rewrite(config, unroll=unroll)
+    for layer in config["layers"]:
+        if layer["class_name"] == "InputLayer":
+            shape = layer["config"].get("batch_shape") or layer["config"].get("batch_input_shape")
+            layer["config"]["batch_shape"] = [batch_size, steps, shape[-1]]
+            layer["config"].pop("batch_input_shape", None)
+    clone = keras.Model.from_config(config)
+    clone.set_weights([np.asarray(w, dtype=np.float32) if np.asarray(w).dtype.kind == "f" else w
+                       for w in model.get_weights()])
+    return clone
+
+
+def predict_dict(model, x: np.ndarray, batch_size: int = 1024) -> dict[str, np.ndarray]:
+    """Runs ``model`` on ``x``; returns ``{output name: float32 array}``."""
+    out = model.predict(np.asarray(x, dtype=np.float32), batch_size=batch_size, verbose=0)
+    if not isinstance(out, dict):
+        out = {model.output_names[0]: out}
+    return {k: np.asarray(v, dtype=np.float32) for k, v in out.items()}

@@ -1,0 +1,101 @@
+"""Runs .tflite files in the standalone LiteRT runtime with TensorFlow made unimportable.
+
+Run as ``python -I _litert_worker.py IN.npz OUT_DIR FILE...``: a separate
+process that imports only numpy and ai_edge_litert, as an edge test station
+without TensorFlow would. Writes ``OUT_DIR/<i>.npz`` (outputs) and
+``OUT_DIR/report.json`` (latency, delegate, whether TensorFlow was importable).
+"""
+
+import importlib.abc
+import json
+import sys
+import time
+
+
+class _Block(importlib.abc.MetaPathFinder):
+    BLOCKED = ("tensorflow", "tf_keras", "keras", "tensorflow_intel", "tf2onnx")
+
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in self.BLOCKED:
+            raise ImportError(f"{name} is blocked: the LiteRT check runs without TensorFlow")
+        return None
+
+
+sys.meta_path.insert(0, _Block())
+for _name in list(sys.modules):
+    if _name.split(".")[0] in _Block.BLOCKED:
+        del sys.modules[_name]
+
+
+def _interpreter(path):
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    try:
+        interpreter = Interpreter(model_path=path)
+        runner = interpreter.get_signature_runner("serving_default")
+        return interpreter, runner, "default (XNNPACK)", True
+    except (RuntimeError, ValueError):
+        pass
+    interpreter = Interpreter(
+        model_path=path,
+        experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
+    )
+    return interpreter, interpreter.get_signature_runner("serving_default"), "builtin kernels", False
+
+
+def main(argv):
+    import numpy as np
+
+    data_path, out_dir, paths = argv[0], argv[1], argv[2:]
+    x = np.load(data_path)["x"].astype(np.float32)
+    try:
+        import tensorflow  # noqa: F401
+
+        tensorflow_importable = True
+    except ImportError:
+        tensorflow_importable = False
+    report = {"tensorflow_importable": tensorflow_importable,
+              "tensorflow_loaded": any(m.split(".")[0] == "tensorflow" for m in sys.modules),
+              "files": []}
+    for i, path in enumerate(paths):
+        _, runner, delegate, _ = _interpreter(path)
+        try:
+            runner(sequence=x[:1])
+        except RuntimeError:
+            from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+            interpreter = Interpreter(
+                model_path=path,
+                experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
+            )
+            runner, delegate = interpreter.get_signature_runner("serving_default"), "builtin kernels"
+        outputs = {}
+        start = time.perf_counter()
+        for row in range(len(x)):
+            out = runner(sequence=x[row:row + 1])
+            for name, value in out.items():
+                outputs.setdefault(name, []).append(np.asarray(value)[0])
+        batched = time.perf_counter() - start
+        one = x[:1]
+        for _ in range(5):
+            runner(sequence=one)
+        times = []
+        for _ in range(50):
+            t0 = time.perf_counter()
+            runner(sequence=one)
+            times.append(time.perf_counter() - t0)
+        np.savez(f"{out_dir}/{i}.npz", **{k: np.stack(v) for k, v in outputs.items()})
+        report["files"].append({
+            "path": path,
+            "delegate": delegate,
+            "batch1_latency_ms": float(np.median(times) * 1e3),
+            "batched_latency_ms": float(batched * 1e3),
+            "batch_size": int(len(x)),
+        })
+    with open(f"{out_dir}/report.json", "w") as handle:
+        json.dump(report, handle)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
