@@ -27,7 +27,17 @@ def test_demo_writes_report_metrics_plots_and_models(demo_dir):
     for plot in ("training_curves", "confusion_matrices", "accuracy", "latency"):
         assert (demo_dir / "plots" / f"{plot}.png").read_bytes()[:4] == b"\x89PNG"
     for name in ARCHITECTURES:
-        assert (demo_dir / "models" / name / "model.keras").is_file()
+        for part in ("model.keras", "spec.json", "contract.json", "export_sample.npz"):
+            assert (demo_dir / "models" / name / part).is_file()  # a RUN directory
+    manifest = json.loads((demo_dir / "export" / "manifest.json").read_text())
+    exported = {(a["format"], a["quantization"]) for a in manifest["artifacts"]}
+    assert exported == {("savedmodel", None), ("onnx", None), ("tflite", "none"), ("tflite", "float16"),
+                        ("tflite", "dynamic"), ("tflite", "int8")}
+    for artifact in manifest["artifacts"]:
+        assert (demo_dir / "export" / artifact["path"]).exists()
+        if artifact["quantization"] in (None, "none"):
+            assert artifact["passed"], artifact  # float artifacts match Keras even for a tiny model
+    assert len(metrics["export"]) == 6 and "## Export of" in report
     assert (demo_dir / "data" / "test_long.csv").is_file()
     assert not list(demo_dir.parent.glob(".*partial"))  # the temporary directory was renamed
 

@@ -9,6 +9,7 @@ and plots.
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -20,10 +21,12 @@ from tfseq.data.splits import split_sequences
 from tfseq.data.synthetic import make_semiconductor_data, to_long_frame
 from tfseq.errors import InputError
 from tfseq.evaluation import classification_metrics, keras_predict_function, latency
+from tfseq.export import export_run
 from tfseq.io import atomic_directory, write_json_atomic, write_text_atomic
 from tfseq.models.builders import build_model
 from tfseq.models.spec import ModelSpec
 from tfseq.plots import plot_comparison, plot_confusion_matrices, plot_training_curves
+from tfseq.run import DataContract, save_run
 from tfseq.training.fit import fit
 
 #: The study's success metrics for the model at the early-warning cycle.
@@ -91,6 +94,11 @@ def run_demo(
         )
     started = time.perf_counter()
     data = make_semiconductor_data(devices, seed=seed)
+    contract = DataContract(
+        feature_names=list(data.feature_names), steps=predict_at, task="binary",
+        class_names=list(data.class_names), id_col="device_id", time_col="cycle", label_col="status",
+        predict_at=predict_at, head="binary",
+    )
     train, val, test = split_sequences(data, seed=seed)
     tr, va, te = (s.first_steps(predict_at) for s in (train, val, test))
     log(
@@ -114,8 +122,10 @@ def run_demo(
             )
             train_s = time.perf_counter() - t0
             histories[name] = {k2: [float(v) for v in vs] for k2, vs in history.history.items()}
-            model_path = tmp / "models" / name / "model.keras"
-            model.save(model_path)
+            run_dir = tmp / "models" / name
+            save_run(run_dir, model, spec, contract, export_sample=(te.x, te.y, tr.x))
+            shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)  # model.keras is the best epoch
+            model_path = run_dir / "model.keras"
             head = spec.heads[0].name
             p_early = model.predict(te.x, batch_size=1024, verbose=0)[head]
             p_full = model.predict(test.x, batch_size=1024, verbose=0)[head]
@@ -138,6 +148,12 @@ def run_demo(
                 f"in {train_s:.0f} s; {speed['single_p50_us']:.0f} us per device (batch 1)"
             )
         best = choose_best(results, predict_at)
+        for name in results:
+            write_json_atomic(tmp / "models" / name / "metrics.json", results[name])
+        log(f"exporting {best} to SavedModel, TF Lite (float32, float16, dynamic, int8) and ONNX; "
+            "verifying each in its own runtime")
+        manifest = export_run(tmp / "models" / best, tmp / "export", quantize="all", name=best.lower(),
+                              allow_degraded=True)
         summary = {
             "devices": devices,
             "cycles": data.steps,
@@ -147,6 +163,7 @@ def run_demo(
             "targets": TARGETS,
             "best": best,
             "models": results,
+            "export": _export_summary(manifest),
             "wall_seconds": round(time.perf_counter() - started, 1),
         }
         _write_plots(tmp / "plots", results, histories, predict_at, data.class_names or ["0", "1"])
@@ -177,6 +194,20 @@ def choose_best(results: dict[str, Any], predict_at: int) -> str:
     top_recall = max(results[n][key]["recall"] for n in close)
     finalists = [n for n in close if results[n][key]["recall"] >= top_recall - 0.002]
     return min(finalists, key=lambda n: results[n]["latency"]["single_p50_us"])
+
+
+def _export_summary(manifest: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per exported artifact: what it is, its size and how it verified."""
+    rows = []
+    for a in manifest["artifacts"]:
+        v = a["verification"]
+        rows.append({
+            "path": a["path"], "format": a["format"], "quantization": a["quantization"] or "none",
+            "kilobytes": round(a["size_bytes"] / 1024, 1), "max_abs_diff": v.get("max_abs_diff"),
+            "class_agreement": v.get("class_agreement"), "batch1_latency_ms": v.get("batch1_latency_ms"),
+            "passed": a["passed"],
+        })
+    return rows
 
 
 def _write_plots(plots: Path, results, histories, predict_at: int, class_names) -> None:
@@ -255,7 +286,20 @@ def render_report(summary: dict[str, Any]) -> str:
         ),
         "",
         "Plots: `plots/training_curves.png`, `plots/confusion_matrices.png`, `plots/accuracy.png`, "
-        "`plots/latency.png`. Models: `models/<name>/model.keras`.",
+        "`plots/latency.png`. Models: `models/<name>/` (RUN directories: `tfseq export`, `tfseq predict`).",
         "",
+        f"## Export of {best}",
+        "",
+        "Every artifact ran in its own runtime on held-out test devices and was compared with the Keras "
+        "model (`export/manifest.json` holds all figures and the sha256 of each file).",
+        "",
+        "| artifact | size (KB) | max abs diff | class agreement | batch-1 latency (us) | verified |",
+        "|---|---:|---:|---:|---:|:-:|",
     ]
+    for a in summary["export"]:
+        agreement = "" if a["class_agreement"] is None else f"{a['class_agreement']:.2%}"
+        latency_us = "" if a["batch1_latency_ms"] is None else f"{a['batch1_latency_ms'] * 1000:.0f}"
+        lines.append(f"| `{a['path']}` | {a['kilobytes']:.0f} | {a['max_abs_diff']:.1e} | {agreement} | "
+                     f"{latency_us} | {'yes' if a['passed'] else 'DEGRADED'} |")
+    lines.append("")
     return "\n".join(lines)

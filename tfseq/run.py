@@ -9,6 +9,8 @@ Layout::
     RUN/history.csv      one row per epoch
     RUN/metrics.json     validation metrics
     RUN/plots/           training curves and, for classifiers, evaluation plots
+    RUN/export_sample.npz  held-out sequences (x, y) and calibration sequences
+                         (x_train) that ``tfseq export`` verifies and calibrates on
 
 ``evaluate``, ``predict``, ``export`` and ``tune --retrain`` all read and
 write this one format through :func:`load_run` and :func:`save_run`.
@@ -22,6 +24,8 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from tfseq.errors import InputError
 from tfseq.io import write_json_atomic
@@ -77,11 +81,19 @@ def save_run(
     contract: DataContract,
     *,
     metrics: dict[str, Any] | None = None,
+    export_sample: tuple[np.ndarray, np.ndarray | None, np.ndarray] | None = None,
+    sample_size: int = 512,
 ) -> Path:
     """Writes ``model.keras``, ``spec.json``, ``contract.json`` and ``metrics.json`` into ``run_dir``.
 
     ``history.csv`` and ``plots/`` are written by training itself. Call this
     inside :func:`tfseq.io.atomic_directory` so the RUN appears whole.
+
+    Args:
+        export_sample: ``(x_heldout, y_heldout or None, x_train)``; up to
+            ``sample_size`` sequences of each go to ``export_sample.npz`` so a
+            later ``tfseq export`` verifies on real held-out data and
+            calibrates int8 on real training data.
     """
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -89,6 +101,12 @@ def save_run(
     spec.to_json(run_dir / "spec.json")
     write_json_atomic(run_dir / "contract.json", contract.get_config())
     write_json_atomic(run_dir / "metrics.json", metrics or {})
+    if export_sample is not None:
+        x, y, x_train = export_sample
+        arrays = {"x": np.asarray(x[:sample_size], np.float32), "x_train": np.asarray(x_train[:sample_size], np.float32)}
+        if y is not None:
+            arrays["y"] = np.asarray(y[:sample_size])
+        np.savez_compressed(run_dir / "export_sample.npz", **arrays)
     shutil.rmtree(run_dir / "backup", ignore_errors=True)
     return run_dir
 

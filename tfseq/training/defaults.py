@@ -187,7 +187,8 @@ def train_run(
             "epochs": len(curves.get("loss", [])),
             "validation": metrics_val,
         }
-        save_run(tmp, model, spec, contract, metrics=result)
+        save_run(tmp, model, spec, contract, metrics=result,
+                 export_sample=(evaluated.x, evaluated.y, train.x))
         import shutil
 
         shutil.rmtree(tmp / "checkpoints", ignore_errors=True)  # model.keras holds the best epoch
