@@ -52,3 +52,31 @@ def test_kill_9_during_train_then_the_same_command_resumes_and_finishes(tmp_path
     epochs = pd.read_csv(run / "history.csv")["epoch"].tolist()
     assert epochs == list(range(EPOCHS)), epochs  # every epoch once: none lost, none repeated
     assert not (run / "backup").exists()
+
+
+def test_predict_refuses_a_tampered_artifact_unless_told_not_to_verify(tmp_path, capsys):
+    import json
+
+    from tfseq.cli.main import main
+    from tfseq.export import export_run
+
+    data = tmp_path / "tests.csv"
+    to_long_frame(make_semiconductor_data(120, n_cycles=6, seed=2)).to_csv(data, index=False)
+    run = tmp_path / "run"
+    assert main(["train", str(data), "--id-col", "device_id", "--time-col", "cycle", "--label-col", "status",
+                 "--out", str(run), "--epochs", "1", "--units", "4", "--no-bidirectional"]) == 0
+    export_run(run, tmp_path / "export", formats="onnx", allow_degraded=True)
+    manifest_path = tmp_path / "export" / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    artifact = tmp_path / "export" / manifest["artifacts"][0]["path"]
+    manifest["artifacts"][0]["sha256"] = "0" * 64  # the file no longer matches what was verified
+    manifest_path.write_text(json.dumps(manifest))
+    capsys.readouterr()
+
+    command = ["predict", str(artifact), str(data), "--out", str(tmp_path / "p.csv")]
+    assert main(command) == 2
+    err = capsys.readouterr().err
+    assert "sha256" in err and err.count("\n") == 1
+    assert not (tmp_path / "p.csv").exists()
+    assert main(command + ["--no-verify"]) == 0
+    assert (tmp_path / "p.csv").read_text().splitlines()[0].startswith("device_id,predicted")

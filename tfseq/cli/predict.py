@@ -38,6 +38,8 @@ def add_parser(sub) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("artifact", type=Path, metavar="ARTIFACT", help="model artifact")
+    parser.add_argument("--no-verify", action="store_true",
+                        help="run an exported artifact even if its sha256 differs from manifest.json")
     parser.add_argument("data", type=Path, metavar="DATA", help="long-format .csv or .parquet file")
     parser.add_argument("--out", type=Path, required=True, metavar="PRED.csv", help="predictions CSV to write")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
@@ -104,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
     start_tensorflow()
     from tfseq.export.runtimes import load_runner
 
-    runner = load_runner(args.artifact)
+    runner = load_runner(args.artifact, verify=not args.no_verify)
     contract = runner.contract or contract
     if contract is None:
         raise InputError(

@@ -36,11 +36,18 @@ class Runner:
     steps: int | None
 
 
-def load_runner(path: Path) -> Runner:
+def load_runner(path: Path, *, verify: bool = True) -> Runner:
     """Loads the artifact at ``path`` in its own runtime.
 
+    Args:
+        path: A RUN directory, ``.keras`` file, SavedModel directory,
+            ``.tflite`` or ``.onnx`` file.
+        verify: Check an exported artifact's sha256 against the
+            ``manifest.json`` beside it and refuse it on a mismatch.
+
     Raises:
-        InputError: if ``path`` is missing or not an artifact tfseq knows.
+        InputError: if ``path`` is missing, not an artifact tfseq knows, or
+            (with ``verify``) does not match its manifest.
     """
     path = Path(path)
     if not path.exists():
@@ -57,27 +64,27 @@ def load_runner(path: Path) -> Runner:
     if path.is_dir():
         version_dir = _savedmodel_version(path)
         if version_dir is not None:
-            return _savedmodel_runner(version_dir)
+            return _savedmodel_runner(version_dir, verify)
     if path.is_file() and path.suffix == ".tflite":
-        return _tflite_runner(path)
+        return _tflite_runner(path, verify)
     if path.is_file() and path.suffix == ".onnx":
-        return _onnx_runner(path)
+        return _onnx_runner(path, verify)
     raise InputError(
         f"{path}: not a tfseq artifact; expected a RUN directory, a .keras file, a SavedModel "
         "directory, a .tflite or an .onnx file."
     )
 
 
-def _manifest_contract(path: Path, export_dir: Path) -> tuple[DataContract | None, int | None]:
+def _manifest_contract(path: Path, export_dir: Path, verify: bool) -> tuple[DataContract | None, int | None]:
     """Contract and steps from ``manifest.json`` of the export holding ``path``.
 
-    Checks the artifact's sha256 against the manifest when the manifest lists it.
+    With ``verify``, checks the artifact's sha256 against the manifest when the manifest lists it.
     """
-    from tfseq.export.manifest import MANIFEST, check_manifest
+    from tfseq.export.manifest import MANIFEST, check_manifest, read_manifest
 
     if not (export_dir / MANIFEST).is_file():
         return None, None
-    manifest = check_manifest(export_dir, only=path)
+    manifest = check_manifest(export_dir, only=path) if verify else read_manifest(export_dir)
     contract = manifest.get("contract")
     steps = (manifest.get("input") or {}).get("steps")
     return (DataContract.from_config(contract) if isinstance(contract, dict) else None), steps
@@ -103,13 +110,13 @@ def _check_shape(x: np.ndarray, steps: int | None, n_features: int | None) -> np
     return x
 
 
-def _savedmodel_runner(version_dir: Path) -> Runner:
+def _savedmodel_runner(version_dir: Path, verify: bool) -> Runner:
     from tfseq.cli.quiet import start_tensorflow
 
     start_tensorflow()
     import tensorflow as tf
 
-    contract, steps = _manifest_contract(version_dir, version_dir.parent.parent.parent)
+    contract, steps = _manifest_contract(version_dir, version_dir.parent.parent.parent, verify)
     try:
         fn = tf.saved_model.load(str(version_dir)).signatures["serving_default"]
     except (OSError, KeyError, ValueError) as exc:
@@ -126,10 +133,10 @@ def _savedmodel_runner(version_dir: Path) -> Runner:
     return Runner("savedmodel", predict, contract, steps)
 
 
-def _tflite_runner(path: Path) -> Runner:
+def _tflite_runner(path: Path, verify: bool) -> Runner:
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
-    contract, steps = _manifest_contract(path, path.parent)
+    contract, steps = _manifest_contract(path, path.parent, verify)
     try:
         interpreter = Interpreter(model_path=str(path))
         runner = interpreter.get_signature_runner("serving_default")
@@ -157,10 +164,10 @@ def _tflite_runner(path: Path) -> Runner:
     return Runner("tflite", predict, contract, steps)
 
 
-def _onnx_runner(path: Path) -> Runner:
+def _onnx_runner(path: Path, verify: bool) -> Runner:
     import onnxruntime as ort
 
-    contract, steps = _manifest_contract(path, path.parent)
+    contract, steps = _manifest_contract(path, path.parent, verify)
     try:
         session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     except Exception as exc:  # noqa: BLE001  (onnxruntime raises its own untyped errors)
