@@ -7,6 +7,7 @@ import sys
 import time
 
 import pandas as pd
+import pytest
 
 from tfseq.data.synthetic import make_semiconductor_data, to_long_frame
 from tfseq.io import partial_path
@@ -54,17 +55,27 @@ def test_kill_9_during_train_then_the_same_command_resumes_and_finishes(tmp_path
     assert not (run / "backup").exists()
 
 
-def test_predict_refuses_a_tampered_artifact_unless_told_not_to_verify(tmp_path, capsys):
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    """A RUN trained on 300 devices x 6 cycles, and its data."""
+    from tfseq.cli.main import main
+
+    root = tmp_path_factory.mktemp("tiny")
+    data = root / "tests.csv"
+    to_long_frame(make_semiconductor_data(300, n_cycles=6, seed=2)).to_csv(data, index=False)
+    run = root / "run"
+    assert main(["train", str(data), "--id-col", "device_id", "--time-col", "cycle", "--label-col", "status",
+                 "--out", str(run), "--epochs", "1", "--units", "4", "--no-bidirectional"]) == 0
+    return run, data
+
+
+def test_predict_refuses_a_tampered_artifact_unless_told_not_to_verify(tiny_run, tmp_path, capsys):
     import json
 
     from tfseq.cli.main import main
     from tfseq.export import export_run
 
-    data = tmp_path / "tests.csv"
-    to_long_frame(make_semiconductor_data(120, n_cycles=6, seed=2)).to_csv(data, index=False)
-    run = tmp_path / "run"
-    assert main(["train", str(data), "--id-col", "device_id", "--time-col", "cycle", "--label-col", "status",
-                 "--out", str(run), "--epochs", "1", "--units", "4", "--no-bidirectional"]) == 0
+    run, data = tiny_run
     export_run(run, tmp_path / "export", formats="onnx", allow_degraded=True)
     manifest_path = tmp_path / "export" / "manifest.json"
     manifest = json.loads(manifest_path.read_text())
@@ -80,3 +91,21 @@ def test_predict_refuses_a_tampered_artifact_unless_told_not_to_verify(tmp_path,
     assert not (tmp_path / "p.csv").exists()
     assert main(command + ["--no-verify"]) == 0
     assert (tmp_path / "p.csv").read_text().splitlines()[0].startswith("device_id,predicted")
+
+
+def test_disk_full_while_writing_predictions_is_one_line_and_leaves_no_file(tiny_run, tmp_path):
+    run, data = tiny_run
+    out = tmp_path / "predictions.csv"
+    # a 4 KB file-size limit stands in for a full disk: writes past it fail with EFBIG
+    limit = (
+        "import resource, signal, sys; signal.signal(signal.SIGXFSZ, signal.SIG_IGN); "
+        "resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096)); "
+        "from tfseq.cli.main import main; sys.exit(main(sys.argv[1:]))"
+    )
+    result = subprocess.run([sys.executable, "-c", limit, "predict", str(run), str(data), "--out", str(out)],
+                            capture_output=True, text=True, timeout=300,
+                            env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"})
+    assert result.returncode == 2, result.stderr[-2000:]
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("tfseq: error:") and "too large" in lines[0].lower()
+    assert list(tmp_path.iterdir()) == []  # neither the CSV nor a temporary file is left

@@ -65,6 +65,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("tfseq: interrupted", file=sys.stderr)
         return 130
+    except OSError as exc:  # disk full, permission denied, read-only file system ...
+        where = f"{exc.filename}: " if exc.filename else ""
+        reason = exc.strerror or str(exc).splitlines()[0]
+        print(f"tfseq: error: {where}{reason} (free space or choose another path, then run the "
+              "command again)", file=sys.stderr)
+        return 2
     except (TfseqError, Exception) as exc:  # noqa: BLE001  (the last line of defence)
         if os.environ.get("TFSEQ_DEBUG"):
             traceback.print_exc()
