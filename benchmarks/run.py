@@ -241,6 +241,44 @@ def _artifact_rows(model, spec, x, y, batch) -> dict:
     return rows
 
 
+def distributed_section(devices: int, epochs: int) -> dict:
+    """`tfseq train` in one process against two MultiWorkerMirroredStrategy workers on loopback."""
+    import socket
+
+    from tfseq.data.synthetic import make_semiconductor_data, to_long_frame
+
+    def free_port():
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            return s.getsockname()[1]
+
+    with tempfile.TemporaryDirectory() as tmp:
+        data = Path(tmp) / "tests.parquet"
+        to_long_frame(make_semiconductor_data(devices, seed=0)).to_parquet(data)
+        base = [sys.executable, "-m", "tfseq", "train", str(data), "--id-col", "device_id", "--time-col",
+                "cycle", "--label-col", "status", "--epochs", str(epochs), "--patience", str(epochs),
+                "--cell", "lstm", "--no-bidirectional", "--units", "128", "--batch-size", "128"]
+        env = {k: v for k, v in os.environ.items() if k != "TF_CONFIG"}
+        start = time.perf_counter()
+        subprocess.run(base + ["--out", str(Path(tmp) / "one"), "--strategy", "none"], check=True, env=env,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        one = time.perf_counter() - start
+        cluster = {"worker": [f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"]}
+        start = time.perf_counter()
+        workers = [subprocess.Popen(base + ["--out", str(Path(tmp) / "two"), "--strategy", "multi-worker"],
+                                    env={**env, "TF_CONFIG": json.dumps({"cluster": cluster,
+                                                                         "task": {"type": "worker", "index": i}})},
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for i in range(2)]
+        if any(w.wait() for w in workers):
+            raise RuntimeError("a multi-worker training process failed")
+        two = time.perf_counter() - start
+    train = int(devices * 0.8) * epochs
+    result = {"devices": devices, "epochs": epochs, "one_process_seconds": one, "two_workers_seconds": two,
+              "one_process_sequences_per_second": train / one, "two_workers_sequences_per_second": train / two}
+    print(f"distributed: one process {one:.0f} s, two workers {two:.0f} s", flush=True)
+    return result
+
+
 def demo_section() -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
@@ -275,6 +313,12 @@ def render(results: dict) -> str:
     for name, r in inf["rows"].items():
         lines.append(f"| {name} | {r['sequences_per_second']:,.0f} | {r['sequences_per_second'] / torch_rate:.2f}x "
                      f"| {r['single_p50_us']:.0f} | {r['single_p99_us']:.0f} |")
+    d = results["distributed"]
+    lines += ["", f"`tfseq train` of an LSTM-128 on {d['devices']:,} devices, {d['epochs']} epochs, wall time with "
+              f"start-up: one process {d['one_process_seconds']:.0f} s "
+              f"({d['one_process_sequences_per_second']:,.0f} sequences/s), two MultiWorkerMirroredStrategy "
+              f"workers on loopback {d['two_workers_seconds']:.0f} s "
+              f"({d['two_workers_sequences_per_second']:,.0f} sequences/s); both processes share the same 2 cores."]
     if "demo" in results:
         d = results["demo"]
         lines += ["", f"`tfseq demo` (50,000 devices): {d['wall_seconds']:.0f} s, peak RSS {d['peak_rss_mb']:,.0f} MB."]
@@ -294,6 +338,7 @@ def main(argv=None) -> int:
                "matmul_peak": matmul_peak(256 if quick else 2048, 0.2 if quick else 2.0)}
     results["training"] = training_section(256 if quick else 20_000, batch=128, **size)
     results["inference"] = inference_section(256 if quick else 4096, batch=64 if quick else 1024, **size)
+    results["distributed"] = distributed_section(300 if quick else 10_000, 1 if quick else 3)
     if not (quick or args.no_demo):
         results["demo"] = demo_section()
     args.out.mkdir(parents=True, exist_ok=True)
