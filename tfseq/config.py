@@ -32,7 +32,7 @@ def read_config(path: Path) -> dict[str, Any]:
     except (OSError, UnicodeDecodeError) as exc:
         raise InputError(f"{path}: unreadable config file ({exc}).") from None
     try:
-        if suffix in (".yaml", ".yml"):
+        if suffix in (".yaml", ".yml", ".json"):  # JSON is YAML: tune's best_spec.json reads as is
             import yaml
 
             data = yaml.safe_load(text)
@@ -41,7 +41,7 @@ def read_config(path: Path) -> dict[str, Any]:
 
             data = tomllib.loads(text)
         else:
-            raise InputError(f"{path}: unsupported config type {suffix or 'without suffix'!r}; expected .yaml, .yml or .toml.")
+            raise InputError(f"{path}: unsupported config type {suffix or 'without suffix'!r}; expected .yaml, .yml, .json or .toml.")
     except InputError:
         raise
     except Exception as exc:  # noqa: BLE001  (yaml.YAMLError, tomllib.TOMLDecodeError)

@@ -16,7 +16,7 @@ from tfseq import __version__
 from tfseq.errors import InputError, TfseqError
 
 # Sub-command modules, in the order --help lists them.
-COMMAND_MODULES = ("tfseq.cli.demo", "tfseq.cli.train", "tfseq.cli.evaluate", "tfseq.cli.export", "tfseq.cli.predict")
+COMMAND_MODULES = ("tfseq.cli.demo", "tfseq.cli.train", "tfseq.cli.evaluate", "tfseq.cli.tune", "tfseq.cli.export", "tfseq.cli.predict")
 
 EPILOG = """examples:
   tfseq demo                                  the classic study on 50,000 synthetic devices

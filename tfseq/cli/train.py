@@ -20,7 +20,7 @@ EXAMPLES = """examples:
   tfseq train wafer.csv --id-col tool --time-col t --window 24 --horizon 4 --target temp --out runs/forecast
   tfseq train tests.csv --config train.yaml --epochs 5 --out runs/quick    (flags override the config)
 
-config file (YAML or TOML): any flag as a key, e.g.
+config file (YAML, TOML or JSON, e.g. tune's best_spec.json): any flag as a key, e.g.
   id-col: device_id
   time-col: cycle
   label-col: status
@@ -91,7 +91,7 @@ def add_parser(sub) -> None:
     )
     parser.add_argument("data", type=Path, metavar="DATA", help="long-format .csv or .parquet file")
     parser.add_argument("--out", type=Path, metavar="RUN", help="RUN directory to create")
-    parser.add_argument("--config", type=Path, metavar="FILE", help="YAML or TOML file with flag values")
+    parser.add_argument("--config", type=Path, metavar="FILE", help="YAML, TOML or JSON file with flag values")
     add_data_arguments(parser)
     model = parser.add_argument_group("model and training")
     model.add_argument("--cell", choices=("simple_rnn", "lstm", "gru"), help="recurrent cell (default: lstm)")

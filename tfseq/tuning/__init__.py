@@ -1,0 +1,40 @@
+"""Keras Tuner search over :class:`tfseq.ModelSpec`: ``tune``, ``SearchSpace``, ``retrain``.
+
+Example:
+    >>> from tfseq.tuning import SearchSpace, tune
+    >>> result = tune(train, val, "search", objective="val_auc", max_trials=20,
+    ...               space=SearchSpace({"cell": ["lstm", "gru"]}), max_params=100_000)
+    >>> result.best_spec.name
+"""
+
+from __future__ import annotations
+
+from tfseq.tuning.search import (
+    TUNERS as TUNERS,
+    TuningResult as TuningResult,
+    best_train_config as best_train_config,
+    load_result as load_result,
+    parse_objective as parse_objective,
+    retrain as retrain,
+    tune as tune,
+)
+from tfseq.tuning.space import (
+    HYPERPARAMETERS as HYPERPARAMETERS,
+    Range as Range,
+    SearchSpace as SearchSpace,
+    parse_values as parse_values,
+)
+
+__all__ = [
+    "HYPERPARAMETERS",
+    "Range",
+    "SearchSpace",
+    "TUNERS",
+    "TuningResult",
+    "best_train_config",
+    "load_result",
+    "parse_objective",
+    "parse_values",
+    "retrain",
+    "tune",
+]

@@ -1,0 +1,114 @@
+"""``tfseq.tuning.tune`` on tiny models and data: tuners, results, budgets, resume, retrain."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from tfseq.errors import InputError
+from tfseq.tuning import SearchSpace, load_result, retrain, tune
+
+# Tiny models: one layer of 4-8 units, one batch size; the cell, pooling, dropout and rate vary.
+TINY = SearchSpace({"layers": 1, "units": [4, 8], "batch_size": 64, "bidirectional": False})
+
+
+@pytest.fixture(scope="module")
+def split():
+    from tfseq.data.splits import split_sequences
+    from tfseq.data.synthetic import make_semiconductor_data
+
+    train, val, _ = split_sequences(make_semiconductor_data(160, n_cycles=6, seed=4), (0.7, 0.3, 0.0), seed=0)
+    return train, val
+
+
+@pytest.mark.parametrize("tuner, epochs", [("random", 1), ("bayesian", 1), ("hyperband", 2)])
+def test_every_tuner_writes_trials_best_spec_and_plot(split, tmp_path, tuner, epochs):
+    train, val = split
+    result = tune(train, val, tmp_path / "s", space=TINY, tuner=tuner, objective="val_auc", max_trials=2,
+                  epochs=epochs, patience=1)
+    trials = pd.read_csv(tmp_path / "s" / "trials.csv")
+    assert 1 <= len(trials) <= 2 and list(trials.trial) == sorted(trials.trial)
+    assert {"score", "epochs", "seconds", "params", "cell", "units", "learning_rate", "batch_size"} <= set(trials)
+    assert (trials.status == "completed").all() and (trials.units.astype(str).isin(["4", "8"])).all()
+    assert result.best_score == pytest.approx(trials.score.max())
+    best = json.loads((tmp_path / "s" / "best_spec.json").read_text())
+    assert best["cell"] == result.best_spec.cell and best["units"] == list(result.best_spec.units)
+    assert best["batch_size"] == 64 and best["model"]["pooling"] == result.best_spec.pooling
+    assert (tmp_path / "s" / "scores.png").stat().st_size > 0
+    assert load_result(tmp_path / "s").best_trial == result.best_trial
+
+
+def test_edge_budget_skips_oversized_models(split, tmp_path):
+    from tfseq.models.builders import build_model
+    from tfseq.training.defaults import default_spec
+
+    train, val = split
+    base = default_spec("binary").replace(cell="gru", units=(4,), bidirectional=False, pooling="last")
+    limit = build_model(base, n_features=15, steps=6).count_params()
+    space = SearchSpace({"cell": "gru", "layers": 1, "units": [4, 64], "bidirectional": False, "pooling": "last",
+                         "dropout": 0.0, "recurrent_dropout": 0.0, "learning_rate": 1e-3, "batch_size": 64})
+    result = tune(train, val, tmp_path / "s", space=space, objective="val_loss", max_trials=3, epochs=1,
+                  max_params=limit)
+    statuses = {r["values"]["units"][0]: r["status"] for r in result.trials}
+    assert statuses == {4: "completed", 64: "over_budget"}  # two distinct models; both tried
+    assert result.best_spec.units == (4,)
+    over = next(r for r in result.trials if r["status"] == "over_budget")
+    assert over["params"] > limit and over["score"] is None
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"objective": "val_f1"}, "expected a metric the model reports (val_accuracy, val_auc, val_loss"),
+        ({"objective": "val_mae"}, "val_mae"),
+        ({"max_trials": 0}, "max_trials"),
+        ({"max_seconds": 0}, "max_seconds"),
+        ({"epochs": 0}, "epochs"),
+        ({"tuner": "grid"}, "one of random, bayesian, hyperband"),
+        ({"max_params": 10}, "no architecture in the search space fits"),
+        ({"max_size_mb": 1e-6}, "no architecture in the search space fits"),
+    ],
+)
+def test_bad_settings_fail_before_any_trial(split, tmp_path, kwargs, message):
+    train, val = split
+    with pytest.raises(InputError) as info:
+        tune(train, val, tmp_path / "s", space=TINY, **kwargs)
+    assert message in str(info.value) and "\n" not in str(info.value)
+    assert not (tmp_path / "s" / "keras_tuner").exists()
+
+
+def test_validation_objective_needs_validation_data(split, tmp_path):
+    with pytest.raises(InputError, match="without validation data"):
+        tune(split[0], None, tmp_path / "s", space=TINY, objective="val_auc")
+
+
+def test_rerun_continues_and_extends_the_search(split, tmp_path):
+    train, val = split
+    first = tune(train, val, tmp_path / "s", space=TINY, objective="val_loss", max_trials=1, epochs=1)
+    before = json.loads((tmp_path / "s" / "records" / "trial_0.json").read_text())
+    again = tune(train, val, tmp_path / "s", space=TINY, objective="val_loss", max_trials=2, epochs=1)
+    assert [r["trial"] for r in first.trials] == ["0"] and [r["trial"] for r in again.trials] == ["0", "1"]
+    assert json.loads((tmp_path / "s" / "records" / "trial_0.json").read_text()) == before  # not re-run
+    with pytest.raises(InputError, match="another objective"):
+        tune(train, val, tmp_path / "s", space=TINY, objective="val_auc", max_trials=2, epochs=1)
+
+
+def test_wall_clock_budget_stops_the_search(split, tmp_path):
+    train, val = split
+    result = tune(train, val, tmp_path / "s", space=TINY, objective="val_loss", max_trials=20, epochs=1,
+                  max_seconds=0.5)
+    assert len(result.trials) <= 1
+
+
+def test_retrain_writes_a_run_dir_for_export(split, tmp_path):
+    from tfseq.run import load_run
+
+    train, val = split
+    result = tune(train, val, tmp_path / "s", space=TINY, objective="val_auc", max_trials=1, epochs=1)
+    out = retrain(result, train, val, tmp_path / "run", id_col="device_id", time_col="cycle", label_col="status")
+    model, spec, contract = load_run(out["run_dir"])
+    assert spec == result.best_spec and out["train_sequences"] == len(train) + len(val)
+    assert contract.feature_names == list(train.feature_names) and contract.steps == 6
+    assert model.count_params() == result.trials[0]["params"]
