@@ -21,6 +21,11 @@ COMMAND_MODULES = ("tfseq.cli.demo", "tfseq.cli.train", "tfseq.cli.evaluate", "t
 EPILOG = """examples:
   tfseq demo                                  the classic study on 50,000 synthetic devices
   tfseq demo --devices 5000 --epochs 3 --out runs/small
+  tfseq train tests.csv --id-col device_id --time-col cycle --label-col status --out runs/lstm
+  tfseq evaluate runs/lstm holdout.csv --min-recall 0.95
+  tfseq tune tests.csv --id-col device_id --time-col cycle --label-col status --out tuning --trials 20
+  tfseq export runs/lstm --out export --quantize none,dynamic,int8
+  tfseq predict export/lstm-64-int8.tflite new.csv --out predictions.csv
 
 run 'tfseq COMMAND --help' for a command's flags and examples."""
 
