@@ -13,3 +13,27 @@ def positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
     return value
+
+
+def number_in(low: float, high: float | None = None, *, low_closed: bool = False, high_closed: bool = False):
+    """An argparse type for a float in an interval, e.g. ``number_in(0, 1, high_closed=True)`` for (0, 1].
+
+    With no ``high`` it is a number above ``low`` (``number_in(0)``: a positive number).
+    """
+    if high is None:
+        expected = f"a number >= {low:g}" if low_closed else ("a positive number" if low == 0 else f"a number > {low:g}")
+    else:
+        expected = f"a number in {'[' if low_closed else '('}{low:g}, {high:g}{']' if high_closed else ')'}"
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+        above = value >= low if low_closed else value > low
+        below = high is None or (value <= high if high_closed else value < high)
+        if not (above and below):
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {value:g}")
+        return value
+
+    return parse

@@ -7,23 +7,13 @@ from pathlib import Path
 
 import numpy as np
 
-from tfseq.cli.args import positive_int
+from tfseq.cli.args import number_in, positive_int
 from tfseq.data.sequences import SequenceSet
 from tfseq.errors import InputError
 
 #: Dests of the data flags (config files may set them too).
 DATA_KEYS = ("id_col", "time_col", "label_col", "features", "max_steps", "predict_at", "fill", "task",
              "val", "val_fraction", "window", "horizon", "target")
-
-
-def _fraction(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number in (0, 1), got {text!r}") from None
-    if not 0.0 < value < 1.0:
-        raise argparse.ArgumentTypeError(f"expected a number in (0, 1), got {value}")
-    return value
 
 
 def add_data_arguments(parser: argparse.ArgumentParser) -> None:
@@ -42,7 +32,7 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--task", choices=("binary", "multiclass", "regression"),
                        help="default: inferred from the label column")
     group.add_argument("--val", type=Path, metavar="DATA", help="validation file (default: a split of DATA)")
-    group.add_argument("--val-fraction", type=_fraction, metavar="F",
+    group.add_argument("--val-fraction", type=number_in(0, 1), metavar="F",
                        help="validation fraction of DATA, split by sequence, stratified (default: 0.2)")
     group.add_argument("--window", type=positive_int, metavar="W",
                        help="forecasting: windows of W steps (with --target, --horizon)")

@@ -9,21 +9,12 @@ from typing import Any
 
 import numpy as np
 
+from tfseq.cli.args import number_in
 from tfseq.errors import InputError
 
 EXAMPLES = """examples:
   tfseq evaluate runs/lstm holdout.csv
   tfseq evaluate runs/lstm holdout.csv --min-recall 0.95    pick and store the threshold that catches 95 % of fails"""
-
-
-def _recall(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number in (0, 1], got {text!r}") from None
-    if not 0.0 < value <= 1.0:
-        raise argparse.ArgumentTypeError(f"expected a number in (0, 1], got {value}")
-    return value
 
 
 def add_parser(sub) -> None:
@@ -41,7 +32,7 @@ def add_parser(sub) -> None:
     )
     parser.add_argument("run_dir", type=Path, metavar="RUN", help="RUN directory from tfseq train")
     parser.add_argument("data", type=Path, metavar="DATA", help="labelled long-format .csv or .parquet file")
-    parser.add_argument("--min-recall", type=_recall, metavar="R",
+    parser.add_argument("--min-recall", type=number_in(0, 1, high_closed=True), metavar="R",
                         help="store the highest threshold whose recall of class 1 on DATA is >= R (binary)")
     parser.add_argument("--label-col", metavar="C", help="target column (default: the one trained on)")
     parser.add_argument("--fill", choices=("ffill", "zero"), help="repair NaN/inf features (default: as in training)")

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tfseq.cli.args import positive_int
+from tfseq.cli.args import number_in, positive_int
 from tfseq.cli.data_args import DATA_KEYS, add_data_arguments, load_split_from_args
 from tfseq.errors import InputError
 
@@ -55,26 +55,6 @@ def _units(text: str) -> tuple[int, ...]:
     return units
 
 
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {value}")
-    return value
-
-
-def _rate(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text!r}") from None
-    if not 0.0 <= value < 1.0:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {value}")
-    return value
-
-
 def add_parser(sub) -> None:
     parser = sub.add_parser(
         "train",
@@ -98,8 +78,8 @@ def add_parser(sub) -> None:
     model.add_argument("--bidirectional", action=argparse.BooleanOptionalAction, default=None,
                        help="bidirectional layers (default: yes)")
     model.add_argument("--units", type=_units, metavar="64[,32]", help="units per layer (default: 64)")
-    model.add_argument("--dropout", type=_rate, metavar="R", help="dropout rate (default: 0.2)")
-    model.add_argument("--learning-rate", type=_positive_float, metavar="LR", help="Adam learning rate (default: 0.001)")
+    model.add_argument("--dropout", type=number_in(0, 1, low_closed=True), metavar="R", help="dropout rate (default: 0.2)")
+    model.add_argument("--learning-rate", type=number_in(0), metavar="LR", help="Adam learning rate (default: 0.001)")
     model.add_argument("--epochs", type=positive_int, metavar="N", help="maximum epochs (default: 100, early stopping)")
     model.add_argument("--patience", type=positive_int, metavar="N", help="early-stopping patience (default: 10)")
     model.add_argument("--batch-size", type=positive_int, metavar="N", help="batch size (default: 64)")

@@ -46,16 +46,6 @@ _SPACE_FLAGS = {
 }
 
 
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {value}")
-    return value
-
-
 def add_parser(sub) -> None:
     from tfseq.cli.data_args import add_data_arguments
 
