@@ -130,8 +130,6 @@ def test_runners_reload_artifacts_with_contract(exported, path):
 
 
 def test_savedmodel_serving_signature(exported):
-    if exported[0] != "lstm":
-        pytest.skip("signature layout checked once")
     import json
 
     import tensorflow as tf
