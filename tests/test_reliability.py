@@ -109,3 +109,30 @@ def test_disk_full_while_writing_predictions_is_one_line_and_leaves_no_file(tiny
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("tfseq: error:") and "too large" in lines[0].lower()
     assert list(tmp_path.iterdir()) == []  # neither the CSV nor a temporary file is left
+
+
+def test_predict_streams_blocks_of_whole_sequences_with_the_same_result(tiny_run, tmp_path, capsys):
+    from tfseq.cli.main import main
+
+    run, data = tiny_run
+    frame = pd.read_csv(data)
+    streamed, whole = tmp_path / "streamed.csv", tmp_path / "whole.csv"
+    # 50-row blocks cut sequences apart: the reader must carry the tail of each block over
+    assert main(["predict", str(run), str(data), "--out", str(streamed), "--block-rows", "50"]) == 0
+    shuffled = tmp_path / "shuffled.csv"  # rows of a sequence scattered: read whole instead
+    frame.sample(frac=1.0, random_state=0).to_csv(shuffled, index=False)
+    assert main(["predict", str(run), str(shuffled), "--out", str(whole), "--block-rows", "50"]) == 0
+    a = pd.read_csv(streamed).sort_values("device_id").reset_index(drop=True)
+    b = pd.read_csv(whole).sort_values("device_id").reset_index(drop=True)
+    assert len(a) == frame["device_id"].nunique() == len(b)
+    pd.testing.assert_frame_equal(a, b, atol=1e-6)
+
+    broken = tmp_path / "broken.csv"  # bad value in the last block
+    frame.assign(Vdd_voltage=frame["Vdd_voltage"].where(frame.index < len(frame) - 3, "oops")).to_csv(
+        broken, index=False)
+    capsys.readouterr()
+    out = tmp_path / "never.csv"
+    assert main(["predict", str(run), str(broken), "--out", str(out), "--block-rows", "50"]) == 2
+    err = capsys.readouterr().err
+    assert str(broken) in err and "block.csv" not in err and err.count("\n") == 1
+    assert not out.exists() and not list(tmp_path.glob(".never.csv*"))

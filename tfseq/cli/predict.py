@@ -44,6 +44,8 @@ def add_parser(sub) -> None:
     parser.add_argument("--out", type=Path, required=True, metavar="PRED.csv", help="predictions CSV to write")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     parser.add_argument("--fill", choices=("ffill", "zero"), help="repair NaN/inf features (default: as in training)")
+    parser.add_argument("--block-rows", type=positive_int, default=500_000, metavar="N",
+                        help="rows read at a time; memory grows with this, not with the file (default: 500000)")
     parser.add_argument("--batch-size", type=positive_int, default=4096, metavar="N",
                         help="sequences per prediction call (default: 4096)")
     parser.set_defaults(run=run)
@@ -88,18 +90,17 @@ def predictions_frame(ids: np.ndarray, output: np.ndarray, contract) -> "pd.Data
 
 
 def run(args: argparse.Namespace) -> int:
-    from tfseq.cli.data_args import head_output, load_for_contract
+    from tfseq.cli.data_args import load_for_contract
     from tfseq.data.long_format import read_columns
 
     if args.out.exists() and not args.overwrite:
         raise InputError(f"{args.out}: already exists; choose another --out or pass --overwrite.")
     if not args.artifact.exists():
         raise InputError(f"{args.artifact}: no such artifact.")
-    read_columns(args.data)  # a missing or unreadable DATA fails before TensorFlow starts
+    columns = read_columns(args.data)  # a missing or unreadable DATA fails before TensorFlow starts
     contract = _contract_of(args.artifact)
-    data = None
-    if contract is not None:
-        data = _load(args, contract, load_for_contract)
+    if contract is not None and contract.id_col not in columns:
+        _load(args, contract, load_for_contract)  # raises the error that names the missing column
 
     from tfseq.cli.quiet import start_tensorflow
 
@@ -113,29 +114,123 @@ def run(args: argparse.Namespace) -> int:
             f"{args.artifact}: carries no data contract (feature names, steps, classes); expected a RUN "
             "directory, a .keras file inside one, or an exported artifact with its manifest.json."
         )
-    if data is None:
-        data = _load(args, contract, load_for_contract)
-    if runner.steps is not None and runner.steps != data.steps:
-        from tfseq.data.long_format import fit_steps
-
-        data = fit_steps(data, int(runner.steps))
-    output = _predict(runner, data.x, args.batch_size, contract, args.artifact, head_output)
-    frame = predictions_frame(data.ids, output, contract)
-    buffer = io.StringIO()
-    frame.to_csv(buffer, index=False)
-    from tfseq.io import write_text_atomic
-
-    write_text_atomic(args.out, buffer.getvalue())
-    print(f"predicted {len(frame):,} sequences with {args.artifact} ({runner.kind}); wrote {args.out}")
+    count = None
+    if contract.task != "forecast":
+        try:
+            count = _predict_streamed(args, runner, contract)
+        except _Interleaved:
+            count = None  # rows of a sequence are scattered through the file: read it whole
+    if count is None:
+        count = _predict_whole(args, runner, contract)
+    print(f"predicted {count:,} sequences with {args.artifact} ({runner.kind}); wrote {args.out}")
     return 0
 
 
-def _load(args, contract, load_for_contract):
+class _Interleaved(Exception):
+    """The rows of one sequence are not next to each other in the file."""
+
+
+def _sequence_blocks(path: Path, id_col: str, block_rows: int):
+    """Yields frames of whole sequences, about ``block_rows`` rows each, reading the file in chunks.
+
+    Raises:
+        _Interleaved: when a sequence's rows are not contiguous in the file.
+    """
+    import pandas as pd
+
+    from tfseq.data.long_format import _chunks, read_columns
+
+    done: set = set()
+    carry = None
+    for chunk in _chunks(path, read_columns(path), block_rows):
+        if carry is not None:
+            chunk = pd.concat([carry, chunk], ignore_index=True)
+        ids = chunk[id_col]
+        tail = (ids == ids.iloc[-1]).to_numpy()
+        if not tail[tail.argmax():].all():
+            raise _Interleaved
+        complete, carry = chunk[~tail], chunk[tail]
+        if len(complete):
+            yield _check_contiguous(complete, id_col, done)
+    if carry is not None and len(carry):
+        yield _check_contiguous(carry, id_col, done)
+
+
+def _check_contiguous(block, id_col: str, done: set):
+    ids = block[id_col]
+    unique = ids.unique()
+    if (ids != ids.shift()).sum() != len(unique) or done.intersection(unique):
+        raise _Interleaved
+    done.update(unique)
+    return block
+
+
+def _predict_streamed(args, runner, contract) -> int:
+    """Predicts block by block, so memory stays bounded by the block, not the file.
+
+    The CSV grows in a temporary file beside ``--out`` and is renamed into place at the end.
+    """
+    import os
+    import tempfile
+
+    from tqdm.auto import tqdm
+
+    from tfseq.cli.data_args import head_output, load_for_contract
+    from tfseq.data.long_format import fit_steps
+
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    fd, partial = tempfile.mkstemp(prefix=f".{args.out.name}.", suffix=".partial", dir=args.out.parent)
+    os.close(fd)
+    count = 0
+    try:
+        with tempfile.TemporaryDirectory() as tmp, open(partial, "w") as out, \
+                tqdm(unit="seq", desc="predict", disable=None, leave=False) as bar:
+            block_path = Path(tmp) / "block.csv"  # text keeps whatever the file held, as read
+            for block in _sequence_blocks(args.data, contract.id_col, args.block_rows):
+                block.to_csv(block_path, index=False)
+                try:
+                    data = _load(args, contract, load_for_contract, path=block_path)
+                except InputError as exc:  # name the user's file, not the block
+                    raise InputError(str(exc).replace(str(block_path), str(args.data))) from None
+                if runner.steps is not None and runner.steps != data.steps:
+                    data = fit_steps(data, int(runner.steps))
+                output = _predict(runner, data.x, args.batch_size, contract, args.artifact, head_output)
+                predictions_frame(data.ids, output, contract).to_csv(out, index=False, header=count == 0)
+                count += len(data)
+                bar.update(len(data))
+            out.flush()
+            os.fsync(out.fileno())
+        if count == 0:
+            raise InputError(f"{args.data}: the file has no rows; expected one row per (sequence, step).")
+        os.replace(partial, args.out)
+    except BaseException:
+        Path(partial).unlink(missing_ok=True)
+        raise
+    return count
+
+
+def _predict_whole(args, runner, contract) -> int:
+    from tfseq.cli.data_args import head_output, load_for_contract
+    from tfseq.data.long_format import fit_steps
+    from tfseq.io import write_text_atomic
+
+    data = _load(args, contract, load_for_contract)
+    if runner.steps is not None and runner.steps != data.steps:
+        data = fit_steps(data, int(runner.steps))
+    output = _predict(runner, data.x, args.batch_size, contract, args.artifact, head_output)
+    buffer = io.StringIO()
+    predictions_frame(data.ids, output, contract).to_csv(buffer, index=False)
+    write_text_atomic(args.out, buffer.getvalue())
+    return len(data)
+
+
+def _load(args, contract, load_for_contract, path: Path | None = None):
     from tfseq.data.long_format import read_columns
 
-    has_labels = bool(contract.label_col) and contract.label_col in read_columns(args.data) \
+    path = path or args.data
+    has_labels = bool(contract.label_col) and contract.label_col in read_columns(path) \
         and contract.task in ("binary", "multiclass")
-    return load_for_contract(args.data, contract, labels=has_labels, fill=args.fill)
+    return load_for_contract(path, contract, labels=has_labels, fill=args.fill)
 
 
 def _predict(runner, x: np.ndarray, batch_size: int, contract, artifact: Path, head_output) -> np.ndarray:
