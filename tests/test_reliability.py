@@ -5,6 +5,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -136,3 +137,21 @@ def test_predict_streams_blocks_of_whole_sequences_with_the_same_result(tiny_run
     err = capsys.readouterr().err
     assert str(broken) in err and "block.csv" not in err and err.count("\n") == 1
     assert not out.exists() and not list(tmp_path.glob(".never.csv*"))
+
+
+def test_permission_denied_is_one_line_and_exit_status_2(tiny_run, capsys):
+    import tempfile
+
+    from tfseq.cli.main import main
+
+    read_only = Path("/sys")  # sysfs refuses new files even to root, who ignores chmod
+    try:
+        tempfile.mkstemp(dir=read_only)
+        pytest.skip("/sys accepts new files here")
+    except PermissionError:
+        pass
+    run, data = tiny_run
+    capsys.readouterr()
+    assert main(["predict", str(run), str(data), "--out", str(read_only / "predictions.csv")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("tfseq: error:") and "Permission denied" in err and err.count("\n") == 1
