@@ -102,3 +102,41 @@ def test_slurm_task_0_is_the_chief(monkeypatch):
     assert not is_chief()
     monkeypatch.setenv("SLURM_PROCID", "0")
     assert is_chief()
+
+
+def test_killed_workers_resume_together_from_their_backups(tmp_path):
+    """kill -9 of both workers mid-training, then the same commands again: training ends whole."""
+    import signal
+
+    from tfseq.io import partial_path
+
+    data = tmp_path / "tests.csv"
+    to_long_frame(make_semiconductor_data(800, n_cycles=10, seed=4)).to_csv(data, index=False)
+    run = tmp_path / "multi"
+
+    def start():
+        cluster = {"worker": [f"127.0.0.1:{p}" for p in _free_ports(2)]}
+        return [_train(data, run, "multi-worker", {"cluster": cluster, "task": {"type": "worker", "index": i}})
+                for i in range(2)]
+
+    history = partial_path(run) / "history.csv"
+    workers = start()
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and all(w.poll() is None for w in workers):
+        if history.is_file() and len(history.read_text().strip().splitlines()) >= 4:  # 3 epochs done
+            break
+        time.sleep(0.05)
+    for w in workers:
+        w.send_signal(signal.SIGKILL)
+        w.wait()
+    logged = len(history.read_text().strip().splitlines()) - 1
+    assert 3 <= logged < EPOCHS, "the kill came too late to test a resume"
+
+    workers = start()
+    outputs = [w.communicate(timeout=420)[0] for w in workers]
+    for worker, output in zip(workers, outputs):
+        assert worker.returncode == 0, output[-2000:]
+    assert "resuming the unfinished run" in outputs[0]
+    epochs = [int(line.split(",")[0]) for line in (run / "history.csv").read_text().strip().splitlines()[1:]]
+    assert epochs == list(range(EPOCHS)), epochs
+    assert json.loads((run / "metrics.json").read_text())["epochs"] == EPOCHS
