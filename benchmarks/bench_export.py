@@ -35,70 +35,6 @@ ARCHS = {
 }
 
 
-def while_loop_lstm(model, x_eval, *, steps: int, modes=("none", "dynamic")) -> list[dict]:
-    """Experiment: a single-layer LSTM as one builtin WHILE op over static shapes.
-
-    Not tfseq's export path (that unrolls every cell, wrapper and mask); this
-    measures what a hand-written loop would give for ``lstm`` + ``last`` pooling:
-    the input projection for all steps as one matmul, the recurrence in a
-    WHILE body. Full int8 of a WHILE graph crashes the TF 2.21 calibrator, so
-    only float32 and dynamic range are measured.
-    """
-    import numpy as np
-    import tensorflow as tf
-    from ai_edge_litert.interpreter import Interpreter
-
-    norm = model.get_layer("normalization")
-    mean = np.asarray(norm.mean, dtype=np.float32).reshape(-1)
-    scale = (1 / np.maximum(np.sqrt(np.asarray(norm.variance).reshape(-1)), 1e-7)).astype(np.float32)
-    kernel, recurrent, bias = (np.asarray(w) for w in model.get_layer("lstm_0").get_weights())
-    dense, dense_bias = (np.asarray(w) for w in model.get_layer("binary").get_weights())
-    units, n_features = recurrent.shape[0], kernel.shape[0]
-
-    @tf.function(input_signature=[tf.TensorSpec([1, steps, n_features], tf.float32, name="sequence")])
-    def serve(sequence):
-        z = (sequence - mean) * scale
-        # MAXIMUM keeps the converter from folding the scale into the kernel, which would feed
-        # raw mixed-scale values to the dynamic-range quantiser (96 % agreement instead of 100 %).
-        z = tf.maximum(z, -3.0e38)
-        xw = tf.reshape(tf.matmul(tf.reshape(z, [steps, n_features]), kernel) + bias, [steps, 1, 4 * units])
-
-        def body(t, h, c):
-            i, f, g, o = tf.split(tf.gather(xw, t) + tf.matmul(h, recurrent), 4, axis=-1)
-            c = tf.sigmoid(f) * c + tf.sigmoid(i) * tf.tanh(g)
-            return t + 1, tf.sigmoid(o) * tf.tanh(c), c
-
-        zeros = tf.zeros([1, units])
-        _, h, _ = tf.while_loop(lambda t, h, c: t < steps, body, (tf.constant(0), zeros, zeros))
-        return {"binary": tf.sigmoid(tf.matmul(h, dense) + dense_bias)}
-
-    reference = model.predict(x_eval, verbose=0)["binary"][:, 0]
-    rows, float_size = [], None
-    with tempfile.TemporaryDirectory() as tmp:
-        module = tf.Module()
-        module.serve = serve
-        tf.saved_model.save(module, tmp, signatures={"serving_default": serve})
-        for mode in modes:
-            converter = tf.lite.TFLiteConverter.from_saved_model(tmp)
-            converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
-            if mode == "dynamic":
-                converter.optimizations = [tf.lite.Optimize.DEFAULT]
-            flat = converter.convert()
-            float_size = float_size or len(flat)
-            runner = Interpreter(model_content=flat).get_signature_runner()
-            p = np.array([runner(sequence=row[None])["binary"][0, 0] for row in x_eval])
-            times = []
-            for _ in range(200):
-                start = time.perf_counter()
-                runner(sequence=x_eval[:1])
-                times.append(time.perf_counter() - start)
-            rows.append({"mode": mode, "size_kib": len(flat) / 1024, "ratio": len(flat) / float_size,
-                         "max_abs_diff": float(np.max(np.abs(p - reference))),
-                         "class_agreement": float(np.mean((p >= 0.5) == (reference >= 0.5))),
-                         "batch1_us": float(np.median(times) * 1e6)})
-    return rows
-
-
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--archs", default="rnn,lstm,gru,bilstm,bigru")
@@ -107,8 +43,6 @@ def main(argv=None) -> int:
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--holdout", type=int, default=1000)
     parser.add_argument("--naive-int8", action="store_true", help="also measure plain full-int8")
-    parser.add_argument("--while-loop", action="store_true",
-                        help="also measure a hand-written WHILE-loop LSTM (experiment, lstm only)")
     parser.add_argument("--json", type=Path, default=None, help="also write the rows as JSON here")
     args = parser.parse_args(argv)
 
@@ -132,7 +66,7 @@ def main(argv=None) -> int:
     steps = x.shape[1]
     contract = DataContract(feature_names=list(data.feature_names), steps=steps,
                             class_names=list(data.class_names), head="binary")
-    rows, loops = [], []
+    rows = []
     for arch in args.archs.split(","):
         cell, bidirectional = ARCHS[arch]
         spec = ModelSpec(cell=cell, units=(args.units,), bidirectional=bidirectional, precision="float32")
@@ -160,8 +94,6 @@ def main(argv=None) -> int:
                 artifact = naive["artifacts"][0]
                 artifact["quantization"] = "int8-naive"
                 artifacts.append(artifact)
-        if args.while_loop and arch == "lstm":
-            loops = while_loop_lstm(model, holdout[0], steps=steps)
         float_size = next(a["size_bytes"] for a in artifacts
                           if a["format"] == "tflite" and a["quantization"] == "none")
         print(f"# {spec.name}: trained {trained:.0f} s, exported and verified {exported:.0f} s", file=sys.stderr)
@@ -189,16 +121,9 @@ def main(argv=None) -> int:
               f"{r['max_abs_diff']:.1e} | {100 * r['class_agreement']:.1f} % | "
               f"{r['accuracy_change_points']:.2f} | {r['batch1_us']:.0f} | "
               f"{r['per_sequence_us_batched']:.1f} | {r['delegate']} |")
-    if loops:
-        print("\nExperiment: the same LSTM as one WHILE op (hand-written loop, not the export path)\n")
-        print("| mode | size KiB | size / float32 | max abs diff | class agreement | batch-1 us |")
-        print("|---|---|---|---|---|---|")
-        for r in loops:
-            print(f"| {r['mode']} | {r['size_kib']:.0f} | {r['ratio']:.2f} | {r['max_abs_diff']:.1e} | "
-                  f"{100 * r['class_agreement']:.1f} % | {r['batch1_us']:.0f} |")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"artifacts": rows, "while_loop_lstm": loops}, indent=2) + "\n")
+        args.json.write_text(json.dumps({"artifacts": rows}, indent=2) + "\n")
     return 0
 
 

@@ -16,25 +16,29 @@ import numpy as np
 _RNN_CLASSES = {"SimpleRNN", "LSTM", "GRU"}
 
 
-def _rewrite(node: Any, *, unroll: bool) -> None:
+def _rewrite(node: Any, *, unroll: bool, loop: bool) -> None:
     if isinstance(node, dict):
         if node.get("class_name") in _RNN_CLASSES and isinstance(node.get("config"), dict):
             node["config"]["unroll"] = unroll
             if node["class_name"] != "SimpleRNN":  # SimpleRNN has no cuDNN kernel (nor the flag)
                 node["config"]["use_cudnn"] = False
+            if loop:
+                node["registered_name"] = f"While{node['class_name']}"
         dtype = node.get("dtype")
         if isinstance(dtype, dict) and dtype.get("class_name") == "DTypePolicy":
             dtype["config"] = {**dtype.get("config", {}), "name": "float32"}
         elif isinstance(dtype, str) and dtype.startswith("mixed_"):
             node["dtype"] = "float32"
         for value in node.values():
-            _rewrite(value, unroll=unroll)
+            _rewrite(value, unroll=unroll, loop=loop)
     elif isinstance(node, list):
         for value in node:
-            _rewrite(value, unroll=unroll)
+            _rewrite(value, unroll=unroll, loop=loop)
 
 
-def export_clone(model, *, steps: int, batch_size: int | None = None, unroll: bool = False):
+def export_clone(
+    model, *, steps: int, batch_size: int | None = None, unroll: bool = False, loop: bool = False
+):
     """Returns a float32 copy of ``model`` with input ``[batch_size, steps, features]``.
 
     Args:
@@ -42,6 +46,9 @@ def export_clone(model, *, steps: int, batch_size: int | None = None, unroll: bo
         steps: Fixed number of steps of the copy's input.
         batch_size: Fixed batch size, or None for a dynamic batch axis.
         unroll: Unroll the recurrent layers (TF Lite needs static shapes).
+        loop: Run unmasked recurrent layers as one ``tf.while_loop`` with
+            static shapes (:mod:`tfseq.export._loop`); masked ones stay
+            as ``unroll`` says.
 
     Returns:
         A ``keras.Model`` with the same weights, layer names and output names.
@@ -50,14 +57,17 @@ def export_clone(model, *, steps: int, batch_size: int | None = None, unroll: bo
 
     from tfseq.models import layers as _layers  # noqa: F401  (registers custom layers)
 
+    from tfseq.export._loop import WHILE_LAYERS
+
     config = copy.deepcopy(model.get_config())
-    _rewrite(config, unroll=unroll)
+    _rewrite(config, unroll=unroll, loop=loop)
     for layer in config["layers"]:
         if layer["class_name"] == "InputLayer":
             shape = layer["config"].get("batch_shape") or layer["config"].get("batch_input_shape")
             layer["config"]["batch_shape"] = [batch_size, steps, shape[-1]]
             layer["config"].pop("batch_input_shape", None)
-    clone = keras.Model.from_config(config)
+    custom = {f"While{name}": cls for name, cls in WHILE_LAYERS.items()}
+    clone = keras.Model.from_config(config, custom_objects=custom)
     clone.set_weights([np.asarray(w, dtype=np.float32) if np.asarray(w).dtype.kind == "f" else w
                        for w in model.get_weights()])
     return clone

@@ -2,10 +2,13 @@
 
 Keras 3 recurrent layers do not convert with ``from_keras_model`` on TF 2.21
 (``TensorListReserve`` needs a static element shape), and ``SELECT_TF_OPS``
-brings Flex ops the standalone LiteRT runtime lacks. What converts for every
-cell, wrapper and mode with builtin ops alone: a float32 copy with
-``batch_size=1`` and ``unroll=True``, exported to a temporary SavedModel and
-converted with ``from_saved_model``.
+brings Flex ops the standalone LiteRT runtime lacks. What converts with
+builtin ops alone: a float32 copy with ``batch_size=1`` and static shapes,
+exported to a temporary SavedModel and converted with ``from_saved_model``.
+In that copy each unmasked recurrent layer runs as one builtin ``WHILE``
+loop (:mod:`tfseq.export._loop`): the file is little more than its weights.
+Masked layers, and every layer of the full-int8 mode (whose calibrator
+crashes on ``WHILE`` bodies), are unrolled instead.
 
 Full-int8 quantises the input with one scale for all features, so raw
 measurements of very different ranges (Vdd ~1 V beside Idd ~250 mA) lose
@@ -105,6 +108,50 @@ def _strip_tensor_names(flat: bytes) -> bytes:
     return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
 
 
+def _saved_clone(model, path: Path, *, steps: int, loop: bool) -> str:
+    """Exports the batch-1 float32 clone of ``model`` as a SavedModel at ``path``."""
+    from tfseq.export._graph import export_clone
+
+    export_clone(model, steps=steps, batch_size=1, unroll=True, loop=loop).export(
+        str(path), verbose=False
+    )
+    return str(path)
+
+
+def _converter(saved: str):
+    import tensorflow as tf
+
+    conv = tf.lite.TFLiteConverter.from_saved_model(saved)
+    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    return conv
+
+
+def _convert_int8(saved: str, calibration: np.ndarray) -> bytes:
+    """Full int8 of the unrolled graph, the ops that see raw values kept in float."""
+    import tensorflow as tf
+
+    def dataset():
+        for row in calibration:
+            yield [row[None]]
+
+    conv = _converter(saved)
+    conv.optimizations = [tf.lite.Optimize.DEFAULT]
+    conv.representative_dataset = dataset
+    conv.target_spec.supported_ops = [
+        tf.lite.OpsSet.TFLITE_BUILTINS_INT8,
+        tf.lite.OpsSet.TFLITE_BUILTINS,
+    ]
+    options = tf.lite.experimental.QuantizationDebugOptions(
+        denylisted_nodes=_raw_value_nodes(_converter(saved).convert())
+    )
+    with _quiet_native_output():
+        debugger = tf.lite.experimental.QuantizationDebugger(
+            converter=conv, debug_dataset=dataset, debug_options=options
+        )
+    with _quiet_native_output():
+        return debugger.get_nondebug_quantized_model()
+
+
 def convert_tflite(
     model,
     *,
@@ -140,8 +187,6 @@ def convert_tflite(
     """
     import tensorflow as tf
 
-    from tfseq.export._graph import export_clone
-
     modes = (quantize,) if isinstance(quantize, str) else tuple(quantize)
     for mode in modes:
         _check_quantize(mode)
@@ -161,55 +206,27 @@ def convert_tflite(
         take = rng.permutation(len(representative))[:REPRESENTATIVE_SEQUENCES]
         calibration = representative[np.sort(take)]
 
-    clone = export_clone(model, steps=steps, batch_size=1, unroll=True)
     result: dict[str, bytes] = {}
-    with tempfile.TemporaryDirectory(prefix="tfseq-tflite-") as tmp:
-        saved = str(Path(tmp) / "savedmodel")
-        clone.export(saved, verbose=False)
-
-        def converter():
-            conv = tf.lite.TFLiteConverter.from_saved_model(saved)
-            conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
-            return conv
-
-        try:
-            float_model = converter().convert()
-            for mode in modes:
-                if mode == "none":
-                    result[mode] = float_model
-                    continue
-                conv = converter()
-                conv.optimizations = [tf.lite.Optimize.DEFAULT]
-                if mode == "float16":
-                    conv.target_spec.supported_types = [tf.float16]
+    try:
+        with tempfile.TemporaryDirectory(prefix="tfseq-tflite-") as tmp:
+            loop_modes = [mode for mode in modes if mode != "int8"]
+            if loop_modes:
+                loop = _saved_clone(model, Path(tmp) / "loop", steps=steps, loop=True)
+                for mode in loop_modes:
+                    conv = _converter(loop)
+                    if mode != "none":
+                        conv.optimizations = [tf.lite.Optimize.DEFAULT]
+                    if mode == "float16":
+                        conv.target_spec.supported_types = [tf.float16]
                     result[mode] = conv.convert()
-                elif mode == "dynamic":
-                    result[mode] = conv.convert()
-                else:
-
-                    def dataset():
-                        for row in calibration:
-                            yield [row[None]]
-
-                    conv.representative_dataset = dataset
-                    conv.target_spec.supported_ops = [
-                        tf.lite.OpsSet.TFLITE_BUILTINS_INT8,
-                        tf.lite.OpsSet.TFLITE_BUILTINS,
-                    ]
-                    options = tf.lite.experimental.QuantizationDebugOptions(
-                        denylisted_nodes=_raw_value_nodes(float_model)
-                    )
-                    with _quiet_native_output():
-                        debugger = tf.lite.experimental.QuantizationDebugger(
-                            converter=conv, debug_dataset=dataset, debug_options=options
-                        )
-                    with _quiet_native_output():
-                        result[mode] = debugger.get_nondebug_quantized_model()
-        except (InputError, ExportError):
-            raise
-        except Exception as exc:  # noqa: BLE001  (converter errors are many and untyped)
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise ExportError(f"TF Lite conversion of {model.name} failed: {first}") from exc
+            if "int8" in modes:
+                unrolled = _saved_clone(model, Path(tmp) / "unrolled", steps=steps, loop=False)
+                result["int8"] = _convert_int8(unrolled, calibration)
+    except (InputError, ExportError):
+        raise
+    except Exception as exc:  # noqa: BLE001  (converter errors are many and untyped)
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ExportError(f"TF Lite conversion of {model.name} failed: {first}") from exc
     return {mode: _strip_tensor_names(result[mode]) for mode in modes}
 
 
