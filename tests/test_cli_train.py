@@ -87,6 +87,21 @@ def test_predict_columns_and_feature_order_by_name(binary_run, capsys, tmp_path)
     assert rc == 2 and "already exists" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_predict_keeps_ids_as_written(binary_run, tmp_path, suffix):
+    """Ids such as 00017 come back as written, whether predict streams blocks or reads whole."""
+    root, run = binary_run
+    frame = pd.read_csv(root / "train.csv").drop(columns="status")
+    frame["device_id"] = frame["device_id"].str.replace("D", "0")  # D000017 -> 0000017
+    data = tmp_path / f"ids{suffix}"
+    frame.to_csv(data, index=False) if suffix == ".csv" else frame.to_parquet(data)
+    for block_rows in ("60", "100000"):  # streamed in blocks, and in one block
+        out = tmp_path / f"p{block_rows}.csv"
+        assert main(["predict", str(run), str(data), "--out", str(out), "--block-rows", block_rows]) == 0
+        ids = pd.read_csv(out, dtype={"device_id": str}).device_id
+        assert sorted(ids) == sorted(frame.device_id.unique()) and ids.str.startswith("0").all()
+
+
 def test_multiclass_string_classes_from_a_toml_config(tmp_path, capsys):
     data = make_semiconductor_data(90, n_cycles=5, seed=6)
     frame = to_long_frame(data, label_col="bin")

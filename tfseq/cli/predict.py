@@ -142,7 +142,7 @@ def _sequence_blocks(path: Path, id_col: str, block_rows: int):
 
     done: set = set()
     carry = None
-    for chunk in _chunks(path, read_columns(path), block_rows):
+    for chunk in _chunks(path, read_columns(path), block_rows, text=[id_col]):
         if carry is not None:
             chunk = pd.concat([carry, chunk], ignore_index=True)
         ids = chunk[id_col]

@@ -89,7 +89,10 @@ def read_columns(path: Path) -> list[str]:
         raise InputError(f"{path}: unreadable {kind.upper()} file ({first}).") from None
 
 
-def _chunks(path: Path, columns: list[str], chunk_rows: int) -> Iterator[pd.DataFrame]:
+def _chunks(
+    path: Path, columns: list[str], chunk_rows: int, text: Sequence[str] = ()
+) -> Iterator[pd.DataFrame]:
+    """Reads ``columns`` in chunks; CSV columns in ``text`` stay strings (ids such as ``00017``)."""
     kind = _suffix_kind(path)
     try:
         if kind == "parquet":
@@ -98,7 +101,9 @@ def _chunks(path: Path, columns: list[str], chunk_rows: int) -> Iterator[pd.Data
             for batch in pq.ParquetFile(path).iter_batches(batch_size=chunk_rows, columns=columns):
                 yield batch.to_pandas()
         else:
-            with pd.read_csv(path, usecols=columns, chunksize=chunk_rows, low_memory=False) as reader:
+            dtype = {c: str for c in text if c in columns}
+            with pd.read_csv(path, usecols=columns, chunksize=chunk_rows, low_memory=False,
+                             dtype=dtype or None) as reader:
                 yield from reader
     except InputError:
         raise
@@ -174,7 +179,7 @@ def read_frame(
     wanted = keys + (feature_names if feature_names is not None else [c for c in columns if c not in keys])
     parts = []
     needs_repair = False
-    for chunk in _chunks(path, wanted, chunk_rows or CHUNK_ROWS):
+    for chunk in _chunks(path, wanted, chunk_rows or CHUNK_ROWS, text=[id_col] if id_col else []):
         if chunk.empty:  # a header without rows reads as one empty chunk of untyped columns
             continue
         if feature_names is None:  # every other numeric column, decided on the first chunk
