@@ -37,6 +37,9 @@ def test_spec_is_an_input_error_and_a_value_error():
         ({"heads": (HeadSpec(), HeadSpec())}, "heads"),
         ({"learning_rate": 0}, "learning_rate"),
         ({"precision": "float64"}, "precision"),
+        ({"bidirectional": "false"}, "bidirectional"),
+        ({"masking": 1}, "masking"),
+        ({"layer_norm": None}, "layer_norm"),
     ],
 )
 def test_invalid_values_name_the_argument(changes, argument):

@@ -133,6 +133,9 @@ class ModelSpec:
             not isinstance(u, int) or isinstance(u, bool) or u < 1 for u in self.units
         ):
             raise _fail("units", self.units, "a non-empty list of positive integers")
+        for name in ("bidirectional", "layer_norm", "masking"):
+            if not isinstance(getattr(self, name), bool):  # 'false' from a config is truthy
+                raise _fail(name, getattr(self, name), "true or false")
         if self.merge_mode not in MERGE_MODES:
             raise _fail("merge_mode", self.merge_mode, f"one of {', '.join(MERGE_MODES)}")
         for name in ("dropout", "recurrent_dropout"):
