@@ -101,6 +101,12 @@ def test_tampered_artifact_or_manifest_is_refused(trained, tmp_path):
     (out / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(InputError, match=r"m\.tflite: sha256"):
         load_runner(out / "m.tflite")
+    import shutil
+
+    shutil.copy(out / "m.tflite", out / "smuggled.tflite")  # beside the manifest, not in it
+    with pytest.raises(InputError, match=r"smuggled\.tflite: not listed in .*manifest\.json"):
+        load_runner(out / "smuggled.tflite")
+    assert load_runner(out / "smuggled.tflite", verify=False).kind == "tflite"
     (out / "manifest.json").write_text("{not json")
     with pytest.raises(InputError, match="unreadable manifest"):
         check_manifest(out)

@@ -96,6 +96,13 @@ def check_manifest(export_dir: Path, *, only: Path | None = None) -> dict:
     """
     export_dir = Path(export_dir)
     manifest = read_manifest(export_dir)
+    listed = {(export_dir / str(a.get("path", ""))).resolve() for a in manifest["artifacts"]
+              if isinstance(a, dict)}
+    if only is not None and Path(only).resolve() not in listed:
+        raise InputError(
+            f"{only}: not listed in {export_dir / MANIFEST}, so its sha256 cannot be checked; "
+            "expected an artifact of that export (--no-verify runs it anyway)."
+        )
     for artifact in manifest["artifacts"]:
         try:
             path = export_dir / artifact["path"]
