@@ -47,6 +47,12 @@ def test_kill_9_during_train_then_the_same_command_resumes_and_finishes(tmp_path
     assert 2 <= done_before_kill < EPOCHS, "the kill came too late to test a resume"
     assert not run.exists() and partial_path(run).is_dir()  # unfinished, and marked so
 
+    other = [*_train_command(data, run)[:-6], "--units", "8", "--batch-size", "32", "--seed", "0"]
+    changed = subprocess.run(other, env=env, capture_output=True, text=True, timeout=300)
+    assert changed.returncode == 2 and "holds an unfinished run of another command (differs in units)" \
+        in changed.stderr and "Traceback" not in changed.stderr, changed.stderr[-2000:]
+    assert (partial_path(run) / "backup").is_dir()  # still there for the same command
+
     second = subprocess.run(_train_command(data, run), env=env, capture_output=True, text=True, timeout=600)
     assert second.returncode == 0, second.stderr[-2000:]
     assert "resuming the unfinished run" in second.stdout

@@ -137,10 +137,7 @@ def run(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     train, val, task = load_split_from_args(args, args.data, seed=args.seed)  # bad data fails before TF starts
 
-    from tfseq.io import partial_path
-
-    if (partial_path(args.out) / "backup").is_dir():
-        print(f"resuming the unfinished run in {partial_path(args.out)} from its last finished epoch")
+    _claim_partial(args)
 
     from tfseq.cli.quiet import start_tensorflow
 
@@ -163,6 +160,49 @@ def run(args: argparse.Namespace) -> int:
         return 0
     print_summary(result, inferred=getattr(args, "task", None) is None, seconds=time.perf_counter() - started)
     return 0
+
+
+#: Flags that do not change what is trained, so a resume may differ in them.
+_NOT_RESUME_KEYS = {"run", "overwrite", "strategy"}
+
+
+def _claim_partial(args: argparse.Namespace) -> None:
+    """Resumes ``.RUN.partial`` only for the same command; records the command for the next run.
+
+    A crash backup holds the weights and optimiser of one model: resumed under other
+    flags (another cell, units or data) it would fail inside Keras, or train the wrong model.
+    """
+    import json
+
+    from tfseq.io import partial_path, write_json_atomic
+
+    partial = partial_path(args.out)
+    command = json.loads(json.dumps(
+        {k: v for k, v in sorted(vars(args).items()) if k not in _NOT_RESUME_KEYS}, default=str
+    ))
+    record = partial / "command.json"
+    if (partial / "backup").is_dir():
+        try:
+            previous = json.loads(record.read_text())
+        except (OSError, ValueError):
+            previous = None
+        if previous == command:
+            print(f"resuming the unfinished run in {partial} from its last finished epoch")
+        elif args.overwrite:
+            import shutil
+
+            print(f"discarding the unfinished run of another command in {partial}")
+            shutil.rmtree(partial)
+        else:
+            changed = sorted(k for k in set(command) | set(previous or {})
+                             if (previous or {}).get(k) != command.get(k))
+            raise InputError(
+                f"{partial}: holds an unfinished run of another command (differs in "
+                f"{', '.join(changed[:5]) or 'an unknown way'}); expected the same command to resume it, "
+                "or --overwrite to start afresh."
+            )
+    partial.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(record, command)
 
 
 def _fmt(metrics: dict[str, Any]) -> str:
