@@ -66,6 +66,18 @@ def test_unknown_hyperparameter_in_space_file(csv, tmp_path, capfd):
     assert "unknown hyperparameter 'unit'; did you mean 'units'?" in capfd.readouterr().err
 
 
+def _alive_in_session(sid: int) -> int:
+    """Processes of session ``sid`` that are not zombies (from /proc: state, then session id)."""
+    alive = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        alive += fields[0] != "Z" and int(fields[3]) == sid
+    return alive
+
+
 def test_sigkill_mid_search_then_the_same_command_continues(csv, tmp_path, capfd):
     out = tmp_path / "s"
     # Two trials per search process: the re-run also restarts its process once, losing nothing.
@@ -80,8 +92,16 @@ def test_sigkill_mid_search_then_the_same_command_continues(csv, tmp_path, capfd
             time.sleep(0.1)
         assert proc.poll() is None, "the search ended before it could be killed"
         time.sleep(0.5)  # into trial 1
+        assert _alive_in_session(proc.pid) >= 2  # the supervisor and its search process
+        proc.send_signal(signal.SIGKILL)  # the supervisor alone: its search process must follow
+        proc.wait()
+        time.sleep(3)  # a surviving search process would go on with its trial meanwhile
+        assert _alive_in_session(proc.pid) == 0, "the search process outlived its killed supervisor"
     finally:
-        os.killpg(proc.pid, signal.SIGKILL)
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
         proc.wait()
     killed = {r["trial"] for r in _runs(out)}
     assert killed and len(killed) < 3

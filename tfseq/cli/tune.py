@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -145,6 +146,28 @@ def _retrain_dir(args: argparse.Namespace) -> Path | None:
     return args.out / "run" if args.retrain is True else Path(args.retrain)
 
 
+def _die_with_parent(parent: int):
+    """A ``preexec_fn`` that has Linux kill the search process when its supervisor dies.
+
+    Without it a ``kill -9`` of ``tfseq tune`` leaves the search running on, and the same command
+    run again would start a second search in the same directory.
+    """
+    def preexec() -> None:
+        if not sys.platform.startswith("linux"):
+            return
+        import ctypes
+        import signal
+
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            return
+        if os.getppid() != parent:  # the supervisor died before the request took effect
+            os._exit(1)
+
+    return preexec
+
+
 def _supervise(args: argparse.Namespace) -> int:
     """Runs the search in child processes of --trials-per-process trials each, until it is done.
 
@@ -162,7 +185,8 @@ def _supervise(args: argparse.Namespace) -> int:
     while True:
         if deadline is not None:
             payload["max_seconds"] = max(deadline - time.time(), 1e-3)
-        rc = subprocess.call([sys.executable, "-m", "tfseq.cli.tune", json.dumps(payload)])
+        rc = subprocess.call([sys.executable, "-m", "tfseq.cli.tune", json.dumps(payload)],
+                             preexec_fn=_die_with_parent(os.getpid()))
         payload["overwrite"] = False  # only the first process starts afresh
         if rc != _RECYCLE:
             break
