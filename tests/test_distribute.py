@@ -5,6 +5,7 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 
 from tfseq.data.synthetic import make_semiconductor_data, to_long_frame
@@ -140,3 +141,16 @@ def test_killed_workers_resume_together_from_their_backups(tmp_path):
     epochs = [int(line.split(",")[0]) for line in (run / "history.csv").read_text().strip().splitlines()[1:]]
     assert epochs == list(range(EPOCHS)), epochs
     assert json.loads((run / "metrics.json").read_text())["epochs"] == EPOCHS
+
+
+def test_unseeded_datasets_draw_the_same_order_on_every_worker():
+    """DATA sharding splits batches by position: workers must shuffle alike, seed or not."""
+    import tensorflow as tf
+
+    from tfseq.training.distribute import make_dataset
+
+    x, y = np.arange(64, dtype=np.float32).reshape(64, 1, 1), np.zeros(64, dtype=np.float32)
+    orders = [np.concatenate([b[0].numpy().ravel() for b in make_dataset(
+        x, y, batch_size=8, strategy=tf.distribute.get_strategy())]) for _ in range(2)]
+    np.testing.assert_array_equal(*orders)
+    assert not np.array_equal(orders[0], np.arange(64))  # shuffled all the same

@@ -139,7 +139,10 @@ def make_dataset(
     parts = (x, y) if sample_weight is None else (x, y, sample_weight)
     dataset = tf.data.Dataset.from_tensor_slices(parts)
     if shuffle:
-        dataset = dataset.shuffle(min(len(x), 100_000), seed=seed, reshuffle_each_iteration=True)
+        # Every worker must draw the same order, or DATA sharding would give one sequence to two
+        # workers and none to another: an unseeded call still gets one shared seed.
+        dataset = dataset.shuffle(min(len(x), 100_000), seed=0 if seed is None else seed,
+                                  reshuffle_each_iteration=True)
     dataset = dataset.batch(batch_size * strategy.num_replicas_in_sync).prefetch(tf.data.AUTOTUNE)
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
