@@ -29,7 +29,7 @@ results in --out: trials.csv (one row per trial, as each ends), best_spec.json (
 file), best_trial.json, scores.png. Killed? Run the same command again: the search continues and only
 the trial that was running starts over.
 
-distributed (one shared --out, same command everywhere, see docs/tuning.md):
+distributed (one shared --out, same command everywhere, see README.md, "Distributed search"):
   KERASTUNER_TUNER_ID=chief  KERASTUNER_ORACLE_IP=10.0.0.5 KERASTUNER_ORACLE_PORT=8000 tfseq tune ...
   KERASTUNER_TUNER_ID=tuner0 KERASTUNER_ORACLE_IP=10.0.0.5 KERASTUNER_ORACLE_PORT=8000 tfseq tune ..."""
 
