@@ -124,3 +124,19 @@ def test_safe_mode_refuses_a_lambda_model(tmp_path):
     model.save(tmp_path / "lambda.keras")
     with pytest.raises(InputError, match="Lambda"):
         load_model(tmp_path / "lambda.keras")
+
+
+def test_regression_heads_answer_in_the_units_of_their_targets(rng):
+    """A ~75 C target: the head learns standardised values, the model outputs degrees."""
+    from tfseq.models.spec import HeadSpec
+
+    x = rng.normal(size=(64, 5, 3)).astype("float32")
+    y = (75.0 + 5.0 * rng.normal(size=(64, 2))).astype("float32")
+    spec = ModelSpec(cell="gru", units=(4,), heads=(HeadSpec("forecast", horizon=2),))
+    scaled = build_model(spec, n_features=3, steps=5, adapt=x, targets=y, seed=0)
+    plain = build_model(spec, n_features=3, steps=5, adapt=x, seed=0)
+    assert scaled.output_names == plain.output_names == ["forecast"]
+    p = scaled.predict(x, verbose=0)["forecast"]
+    assert abs(p.mean() - 75.0) < 5.0 and abs(plain.predict(x, verbose=0)["forecast"].mean()) < 5.0
+    rescaling = scaled.get_layer("forecast")
+    assert rescaling.scale == pytest.approx(float(y.std())) and rescaling.offset == pytest.approx(float(y.mean()))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import keras
 import numpy as np
 
@@ -37,15 +39,40 @@ def _seed(seed: int | None, offset: int) -> int | None:
     return None if seed is None else seed + offset
 
 
-def _head_layer(head: HeadSpec, seed: int | None, offset: int) -> keras.layers.Dense:
+def _target_scale(head: HeadSpec, targets) -> tuple[float, float] | None:
+    """``(mean, std)`` of a regression or forecast head's training targets, or None."""
+    if targets is None or head.kind not in ("regression", "forecast"):
+        return None
+    values = targets.get(head.name) if isinstance(targets, Mapping) else targets
+    if values is None:
+        return None
+    values = np.asarray(values, dtype=np.float64)
+    values = values[np.isfinite(values)]
+    if values.size == 0:
+        return None
+    return float(values.mean()), float(values.std()) or 1.0
+
+
+def _head(head: HeadSpec, x, seed: int | None, offset: int, targets):
+    """The head's output; regression and forecast heads with targets answer in their units.
+
+    Their linear layer learns standardised targets and a fixed rescaling by the training
+    targets' standard deviation and mean follows: a ~75 C temperature is then no number the
+    network has to grow its weights towards, and artifacts still output real units.
+    """
     activation = {"binary": "sigmoid", "multiclass": "softmax"}.get(head.kind, "linear")
-    return keras.layers.Dense(
+    scale = _target_scale(head, targets)
+    dense = keras.layers.Dense(
         head.output_size,
         activation=activation,
         dtype="float32",  # keeps probabilities and losses in float32 under mixed precision
         kernel_initializer=keras.initializers.GlorotUniform(seed=_seed(seed, offset)),
-        name=head.name,
+        name=head.name if scale is None else f"{head.name}_standardized",
     )
+    if scale is None:
+        return dense(x)
+    mean, std = scale
+    return keras.layers.Rescaling(scale=std, offset=mean, dtype="float32", name=head.name)(dense(x))
 
 
 def _loss_and_metrics(head: HeadSpec) -> tuple[keras.losses.Loss, list]:
@@ -73,6 +100,7 @@ def build_model(
     steps: int | None = None,
     normalization: tuple[np.ndarray, np.ndarray] | None = None,
     adapt: np.ndarray | None = None,
+    targets: np.ndarray | Mapping[str, np.ndarray] | None = None,
     seed: int | None = None,
 ) -> keras.Model:
     """Builds and compiles the Functional model described by ``spec``.
@@ -91,6 +119,9 @@ def build_model(
         adapt: Training sequences to compute the normalisation from (padding
             left out when ``spec.masking``). Without ``normalization`` or
             ``adapt`` the layer is the identity.
+        targets: Training targets (an array, or ``{head name: array}``): a
+            regression or forecast head then learns standardised targets and
+            rescales its output to their units inside the model.
         seed: Seed of the weight initialisers and dropout masks.
 
     Returns:
@@ -172,7 +203,7 @@ def build_model(
         x = keras.layers.Dropout(spec.dropout, seed=_seed(seed, 300), dtype=policy, name="dropout")(x)
 
     outputs = {
-        head.name: _head_layer(head, seed, 400 + k)(x) for k, head in enumerate(spec.heads)
+        head.name: _head(head, x, seed, 400 + k, targets) for k, head in enumerate(spec.heads)
     }
     model = keras.Model(inputs, outputs, name=spec.name.replace("-", "_"))
     compile_model(model, spec)

@@ -142,7 +142,8 @@ def train_run(
     head = spec.heads[0].name
     distribution = make_strategy(strategy)
     with distribution.scope():
-        model = build_model(spec, n_features=train.x.shape[-1], steps=train.steps, adapt=train.x, seed=seed)
+        model = build_model(spec, n_features=train.x.shape[-1], steps=train.steps, adapt=train.x,
+                            targets=train.y if task in ("regression", "forecast") else None, seed=seed)
     y_train = train.y.astype("float32") if task in ("regression", "forecast") else train.y
     validation = None if val is None else (val.x, val.y.astype("float32") if task in ("regression", "forecast") else val.y)
     evaluated = val if val is not None else train

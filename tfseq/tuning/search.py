@@ -448,7 +448,7 @@ def _make_tuner(kind: str, *, hypermodel, objective, direction, max_trials, epoc
 
 
 def _make_hypermodel(space: SearchSpace, base: ModelSpec, *, n_features, steps, normalization, seed,
-                     objective, direction, patience, deadline):
+                     objective, direction, patience, deadline, targets=None):
     import keras
     import keras_tuner as kt
 
@@ -477,7 +477,8 @@ def _make_hypermodel(space: SearchSpace, base: ModelSpec, *, n_features, steps, 
         def build(self, hp):
             values = self.space.declare(hp)
             spec = spec_from_values(self.base, values)
-            return build_model(spec, n_features=n_features, steps=steps, normalization=normalization, seed=seed)
+            return build_model(spec, n_features=n_features, steps=steps, normalization=normalization,
+                               targets=targets, seed=seed)
 
         def fit(self, hp, model, x, y, *, sample_weight=None, validation_data=None, callbacks=(),
                 epochs=1, initial_epoch=0, verbose=0, **kwargs):
@@ -632,7 +633,8 @@ def tune(
     deadline = None if max_seconds is None else time.time() + float(max_seconds)
     hypermodel = _make_hypermodel(space, base, n_features=int(train.x.shape[-1]), steps=train.steps,
                                   normalization=normalization, seed=seed, objective=name, direction=direction,
-                                  patience=patience, deadline=deadline)
+                                  patience=patience, deadline=deadline,
+                                  targets=_targets(train, task) if task in ("regression", "forecast") else None)
     search = _make_tuner(tuner, hypermodel=hypermodel, objective=name, direction=direction,
                          max_trials=int(max_trials), epochs=int(epochs), seed=seed, directory=directory,
                          overwrite=False, deadline=deadline, budget=(max_params, max_size_mb),
