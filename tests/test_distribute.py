@@ -154,3 +154,11 @@ def test_unseeded_datasets_draw_the_same_order_on_every_worker():
         x, y, batch_size=8, strategy=tf.distribute.get_strategy())]) for _ in range(2)]
     np.testing.assert_array_equal(*orders)
     assert not np.array_equal(orders[0], np.arange(64))  # shuffled all the same
+
+
+def test_slurm_on_cpu_only_nodes_asks_for_tf_config(monkeypatch):
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    monkeypatch.setenv("SLURM_NTASKS", "2")
+    monkeypatch.setenv("SLURM_PROCID", "0")
+    with pytest.raises(InputError, match="CPU-only nodes set TF_CONFIG"):
+        make_strategy("multi-worker")

@@ -100,8 +100,17 @@ def make_strategy(name: str = "auto"):
     if name == "mirrored":
         return tf.distribute.MirroredStrategy()
     if not config and _slurm_tasks() > 1:
+        # TF's Slurm resolver hands out tasks by GPU (it runs nvidia-smi and gives a node no more
+        # tasks than GPUs): on CPU-only nodes it cannot place a task at all.
+        gpus = len(tf.config.list_physical_devices("GPU"))
+        if gpus == 0:
+            raise InputError(
+                "Received a Slurm job of several tasks on a node without GPUs; TensorFlow's "
+                "SlurmClusterResolver places tasks by GPU, so on CPU-only nodes set TF_CONFIG in each "
+                "task (see the README's 'Scaling out')."
+            )
         return tf.distribute.MultiWorkerMirroredStrategy(
-            cluster_resolver=tf.distribute.cluster_resolver.SlurmClusterResolver()
+            cluster_resolver=tf.distribute.cluster_resolver.SlurmClusterResolver(gpus_per_node=gpus)
         )
     if not config:
         raise InputError(
