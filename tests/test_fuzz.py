@@ -8,6 +8,7 @@ the command line must exit 0 or 2 with one line on stderr, never a traceback.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import math
 
@@ -166,3 +167,43 @@ def test_non_finite_values_need_a_fill(tmp_path, value):
     frame.to_csv(tmp_path / "d.csv", index=False)
     with pytest.raises(InputError, match="vdd"):
         load_long_format(tmp_path / "d.csv", id_col="device_id", time_col="cycle", label_col="status")
+
+
+@pytest.fixture(scope="module")
+def vdd_idd_run(tmp_path_factory):
+    """A tiny RUN trained on the columns the malformed frames are made of."""
+    root = tmp_path_factory.mktemp("fuzz_run")
+    rng = np.random.default_rng(0)
+    rows = [{"device_id": f"d{i}", "cycle": t + 1, "status": ["pass", "fail"][i % 2],
+             "vdd": float(rng.normal()), "idd": float(rng.normal())} for i in range(40) for t in range(4)]
+    pd.DataFrame(rows).to_csv(root / "train.csv", index=False)
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        assert main(["train", str(root / "train.csv"), "--id-col", "device_id", "--time-col", "cycle",
+                     "--label-col", "status", "--out", str(root / "run"), "--units", "2", "--epochs", "1",
+                     "--no-bidirectional"]) == 0
+    return root / "run"
+
+
+@settings(max_examples=80, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(frame=long_frames(), kind=st.sampled_from(["csv", "parquet"]), block=st.sampled_from(["3", "100000"]))
+def test_predict_on_malformed_files_through_the_command_line(vdd_idd_run, tmp_path, frame, kind, block):
+    """The whole command: streamed block reader, contract checks, exit status and the one line."""
+    path = tmp_path / f"new.{kind}"
+    _write(frame, path, kind)
+    out = tmp_path / "p.csv"
+    out.unlink(missing_ok=True)  # hypothesis reuses tmp_path across examples
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        status = main(["predict", str(vdd_idd_run), str(path), "--out", str(out), "--block-rows", block])
+    text = err.getvalue()
+    assert status in (0, 2), (status, text)
+    assert "Traceback" not in text
+    if status == 2:
+        assert text.count("\n") == 1 and text.startswith("tfseq: error:"), text
+        assert not out.exists()  # nothing half-written
+        assert not list(tmp_path.glob(".p.csv.*"))
+        event("refused")
+    else:
+        predictions = pd.read_csv(out)
+        assert list(predictions.columns[1:]) == ["predicted", "p_pass", "p_fail"]
+        event("predicted")

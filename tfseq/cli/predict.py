@@ -141,8 +141,11 @@ def _sequence_blocks(path: Path, id_col: str, block_rows: int):
     from tfseq.data.long_format import _chunks, read_columns
 
     done: set = set()
-    carry = None
+    carry = empty = None
     for chunk in _chunks(path, read_columns(path), block_rows, text=[id_col]):
+        if chunk.empty:  # a header without rows: the loader below says so, once
+            empty = chunk
+            continue
         if carry is not None:
             chunk = pd.concat([carry, chunk], ignore_index=True)
         ids = chunk[id_col]
@@ -154,6 +157,8 @@ def _sequence_blocks(path: Path, id_col: str, block_rows: int):
             yield _check_contiguous(complete, id_col, done)
     if carry is not None and len(carry):
         yield _check_contiguous(carry, id_col, done)
+    elif not done and empty is not None:
+        yield empty
 
 
 def _check_contiguous(block, id_col: str, done: set):
