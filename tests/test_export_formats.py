@@ -117,7 +117,7 @@ def test_tflite_runs_unmasked_layers_as_one_while_loop(exported):
     for mode in QUANTIZATIONS:
         path = out / _artifact(manifest, "tflite", mode)["path"]
         ops = Counter(op["op_name"] for op in Interpreter(model_path=str(path))._get_ops_details())
-        if masking or mode == "int8":  # Keras' masked step; the int8 calibrator cannot run WHILE
+        if masking:  # Keras' masked step, unrolled
             assert "WHILE" not in ops, (mode, ops)
         else:  # one loop per layer and direction; the step's matrix products live in its body
             assert ops["WHILE"] == (2 if bidirectional else 1), (mode, ops)

@@ -24,15 +24,16 @@ SPECS = {
 }
 
 
+@pytest.mark.parametrize("rotate", [False, True], ids=["gather", "rotate"])
 @pytest.mark.parametrize("name", list(SPECS))
-def test_loop_clone_matches_keras(name, rng, monkeypatch):
+def test_loop_clone_matches_keras(name, rotate, rng, monkeypatch):
     calls = []
     original = _loop.while_rnn
     monkeypatch.setattr(_loop, "while_rnn", lambda *a, **k: calls.append(1) or original(*a, **k))
     spec = SPECS[name]
     x = (rng.normal(size=(5, STEPS, 3)) * 4).astype("float32")
     model = build_model(spec, n_features=3, steps=STEPS, adapt=x, seed=2)
-    clone = export_clone(model, steps=STEPS, batch_size=1, unroll=True, loop=True)
+    clone = export_clone(model, steps=STEPS, batch_size=1, unroll=True, loop=True, rotate=rotate)
     layers = len(spec.units) * (2 if spec.bidirectional else 1)
     reference = predict_dict(export_clone(model, steps=STEPS), x)
     got = [predict_dict(clone, x[i:i + 1]) for i in range(len(x))]

@@ -16,7 +16,7 @@ import numpy as np
 _RNN_CLASSES = {"SimpleRNN", "LSTM", "GRU"}
 
 
-def _rewrite(node: Any, *, unroll: bool, loop: bool) -> None:
+def _rewrite(node: Any, *, unroll: bool, loop: bool, rotate: bool) -> None:
     if isinstance(node, dict):
         if node.get("class_name") in _RNN_CLASSES and isinstance(node.get("config"), dict):
             node["config"]["unroll"] = unroll
@@ -24,20 +24,27 @@ def _rewrite(node: Any, *, unroll: bool, loop: bool) -> None:
                 node["config"]["use_cudnn"] = False
             if loop:
                 node["registered_name"] = f"While{node['class_name']}"
+                node["config"]["rotate_inputs"] = rotate
         dtype = node.get("dtype")
         if isinstance(dtype, dict) and dtype.get("class_name") == "DTypePolicy":
             dtype["config"] = {**dtype.get("config", {}), "name": "float32"}
         elif isinstance(dtype, str) and dtype.startswith("mixed_"):
             node["dtype"] = "float32"
         for value in node.values():
-            _rewrite(value, unroll=unroll, loop=loop)
+            _rewrite(value, unroll=unroll, loop=loop, rotate=rotate)
     elif isinstance(node, list):
         for value in node:
-            _rewrite(value, unroll=unroll, loop=loop)
+            _rewrite(value, unroll=unroll, loop=loop, rotate=rotate)
 
 
 def export_clone(
-    model, *, steps: int, batch_size: int | None = None, unroll: bool = False, loop: bool = False
+    model,
+    *,
+    steps: int,
+    batch_size: int | None = None,
+    unroll: bool = False,
+    loop: bool = False,
+    rotate: bool = False,
 ):
     """Returns a float32 copy of ``model`` with input ``[batch_size, steps, features]``.
 
@@ -49,6 +56,8 @@ def export_clone(
         loop: Run unmasked recurrent layers as one ``tf.while_loop`` with
             static shapes (:mod:`tfseq.export._loop`); masked ones stay
             as ``unroll`` says.
+        rotate: With ``loop``, build the loops the int8 calibrator can run
+            (:func:`tfseq.export._loop.while_rnn`).
 
     Returns:
         A ``keras.Model`` with the same weights, layer names and output names.
@@ -60,7 +69,7 @@ def export_clone(
     from tfseq.export._loop import WHILE_LAYERS
 
     config = copy.deepcopy(model.get_config())
-    _rewrite(config, unroll=unroll, loop=loop)
+    _rewrite(config, unroll=unroll, loop=loop, rotate=rotate)
     for layer in config["layers"]:
         if layer["class_name"] == "InputLayer":
             shape = layer["config"].get("batch_shape") or layer["config"].get("batch_input_shape")

@@ -7,9 +7,10 @@ static shapes converts to a builtin ``WHILE`` op whose body holds one step,
 so the file is little more than its weights (dynamic-range: 0.31x), and the
 input projection of all steps runs as one matrix product before the loop.
 
-Two cases keep Keras' own (unrolled) step: masked inputs (Keras' masked-step
-semantics are kept exactly) and the full-int8 mode, whose calibrator crashes
-on ``WHILE`` bodies in TF 2.21 (the caller picks the unrolled clone for it).
+Masked inputs keep Keras' own (unrolled) step, so Keras' masked-step
+semantics are kept exactly. For the full-int8 mode the loop carries the
+input sequence and rotates it (``rotate_inputs``): the TF 2.21 calibrator
+crashes on a loop variable passed through unchanged.
 """
 
 from __future__ import annotations
@@ -66,44 +67,78 @@ def _step(cell, projected, states):
     return h, [h]
 
 
-def while_rnn(cell, sequences, initial_state, *, go_backwards: bool, return_sequences: bool):
+def while_rnn(
+    cell, sequences, initial_state, *, go_backwards: bool, return_sequences: bool, rotate: bool = False
+):
     """Runs ``cell`` over ``sequences`` ``[batch, steps, features]`` in one ``tf.while_loop``.
 
     Returns ``(last_output, outputs, states)`` as ``keras.src.backend.rnn``
     does: with ``go_backwards`` the steps run last to first and ``outputs``
     is in that order; without ``return_sequences`` ``outputs`` is the last
     output with a time axis of 1.
+
+    By default the input projection of all steps is one matrix product before
+    the loop, and each step gathers its row (fastest). With ``rotate`` the
+    loop carries the input sequence itself, takes its first step and rotates
+    it by one: every loop variable then changes in every iteration, which the
+    TF 2.21 int8 calibrator needs (a variable passed through unchanged, such
+    as the projected sequence, makes it crash).
     """
     steps, features = sequences.shape[1], sequences.shape[2]
     x = tf.reverse(sequences, axis=[1]) if go_backwards else sequences
-    projected = tf.matmul(tf.reshape(x, [-1, features]), _value(cell.kernel))
     bias = _projection_bias(cell)
-    if bias is not None:
-        projected = projected + bias
-    projected = tf.reshape(projected, [-1, steps, projected.shape[-1]])
+
+    def project(inputs):
+        projected = tf.matmul(inputs, _value(cell.kernel))
+        return projected if bias is None else projected + bias
+
+    if rotate:
+        pending = x
+    else:
+        projected = project(tf.reshape(x, [-1, features]))
+        projected = tf.reshape(projected, [-1, steps, projected.shape[-1]])
     states = [tf.convert_to_tensor(s) for s in initial_state]
     batch = x.shape[0] if x.shape[0] is not None else tf.shape(x)[0]
     # Outputs of every step are summed into place (one-hot over time): builtin ops only, where a
     # TensorArray would need the TensorList ops that TF Lite cannot lower without static shapes.
     carried = [tf.zeros([batch, steps, cell.units], dtype=x.dtype)] if return_sequences else []
+    rotating = [pending] if rotate else []
 
     def body(t, *loop_vars):
-        h, new_states = _step(cell, tf.gather(projected, t, axis=1), list(loop_vars[:len(states)]))
+        if rotate:
+            head, loop_vars = loop_vars[0], loop_vars[1:]
+            step_input = project(head[:, 0, :])
+            rotated = [tf.concat([head[:, 1:, :], head[:, :1, :]], axis=1)]
+        else:
+            step_input, rotated = tf.gather(projected, t, axis=1), []
+        h, new_states = _step(cell, step_input, list(loop_vars[:len(states)]))
         if not return_sequences:
-            return (t + 1, *new_states)
+            return (t + 1, *rotated, *new_states)
         at_t = tf.reshape(tf.one_hot(t, steps, dtype=h.dtype), [1, steps, 1])
-        return (t + 1, *new_states, loop_vars[-1] + at_t * h[:, None, :])
+        return (t + 1, *rotated, *new_states, loop_vars[-1] + at_t * h[:, None, :])
 
     _, *loop_vars = tf.while_loop(
-        lambda t, *_: t < steps, body, [tf.constant(0), *states, *carried]
+        lambda t, *_: t < steps, body, [tf.constant(0), *rotating, *states, *carried]
     )
+    loop_vars = loop_vars[len(rotating):]
     states = loop_vars[:len(states)]
     last = states[0]
     return last, (loop_vars[-1] if return_sequences else last[:, None, :]), states
 
 
 class _WhileLoopRNN:
-    """Mixin over a Keras recurrent layer: unmasked calls run :func:`while_rnn`."""
+    """Mixin over a Keras recurrent layer: unmasked calls run :func:`while_rnn`.
+
+    Args:
+        rotate_inputs: Build the loop the int8 calibrator can run (see :func:`while_rnn`).
+    """
+
+    def __init__(self, *args, rotate_inputs: bool = False, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.rotate_inputs = rotate_inputs
+
+    def get_config(self):
+        return {**super().get_config(), "rotate_inputs": self.rotate_inputs}
 
     def inner_loop(self, sequences, initial_state, mask, training=False):
         if mask is not None or not _supported(self.cell) or sequences.shape[1] is None:
@@ -111,8 +146,8 @@ class _WhileLoopRNN:
         if not isinstance(initial_state, (list, tuple)):
             initial_state = [initial_state]
         return while_rnn(
-            self.cell, sequences, initial_state,
-            go_backwards=self.go_backwards, return_sequences=self.return_sequences,
+            self.cell, sequences, initial_state, go_backwards=self.go_backwards,
+            return_sequences=self.return_sequences, rotate=self.rotate_inputs,
         )
 
 

@@ -7,8 +7,9 @@ builtin ops alone: a float32 copy with ``batch_size=1`` and static shapes,
 exported to a temporary SavedModel and converted with ``from_saved_model``.
 In that copy each unmasked recurrent layer runs as one builtin ``WHILE``
 loop (:mod:`tfseq.export._loop`): the file is little more than its weights.
-Masked layers, and every layer of the full-int8 mode (whose calibrator
-crashes on ``WHILE`` bodies), are unrolled instead.
+The full-int8 mode gets loops whose every variable changes each step (the
+TF 2.21 calibrator crashes on a loop variable passed through unchanged).
+Masked layers are unrolled, keeping Keras' masked-step semantics.
 
 Full-int8 quantises the input with one scale for all features, so raw
 measurements of very different ranges (Vdd ~1 V beside Idd ~250 mA) lose
@@ -108,11 +109,11 @@ def _strip_tensor_names(flat: bytes) -> bytes:
     return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
 
 
-def _saved_clone(model, path: Path, *, steps: int, loop: bool) -> str:
-    """Exports the batch-1 float32 clone of ``model`` as a SavedModel at ``path``."""
+def _saved_clone(model, path: Path, *, steps: int, rotate: bool = False) -> str:
+    """Exports the batch-1 float32 while-loop clone of ``model`` as a SavedModel at ``path``."""
     from tfseq.export._graph import export_clone
 
-    export_clone(model, steps=steps, batch_size=1, unroll=True, loop=loop).export(
+    export_clone(model, steps=steps, batch_size=1, unroll=True, loop=True, rotate=rotate).export(
         str(path), verbose=False
     )
     return str(path)
@@ -127,7 +128,7 @@ def _converter(saved: str):
 
 
 def _convert_int8(saved: str, calibration: np.ndarray) -> bytes:
-    """Full int8 of the unrolled graph, the ops that see raw values kept in float."""
+    """Full int8, the ops that see raw values kept in float."""
     import tensorflow as tf
 
     def dataset():
@@ -209,19 +210,19 @@ def convert_tflite(
     result: dict[str, bytes] = {}
     try:
         with tempfile.TemporaryDirectory(prefix="tfseq-tflite-") as tmp:
-            loop_modes = [mode for mode in modes if mode != "int8"]
-            if loop_modes:
-                loop = _saved_clone(model, Path(tmp) / "loop", steps=steps, loop=True)
-                for mode in loop_modes:
-                    conv = _converter(loop)
-                    if mode != "none":
-                        conv.optimizations = [tf.lite.Optimize.DEFAULT]
-                    if mode == "float16":
-                        conv.target_spec.supported_types = [tf.float16]
-                    result[mode] = conv.convert()
-            if "int8" in modes:
-                unrolled = _saved_clone(model, Path(tmp) / "unrolled", steps=steps, loop=False)
-                result["int8"] = _convert_int8(unrolled, calibration)
+            loop = None
+            for mode in modes:
+                if mode == "int8":
+                    calibratable = _saved_clone(model, Path(tmp) / "rotate", steps=steps, rotate=True)
+                    result["int8"] = _convert_int8(calibratable, calibration)
+                    continue
+                loop = loop or _saved_clone(model, Path(tmp) / "loop", steps=steps)
+                conv = _converter(loop)
+                if mode != "none":
+                    conv.optimizations = [tf.lite.Optimize.DEFAULT]
+                if mode == "float16":
+                    conv.target_spec.supported_types = [tf.float16]
+                result[mode] = conv.convert()
     except (InputError, ExportError):
         raise
     except Exception as exc:  # noqa: BLE001  (converter errors are many and untyped)
