@@ -138,6 +138,10 @@ def _convert_int8(saved: str, calibration: np.ndarray) -> bytes:
     conv = _converter(saved)
     conv.optimizations = [tf.lite.Optimize.DEFAULT]
     conv.representative_dataset = dataset
+    # One scale per weight tensor instead of one per output channel: per-channel scales and int64
+    # zero points of the 4x128 gate rows were 18 KB of a 101 KB LSTM-128 file (0.34x of float32,
+    # now 0.28x) and bought no agreement (99.8 % per channel, 99.9 % per tensor; 1,000 devices).
+    conv._experimental_disable_per_channel = True  # noqa: SLF001  (the converter's only switch)
     conv.target_spec.supported_ops = [
         tf.lite.OpsSet.TFLITE_BUILTINS_INT8,
         tf.lite.OpsSet.TFLITE_BUILTINS,
