@@ -104,6 +104,7 @@ def test_tflite_runs_without_tensorflow_and_has_builtin_ops_only(exported):
         interpreter = Interpreter(model_path=str(out / artifact["path"]))
         [inp] = interpreter.get_input_details()
         assert inp["dtype"] == np.float32 and list(inp["shape"]) == [1, STEPS, 15]
+        assert list(inp["shape_signature"]) == [-1, STEPS, 15]  # batch 1 by default, any on resize
         assert all(o["dtype"] == np.float32 for o in interpreter.get_output_details())
 
 

@@ -110,10 +110,14 @@ def _strip_tensor_names(flat: bytes) -> bytes:
 
 
 def _saved_clone(model, path: Path, *, steps: int, rotate: bool = False) -> str:
-    """Exports the batch-1 float32 while-loop clone of ``model`` as a SavedModel at ``path``."""
+    """Exports the float32 while-loop clone of ``model`` as a SavedModel at ``path``.
+
+    The batch axis stays dynamic: the file runs one device at a time on an edge station
+    (batch 1, the size it allocates by default) and in batches where many are scored.
+    """
     from tfseq.export._graph import export_clone
 
-    export_clone(model, steps=steps, batch_size=1, unroll=True, loop=True, rotate=rotate).export(
+    export_clone(model, steps=steps, batch_size=None, unroll=True, loop=True, rotate=rotate).export(
         str(path), verbose=False
     )
     return str(path)
