@@ -8,12 +8,14 @@ without TensorFlow would. Writes ``OUT_DIR/<i>.npz`` (outputs) and
 
 import importlib.abc
 import json
+import os
 import sys
 import time
 
 #: Sequences per invoke for files with a dynamic batch axis (tfseq.export.runtimes.TFLITE_BATCH;
 #: this worker imports nothing of tfseq, to run where TensorFlow cannot be imported).
 BATCH = 128
+THREADS = os.cpu_count() or 1
 
 
 class _Block(importlib.abc.MetaPathFinder):
@@ -35,13 +37,13 @@ def _interpreter(path):
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
     try:
-        interpreter = Interpreter(model_path=path)
+        interpreter = Interpreter(model_path=path, num_threads=THREADS)
         runner = interpreter.get_signature_runner("serving_default")
         return interpreter, runner, "default (XNNPACK)", True
     except (RuntimeError, ValueError):
         pass
     interpreter = Interpreter(
-        model_path=path,
+        model_path=path, num_threads=THREADS,
         experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
     )
     return interpreter, interpreter.get_signature_runner("serving_default"), "builtin kernels", False
@@ -69,7 +71,7 @@ def main(argv):
             from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
             interpreter = Interpreter(
-                model_path=path,
+                model_path=path, num_threads=THREADS,
                 experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
             )
             runner, delegate = interpreter.get_signature_runner("serving_default"), "builtin kernels"
