@@ -19,6 +19,14 @@ from tfseq.errors import InputError
 from tfseq.run import DataContract
 
 
+#: Sequences per invoke when a TF Lite file has a dynamic batch axis: with dynamic-range weights
+#: an LSTM-128 ran 140K sequences/s at 128 and 91K at 1,024 on 2 cores (34 us at batch 1).
+TFLITE_BATCH = 128
+#: LiteRT threads: every core, as onnxruntime and PyTorch use (batches of 128 ran 1.4x faster on
+#: two threads than on one; batch-1 latency did not change).
+_THREADS = os.cpu_count() or 1
+
+
 @dataclass
 class Runner:
     """A loaded artifact.
@@ -154,7 +162,7 @@ def _tflite_runner(path: Path, verify: bool) -> Runner:
         shape = interpreter.get_input_details()[0]["shape"]
     steps = steps or int(shape[1])
     signature = interpreter.get_input_details()[0].get("shape_signature", shape)
-    batch = TFLITE_BATCH if int(signature[0]) == -1 else 1  # files of tfseq < 0.2 fix batch 1
+    batch = TFLITE_BATCH if int(signature[0]) == -1 else 1  # files exported before the free batch axis: 1
 
     def predict(x: np.ndarray) -> dict[str, np.ndarray]:
         x = _check_shape(x, steps, int(shape[2]))
@@ -165,14 +173,6 @@ def _tflite_runner(path: Path, verify: bool) -> Runner:
         return {k: np.concatenate(v) for k, v in out.items()}
 
     return Runner("tflite", predict, contract, steps)
-
-
-#: Sequences per invoke when a TF Lite file has a dynamic batch axis: with dynamic-range weights
-#: an LSTM-128 ran 140K sequences/s at 128 and 91K at 1,024 on 2 cores (34 us at batch 1).
-TFLITE_BATCH = 128
-#: LiteRT threads: every core, as onnxruntime and PyTorch use (batches of 128 ran 1.4x faster on
-#: two threads than on one; batch-1 latency did not change).
-_THREADS = os.cpu_count() or 1
 
 
 def _onnx_runner(path: Path, verify: bool) -> Runner:
