@@ -262,7 +262,7 @@ def export_model(
             for path, mode, out, timing in zip(paths, flat, outputs, report["files"]):
                 record(path, "tflite", mode, out, timing,
                        runtime="ai_edge_litert (subprocess, TensorFlow not importable)",
-                       batch_size=1, delegate=timing["delegate"])
+                       delegate=timing["delegate"])
 
         if "onnx" in formats:
             path = export_onnx(model, tmp / f"{name}.onnx", steps=steps)
