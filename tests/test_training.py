@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from tfseq.errors import InputError
-from tfseq.models.builders import build_model
+from tfseq.models.builders import STEPS_PER_EXECUTION, build_model
 from tfseq.models.spec import ModelSpec
 from tfseq.training.fit import balanced_sample_weights, fit
 from tfseq.training.precision import resolve_precision
@@ -24,6 +24,21 @@ def test_same_seed_same_data_gives_the_same_metrics(tiny_data):
     _, second = _train(tiny_data)
     for key in ("loss", "val_loss", "val_auc"):
         np.testing.assert_allclose(first.history[key], second.history[key], rtol=1e-6)
+
+
+def test_several_batches_per_call_train_the_same_model_as_one(tiny_data):
+    # 15 batches an epoch: one full call of 8 and a short one of 7.
+    x, y = tiny_data.x[:120], tiny_data.y[:120]
+    weights = []
+    for per_call in (STEPS_PER_EXECUTION, 1):
+        model = build_model(ModelSpec(cell="lstm", units=(6,), precision="float32"), n_features=15,
+                            adapt=x, seed=3)
+        model.steps_per_execution = per_call
+        history = fit(model, x, y, epochs=2, batch_size=8, seed=3, verbose=0)
+        weights.append(model.get_weights())
+    assert STEPS_PER_EXECUTION > 1 and len(history.history["loss"]) == 2
+    for a, b in zip(*weights):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
 
 def test_run_dir_gets_checkpoint_history_and_no_leftover_backup(tiny_data, tmp_path):

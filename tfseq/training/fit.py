@@ -114,6 +114,9 @@ def fit(
         if model.distribute_strategy is not strategy:
             raise InputError("Received a model built outside the strategy's scope; build it inside "
                              "`with strategy.scope():`.")
+        # Keras 3.15 cannot run several batches per call on a distributed iterator
+        # (InvalidArgumentError at while/cond/Placeholder), so one batch per call here.
+        model.steps_per_execution = 1
         if run_dir is not None and not is_chief():
             run_dir, tensorboard = Path(run_dir) / ".workers" / _task_name(), False
         train = make_dataset(x, y, batch_size=int(batch_size), strategy=strategy,
