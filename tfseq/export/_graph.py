@@ -22,6 +22,9 @@ def _rewrite(node: Any, *, unroll: bool, loop: bool, rotate: bool) -> None:
             node["config"]["unroll"] = unroll
             if node["class_name"] != "SimpleRNN":  # SimpleRNN has no cuDNN kernel (nor the flag)
                 node["config"]["use_cudnn"] = False
+            # tfseq's gate-by-gate training layers (tfseq.models.recurrent) export as Keras'
+            # own classes, whose while loops tf2onnx and TF Serving know, or as while-loop twins.
+            node["module"], node["registered_name"] = "keras.layers", None
             if loop:
                 node["registered_name"] = f"While{node['class_name']}"
                 node["config"]["rotate_inputs"] = rotate

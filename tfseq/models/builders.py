@@ -8,6 +8,7 @@ import keras
 import numpy as np
 
 from tfseq.errors import InputError
+from tfseq.models import recurrent
 from tfseq.models.layers import AttentionPooling
 from tfseq.models.spec import HeadSpec, ModelSpec
 from tfseq.training.precision import resolve_precision
@@ -22,9 +23,9 @@ INPUT_NAME = "sequence"
 STEPS_PER_EXECUTION = 8
 
 _CELLS = {
-    "simple_rnn": keras.layers.SimpleRNN,
-    "lstm": keras.layers.LSTM,
-    "gru": keras.layers.GRU,
+    "simple_rnn": recurrent.SimpleRNN,
+    "lstm": recurrent.LSTM,
+    "gru": recurrent.GRU,
 }
 
 

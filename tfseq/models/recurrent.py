@@ -1,0 +1,186 @@
+"""Keras' LSTM, GRU and SimpleRNN with one matrix product per gate: the same layers, faster on CPU.
+
+Keras computes all gates of a step with one matrix product and splits the
+result, and on CPU that split copies a quarter of the step's data per gate:
+in TF 2.21 it took a third of an LSTM-128 forward step. These layers keep
+Keras' weights, configuration and results but run each gate's recurrent
+product on its own slice of the weights, and project the inputs of all steps
+in one product before the loop. Measured on 2 cores, batch 128 x 20 steps x
+15 features, forward and backward: LSTM-128 5.4-6.0 ms against 8.4-8.8 ms
+for ``keras.layers.LSTM``.
+
+Sequences of a fixed length up to :data:`UNROLL_STEPS` run as unrolled
+steps (fastest), others as a ``tf.while_loop``. Masked steps keep Keras'
+semantics (states and outputs carry over, or zero outputs with
+``zero_output_for_mask``). Recurrent dropout, GRU with ``reset_after=False``,
+non-TensorFlow backends and GPUs (where Keras can use cuDNN) fall back to
+Keras' own loop.
+
+Exports never see these classes: :func:`tfseq.export._graph.export_clone`
+rebuilds every recurrent layer as its Keras (or while-loop) twin.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import keras
+import tensorflow as tf
+
+#: Longest fixed sequence that runs unrolled; longer or variable ones run a ``tf.while_loop``.
+UNROLL_STEPS = 64
+
+
+def _read(variable, dtype):
+    value = tf.convert_to_tensor(variable.value if hasattr(variable, "value") else variable)
+    return value if value.dtype == dtype else tf.cast(value, dtype)
+
+
+@functools.cache
+def _gpu() -> bool:
+    return bool(tf.config.list_logical_devices("GPU"))
+
+
+def _supported(layer) -> bool:
+    """Whether ``layer`` runs gate by gate: on GPUs Keras' own loop can use cuDNN instead."""
+    cell = layer.cell
+    if isinstance(cell, keras.layers.GRUCell) and not cell.reset_after:
+        return False
+    return keras.backend.backend() == "tensorflow" and not layer.recurrent_dropout and not _gpu()
+
+
+class _Gates:
+    """One cell's weights cut per gate, and its step on pre-projected inputs."""
+
+    def __init__(self, cell, dtype):
+        self.cell = cell
+        self.kind = type(cell).__name__
+        count = {"LSTMCell": 4, "GRUCell": 3}.get(self.kind, 1)
+        self.kernels = tf.split(_read(cell.kernel, dtype), count, axis=1)
+        self.recurrent = tf.split(_read(cell.recurrent_kernel, dtype), count, axis=1)
+        self.input_bias = self.recurrent_bias = [None] * count
+        if cell.use_bias:
+            bias = _read(cell.bias, dtype)
+            if self.kind == "GRUCell":  # reset_after: one bias for the inputs, one for the state
+                self.input_bias = tf.split(bias[0], count)
+                self.recurrent_bias = tf.split(bias[1], count)
+            else:
+                self.input_bias = tf.split(bias, count)
+
+    def project(self, flat_inputs):
+        """Per gate: ``inputs @ kernel + bias`` for the rows of ``flat_inputs``."""
+        out = []
+        for kernel, bias in zip(self.kernels, self.input_bias):
+            projected = tf.matmul(flat_inputs, kernel)
+            out.append(projected if bias is None else projected + bias)
+        return out
+
+    def step(self, projected, states):
+        """One step given each gate's projected input; returns the new states (``h`` first)."""
+        cell, h = self.cell, states[0]
+        act, rec = cell.activation, getattr(cell, "recurrent_activation", None)
+        if self.kind == "LSTMCell":
+            x_i, x_f, x_c, x_o = projected
+            u_i, u_f, u_c, u_o = self.recurrent
+            c = rec(x_f + tf.matmul(h, u_f)) * states[1] + rec(x_i + tf.matmul(h, u_i)) * act(
+                x_c + tf.matmul(h, u_c))
+            return [rec(x_o + tf.matmul(h, u_o)) * act(c), c]
+        if self.kind == "GRUCell":
+            inner = [tf.matmul(h, u) if b is None else tf.matmul(h, u) + b
+                     for u, b in zip(self.recurrent, self.recurrent_bias)]
+            z = rec(projected[0] + inner[0])
+            r = rec(projected[1] + inner[1])
+            return [z * h + (1.0 - z) * act(projected[2] + r * inner[2])]
+        return [act(projected[0] + tf.matmul(h, self.recurrent[0]))]
+
+
+def per_gate_rnn(layer, sequences, initial_state, mask=None):
+    """``layer``'s recurrence over ``sequences`` ``[batch, steps, features]``, gate by gate.
+
+    Returns ``(last_output, outputs, states)`` as ``keras.src.backend.rnn``
+    does: with ``go_backwards`` the steps run last to first and ``outputs``
+    is in that order; without ``return_sequences`` ``outputs`` is the last
+    output with a time axis of 1.
+    """
+    gates = _Gates(layer.cell, sequences.dtype)
+    time_major = tf.transpose(sequences, [1, 0, 2])
+    if layer.go_backwards:
+        time_major = tf.reverse(time_major, [0])
+    steps, features = time_major.shape[0], time_major.shape[2]
+    dynamic = tf.shape(time_major)
+    flat = tf.reshape(time_major, [-1, features])
+    projected = [tf.reshape(p, [dynamic[0], dynamic[1], -1]) for p in gates.project(flat)]
+    if mask is not None:
+        mask = tf.cast(tf.transpose(mask, [1, 0]), tf.bool)[..., None]  # [steps, batch, 1]
+        if layer.go_backwards:
+            mask = tf.reverse(mask, [0])
+    states = [tf.convert_to_tensor(s) for s in initial_state]
+    zero_output = layer.zero_output_for_mask
+
+    def advance(step_inputs, step_mask, states, previous):
+        new = gates.step(step_inputs, states)
+        if step_mask is None:
+            return new, new[0]
+        new = [tf.where(step_mask, n, s) for n, s in zip(new, states)]
+        output = tf.where(step_mask, new[0], tf.zeros_like(new[0]) if zero_output else previous)
+        return new, output
+
+    previous = tf.zeros_like(states[0])
+    if steps is not None and steps <= UNROLL_STEPS:
+        columns = [tf.unstack(p) for p in projected]
+        masks = tf.unstack(mask) if mask is not None else [None] * steps
+        outputs = []
+        for t in range(steps):
+            states, previous = advance([c[t] for c in columns], masks[t], states, previous)
+            outputs.append(previous)
+        sequence = tf.stack(outputs, axis=1) if layer.return_sequences else None
+    else:
+        arrays = [tf.TensorArray(p.dtype, size=dynamic[0]).unstack(p) for p in projected]
+        mask_array = tf.TensorArray(tf.bool, size=dynamic[0]).unstack(mask) if mask is not None else None
+        written = tf.TensorArray(sequences.dtype, size=dynamic[0]) if layer.return_sequences else None
+
+        def body(t, previous, *loop_vars):
+            step_mask = mask_array.read(t) if mask_array is not None else None
+            new, output = advance([a.read(t) for a in arrays], step_mask, list(loop_vars[:len(states)]),
+                                  previous)
+            extra = [loop_vars[-1].write(t, output)] if written is not None else []
+            return (t + 1, output, *new, *extra)
+
+        loop_vars = [tf.constant(0), previous, *states] + ([written] if written is not None else [])
+        _, previous, *rest = tf.while_loop(lambda t, *_: t < dynamic[0], body, loop_vars)
+        states = rest[:len(states)]
+        sequence = tf.transpose(rest[-1].stack(), [1, 0, 2]) if written is not None else None
+    if sequence is None:
+        sequence = previous[:, None, :]
+    return previous, sequence, states
+
+
+class _PerGateLoop:
+    """Mixin over a Keras recurrent layer: supported calls run :func:`per_gate_rnn`."""
+
+    def inner_loop(self, sequences, initial_state, mask, training=False):
+        if isinstance(mask, (list, tuple)):
+            mask = mask[0]
+        if not _supported(self):
+            return super().inner_loop(sequences, initial_state, mask, training=training)
+        if not isinstance(initial_state, (list, tuple)):
+            initial_state = [initial_state]
+        if training and self.dropout:
+            # Keras' cells reuse one input dropout mask at every step; so does this.
+            sequences = sequences * self.cell.get_dropout_mask(sequences[:, 0, :])[:, None, :]
+        return per_gate_rnn(self, sequences, initial_state, mask)
+
+
+@keras.saving.register_keras_serializable(package="tfseq")
+class LSTM(_PerGateLoop, keras.layers.LSTM):
+    """``keras.layers.LSTM`` computed gate by gate (see :mod:`tfseq.models.recurrent`)."""
+
+
+@keras.saving.register_keras_serializable(package="tfseq")
+class GRU(_PerGateLoop, keras.layers.GRU):
+    """``keras.layers.GRU`` computed gate by gate (see :mod:`tfseq.models.recurrent`)."""
+
+
+@keras.saving.register_keras_serializable(package="tfseq")
+class SimpleRNN(_PerGateLoop, keras.layers.SimpleRNN):
+    """``keras.layers.SimpleRNN`` with its input projection hoisted out of the loop."""
