@@ -9,7 +9,7 @@ from pathlib import Path
 from tfseq.cli.args import positive_int
 
 EXAMPLES = """examples:
-  tfseq demo                                   50,000 devices, up to 20 epochs each (about 4 min on 2 cores)
+  tfseq demo                                   50,000 devices, up to 20 epochs each (about 3 min on 2 cores)
   tfseq demo --devices 5000 --epochs 3         a quick look
   tfseq demo --out runs/study --predict-at 12  warn 8 cycles ahead instead of 5"""
 
