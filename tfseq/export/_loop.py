@@ -18,9 +18,7 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-
-def _value(variable):
-    return tf.convert_to_tensor(variable.value if hasattr(variable, "value") else variable)
+from tfseq.models.recurrent import read_weight
 
 
 def _supported(cell) -> bool:
@@ -33,7 +31,7 @@ def _projection_bias(cell):
     """The bias added to ``x @ kernel`` (GRU with ``reset_after`` keeps a second one for ``h``)."""
     if not cell.use_bias:
         return None
-    bias = _value(cell.bias)
+    bias = read_weight(cell.bias)
     return bias[0] if isinstance(cell, keras.layers.GRUCell) else bias
 
 
@@ -45,7 +43,7 @@ def _step(cell, projected, states):
     reaches them) rather than loop-carried tensors.
     """
     act = cell.activation
-    inner = tf.matmul(states[0], _value(cell.recurrent_kernel))
+    inner = tf.matmul(states[0], read_weight(cell.recurrent_kernel))
     if isinstance(cell, keras.layers.LSTMCell):
         z = projected + inner
         i, f, g, o = tf.split(z, 4, axis=-1)
@@ -55,7 +53,7 @@ def _step(cell, projected, states):
         return h, [h, c]
     if isinstance(cell, keras.layers.GRUCell):
         if cell.use_bias:
-            inner = inner + _value(cell.bias)[1]
+            inner = inner + read_weight(cell.bias)[1]
         x_z, x_r, x_h = tf.split(projected, 3, axis=-1)
         r_z, r_r, r_h = tf.split(inner, 3, axis=-1)
         rec = cell.recurrent_activation
@@ -89,7 +87,7 @@ def while_rnn(
     bias = _projection_bias(cell)
 
     def project(inputs):
-        projected = tf.matmul(inputs, _value(cell.kernel))
+        projected = tf.matmul(inputs, read_weight(cell.kernel))
         return projected if bias is None else projected + bias
 
     if rotate:

@@ -31,9 +31,10 @@ import tensorflow as tf
 UNROLL_STEPS = 64
 
 
-def _read(variable, dtype):
+def read_weight(variable, dtype=None):
+    """The tensor behind a Keras weight, cast to ``dtype`` when given."""
     value = tf.convert_to_tensor(variable.value if hasattr(variable, "value") else variable)
-    return value if value.dtype == dtype else tf.cast(value, dtype)
+    return value if dtype is None or value.dtype == dtype else tf.cast(value, dtype)
 
 
 @functools.cache
@@ -56,11 +57,11 @@ class _Gates:
         self.cell = cell
         self.kind = type(cell).__name__
         count = {"LSTMCell": 4, "GRUCell": 3}.get(self.kind, 1)
-        self.kernels = tf.split(_read(cell.kernel, dtype), count, axis=1)
-        self.recurrent = tf.split(_read(cell.recurrent_kernel, dtype), count, axis=1)
+        self.kernels = tf.split(read_weight(cell.kernel, dtype), count, axis=1)
+        self.recurrent = tf.split(read_weight(cell.recurrent_kernel, dtype), count, axis=1)
         self.input_bias = self.recurrent_bias = [None] * count
         if cell.use_bias:
-            bias = _read(cell.bias, dtype)
+            bias = read_weight(cell.bias, dtype)
             if self.kind == "GRUCell":  # reset_after: one bias for the inputs, one for the state
                 self.input_bias = tf.split(bias[0], count)
                 self.recurrent_bias = tf.split(bias[1], count)
