@@ -147,7 +147,7 @@ def test_unseeded_datasets_draw_the_same_order_on_every_worker():
     """DATA sharding splits batches by position: workers must shuffle alike, seed or not."""
     import tensorflow as tf
 
-    from tfseq.training.distribute import make_dataset
+    from tfseq.training.batches import make_dataset
 
     x, y = np.arange(64, dtype=np.float32).reshape(64, 1, 1), np.zeros(64, dtype=np.float32)
     orders = [np.concatenate([b[0].numpy().ravel() for b in make_dataset(

@@ -2,8 +2,9 @@
 
 Nothing of our own: ``MirroredStrategy`` for the GPUs of one host,
 ``MultiWorkerMirroredStrategy`` across hosts configured by the standard
-``TF_CONFIG``, and ``tf.data`` input sharded across workers
-(``AutoShardPolicy.DATA``) with a global batch of ``batch_size`` per replica.
+``TF_CONFIG``; :func:`tfseq.training.batches.make_dataset` shards the input
+across workers (``AutoShardPolicy.DATA``) with a global batch of
+``batch_size`` per replica.
 
 Example:
     >>> strategy = make_strategy("auto")           # doctest: +SKIP
@@ -17,8 +18,6 @@ from __future__ import annotations
 import json
 import os
 from typing import Any
-
-import numpy as np
 
 from tfseq.errors import InputError
 
@@ -127,32 +126,3 @@ def is_distributed(strategy) -> bool:
         strategy.num_replicas_in_sync > 1 or bool(cluster_spec())
     )
 
-
-def make_dataset(
-    x: np.ndarray,
-    y: Any,
-    *,
-    batch_size: int,
-    strategy,
-    sample_weight: np.ndarray | None = None,
-    shuffle: bool = True,
-    seed: int | None = None,
-):
-    """A ``tf.data.Dataset`` of global batches (``batch_size`` per replica), sharded by data.
-
-    Every worker builds the same dataset; ``AutoShardPolicy.DATA`` gives each
-    its own share, so no sequence is seen twice in an epoch.
-    """
-    import tensorflow as tf
-
-    parts = (x, y) if sample_weight is None else (x, y, sample_weight)
-    dataset = tf.data.Dataset.from_tensor_slices(parts)
-    if shuffle:
-        # Every worker must draw the same order, or DATA sharding would give one sequence to two
-        # workers and none to another: an unseeded call still gets one shared seed.
-        dataset = dataset.shuffle(min(len(x), 100_000), seed=0 if seed is None else seed,
-                                  reshuffle_each_iteration=True)
-    dataset = dataset.batch(batch_size * strategy.num_replicas_in_sync).prefetch(tf.data.AUTOTUNE)
-    options = tf.data.Options()
-    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
-    return dataset.with_options(options)

@@ -11,7 +11,8 @@ import numpy as np
 
 from tfseq.errors import InputError
 from tfseq.training.callbacks import default_callbacks
-from tfseq.training.distribute import cluster_spec, is_chief, is_distributed, make_dataset
+from tfseq.training.batches import make_dataset
+from tfseq.training.distribute import cluster_spec, is_chief, is_distributed
 
 
 def balanced_sample_weights(labels: np.ndarray) -> np.ndarray:
@@ -110,7 +111,8 @@ def fit(
     lengths = {len(x)} | {len(v) for v in (y.values() if isinstance(y, Mapping) else [y])}
     if len(lengths) != 1:
         raise InputError(f"Received inputs and targets of different lengths: {sorted(lengths)}.")
-    if is_distributed(strategy):
+    distributed = is_distributed(strategy)
+    if distributed:
         if model.distribute_strategy is not strategy:
             raise InputError("Received a model built outside the strategy's scope; build it inside "
                              "`with strategy.scope():`.")
@@ -119,28 +121,27 @@ def fit(
         model.steps_per_execution = 1
         if run_dir is not None and not is_chief():
             run_dir, tensorboard = Path(run_dir) / ".workers" / _task_name(), False
-        train = make_dataset(x, y, batch_size=int(batch_size), strategy=strategy,
-                             sample_weight=sample_weight, seed=seed)
-        if validation_data is not None:
-            validation_data = make_dataset(*validation_data, batch_size=int(batch_size),
-                                           strategy=strategy, shuffle=False)
-        x, y, sample_weight, batch_size = train, None, None, None
-        if _is_multi_worker(strategy):
-            return _fit_multi_worker(model, strategy, dict(
-                x=x, validation_data=validation_data, epochs=int(epochs),
-                callbacks=default_callbacks(run_dir, monitor=monitor, patience=patience,
-                                            tensorboard=tensorboard) + list(callbacks),
-                verbose=verbose))
+    sharded = strategy if distributed else None
+    train = make_dataset(x, y, batch_size=int(batch_size), sample_weight=sample_weight, seed=seed,
+                         strategy=sharded)
+    if validation_data is not None:
+        val_x, val_y, *val_weight = validation_data
+        validation_data = make_dataset(val_x, val_y, batch_size=int(batch_size), shuffle=False,
+                                       sample_weight=val_weight[0] if val_weight else None,
+                                       strategy=sharded)
+    if distributed and _is_multi_worker(strategy):
+        return _fit_multi_worker(model, strategy, dict(
+            x=train, validation_data=validation_data, epochs=int(epochs), shuffle=False,
+            callbacks=default_callbacks(run_dir, monitor=monitor, patience=patience,
+                                        tensorboard=tensorboard) + list(callbacks),
+            verbose=verbose))
     return model.fit(
-        x,
-        y,
-        sample_weight=sample_weight,
+        train,
         validation_data=validation_data,
         epochs=int(epochs),
-        batch_size=batch_size,
         callbacks=default_callbacks(run_dir, monitor=monitor, patience=patience, tensorboard=tensorboard)
         + list(callbacks),
-        shuffle=True,
+        shuffle=False,  # the dataset draws a new order every epoch
         verbose=verbose,
     )
 

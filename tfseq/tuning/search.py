@@ -453,6 +453,7 @@ def _make_hypermodel(space: SearchSpace, base: ModelSpec, *, n_features, steps, 
     import keras_tuner as kt
 
     from tfseq.models.builders import build_model
+    from tfseq.training.batches import make_dataset
 
     class _Deadline(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
@@ -485,10 +486,13 @@ def _make_hypermodel(space: SearchSpace, base: ModelSpec, *, n_features, steps, 
             if seed is not None:
                 keras.utils.set_random_seed(seed)
             stopping = keras.callbacks.EarlyStopping(monitor=objective, mode=direction, patience=patience)
+            batch = int(hp.get("batch_size"))
+            if validation_data is not None:
+                validation_data = make_dataset(*validation_data[:2], batch_size=batch, shuffle=False)
             return model.fit(
-                x, y, sample_weight=sample_weight, validation_data=validation_data,
-                batch_size=int(hp.get("batch_size")), epochs=epochs, initial_epoch=initial_epoch,
-                callbacks=list(callbacks) + [stopping, _Deadline()], shuffle=True, verbose=verbose,
+                make_dataset(x, y, batch_size=batch, sample_weight=sample_weight),
+                validation_data=validation_data, epochs=epochs, initial_epoch=initial_epoch,
+                callbacks=list(callbacks) + [stopping, _Deadline()], shuffle=False, verbose=verbose,
             )
 
     return SpecHyperModel()
