@@ -18,9 +18,10 @@ INPUT_NAME = "sequence"
 #: Batches per compiled call of fit, evaluate and predict. One call per batch spends most of a
 #: small recurrent model's step outside the model: at 8, LSTM-128 training ran 14,600 sequences/s
 #: against 12,800 at 1, SimpleRNN-128 43,000 against 32,000 and GRU-128 14,600 against 13,700
-#: (best epoch of four, 2-core CPU; ``benchmarks/run.py``). Callbacks' batch hooks then run
-#: every 8 batches; every tfseq callback works per epoch.
-STEPS_PER_EXECUTION = 8
+#: (best epoch of four, 2-core CPU; ``benchmarks/run.py``); 32 gained another 5 % (median of eight
+#: epoch pairs, LSTM-128) and 1 lost 19 %. Callbacks' batch hooks then run every 32 batches;
+#: every tfseq callback works per epoch.
+STEPS_PER_EXECUTION = 32
 
 _CELLS = {
     "simple_rnn": recurrent.SimpleRNN,
