@@ -121,8 +121,13 @@ def keras_training(cell, bidirectional, units, n, steps, features, batch, precis
     """Sequences/s of each of ``epochs`` epochs of one ``tfseq.fit`` call, after a warm-up call.
 
     ``plain`` builds the same model from Keras' own recurrent layers and compiles it with one
-    batch per compiled call, as ``model.compile`` does by default.
+    batch per compiled call, as ``model.compile`` does by default, on TensorFlow's default thread
+    pools; otherwise the pools are set as every ``tfseq`` command sets them.
     """
+    if not plain:  # this runs in a fresh process (_isolated): TensorFlow has not started yet
+        from tfseq.training.threads import configure_threads
+
+        configure_threads()
     import keras
 
     from tfseq.models import builders

@@ -25,6 +25,7 @@ _EXPORTS = {
     "fit": "tfseq.training.fit",
     "default_callbacks": "tfseq.training.callbacks",
     "resolve_precision": "tfseq.training.precision",
+    "configure_threads": "tfseq.training.threads",
     "SequenceSet": "tfseq.data.sequences",
     "split_sequences": "tfseq.data.splits",
     "make_semiconductor_data": "tfseq.data.synthetic",

@@ -65,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
 
     from tfseq.cli.quiet import start_tensorflow
 
-    start_tensorflow()
+    start_tensorflow(threads=True)
     from tfseq.evaluation import classification_metrics, regression_metrics
     from tfseq.export.runtimes import load_runner
     from tfseq.io import write_json_atomic

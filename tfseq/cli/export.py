@@ -76,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
 
     from tfseq.cli.quiet import start_tensorflow
 
-    start_tensorflow()
+    start_tensorflow(threads=True)
     from tfseq.export import export_run
 
     manifest = export_run(

@@ -104,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
 
     from tfseq.cli.quiet import start_tensorflow
 
-    start_tensorflow()
+    start_tensorflow(threads=True)
     from tfseq.export.runtimes import load_runner
 
     runner = load_runner(args.artifact, verify=not args.no_verify)

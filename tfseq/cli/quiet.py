@@ -22,19 +22,29 @@ def _stderr_silenced() -> Iterator[None]:
         os.close(devnull)
 
 
-def start_tensorflow() -> None:
+def start_tensorflow(threads: bool = False) -> None:
     """Imports TensorFlow and Keras with the C++ start-up logs sent nowhere.
 
     TF 2.21's absl logging ignores ``TF_CPP_MIN_LOG_LEVEL`` before it is
     initialised, so its oneDNN and CUDA notices would otherwise stand above
     every error line the command line prints.
+
+    Args:
+        threads: Also set TensorFlow's thread pools for small recurrent
+            models (:func:`tfseq.training.threads.configure_threads`), as
+            every ``tfseq`` command does before TensorFlow starts.
     """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    if "tensorflow" in sys.modules:
-        return
+    started = "tensorflow" in sys.modules
     with _stderr_silenced():
         import keras  # noqa: F401
         import tensorflow as tf
 
+        if threads:
+            from tfseq.training.threads import configure_threads
+
+            configure_threads()  # a no-op once TensorFlow has run
+        if started:
+            return
         tf.config.list_physical_devices("GPU")  # the CUDA probe logs once, here
         tf.get_logger().setLevel("ERROR")

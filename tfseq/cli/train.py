@@ -141,7 +141,7 @@ def run(args: argparse.Namespace) -> int:
 
     from tfseq.cli.quiet import start_tensorflow
 
-    start_tensorflow()
+    start_tensorflow(threads=True)
     from tfseq.training.defaults import train_run
 
     result = train_run(

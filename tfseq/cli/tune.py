@@ -201,7 +201,7 @@ def _search(args, space, train, val, task, *, started: float, overwrite_run: boo
             trials_per_call: int | None = None) -> int:
     from tfseq.cli.quiet import start_tensorflow
 
-    start_tensorflow()
+    start_tensorflow(threads=True)
     from tfseq.tuning.search import _env_is_worker, retrain, tune
 
     result = tune(
