@@ -232,11 +232,13 @@ def _isolated(fn, *args):
         return pool.submit(fn, *args).result()
 
 
-def training_section(n: int, steps: int, features: int, units: int, batch: int, epochs: int) -> dict:
+def training_section(n: int, steps: int, features: int, units: int, batch: int, epochs: int,
+                     rounds: int) -> dict:
     """Each framework and model trains in its own process for ``epochs`` timed epochs.
 
-    This 2-core VM loses about half its speed for seconds at a time, whoever runs, so the
-    table compares each side's best epoch; the JSON keeps every epoch and the ratio of medians.
+    This VM's speed drifts by up to a third over minutes, whoever runs, so tfseq and PyTorch
+    alternate for ``rounds`` rounds (plain Keras runs once): the table compares each side's best
+    epoch and the medians of all epochs, and gives the range of the rounds' ratios.
     """
     from tfseq.training.precision import resolve_precision
 
@@ -244,19 +246,26 @@ def training_section(n: int, steps: int, features: int, units: int, batch: int, 
     results = {}
     for name, (cell, bi) in ARCHS.items():
         model = (cell, bi, units, n, steps, features, batch)
-        runs = {"tfseq_default": _isolated(keras_training, *model, "auto", False, epochs),
-                "pytorch": _isolated(torch_training, *model, epochs),
-                "keras_plain": _isolated(keras_training, *model, "float32", True, epochs)}
-        row = {key: max(rates) for key, rates in runs.items()}
+        runs = {"tfseq_default": [], "pytorch": []}
+        for _ in range(rounds):
+            runs["tfseq_default"].append(_isolated(keras_training, *model, "auto", False, epochs))
+            runs["pytorch"].append(_isolated(torch_training, *model, epochs))
+        runs["keras_plain"] = [_isolated(keras_training, *model, "float32", True, epochs)]
+        round_ratios = [max(t) / max(p) for t, p in zip(runs["tfseq_default"], runs["pytorch"])]
+        every = {key: [rate for run in value for rate in run] for key, value in runs.items()}
+        row = {key: max(rates) for key, rates in every.items()}
         row["epochs"] = runs
         row["flops_per_sequence"] = flops_per_sequence(cell, bi, units, features, steps)
         row["ratio_vs_pytorch"] = row["tfseq_default"] / row["pytorch"]
-        row["median_ratio_vs_pytorch"] = float(np.median(runs["tfseq_default"]) / np.median(runs["pytorch"]))
+        row["median_ratio_vs_pytorch"] = float(np.median(every["tfseq_default"]) / np.median(every["pytorch"]))
+        row["round_ratios"] = round_ratios
         results[name] = row
         print(f"train {name}: tfseq {row['tfseq_default']:,.0f}/s, PyTorch {row['pytorch']:,.0f}/s "
-              f"({row['ratio_vs_pytorch']:.2f}x; medians {row['median_ratio_vs_pytorch']:.2f}x), "
-              f"plain Keras {row['keras_plain']:,.0f}/s", flush=True)
-    return {"default_precision": default, "sequences": n, "batch": batch, "epochs": epochs, "models": results}
+              f"({row['ratio_vs_pytorch']:.2f}x; medians {row['median_ratio_vs_pytorch']:.2f}x; rounds "
+              f"{min(round_ratios):.2f}-{max(round_ratios):.2f}x), plain Keras {row['keras_plain']:,.0f}/s",
+              flush=True)
+    return {"default_precision": default, "sequences": n, "batch": batch, "epochs": epochs, "rounds": rounds,
+            "models": results}
 
 
 def inference_section(n: int, steps: int, features: int, units: int, batch: int) -> dict:
@@ -366,16 +375,20 @@ def render(results: dict) -> str:
     lines.append(f"Measured GEMM peak (the fastest library's, 2048 x 2048): fp32 {peak['fp32_gflops']:.0f} "
                  f"GFLOP/s ({by_library}), bf16 {peak['bf16_gflops']:.0f} GFLOP/s.")
     t = results["training"]
-    lines += ["", f"Training, sequences/s, best of {t['epochs']} epochs, each side in its own process "
-              f"(batch {t['batch']}, tfseq default precision {t['default_precision']}; plain Keras: "
-              "Keras' own recurrent layers, float32, one batch per compiled call):", "",
+    rounds = t.get("rounds", 1)
+    lines += ["", f"Training, sequences/s, best epoch of {rounds} x {t['epochs']} (tfseq and PyTorch alternate "
+              f"for {rounds} rounds, each run in its own process; plain Keras one run of {t['epochs']}; batch "
+              f"{t['batch']}, tfseq default precision {t['default_precision']}; plain Keras: Keras' own recurrent "
+              "layers, float32, one batch per compiled call, TensorFlow's thread pools):", "",
               "| model | tfseq default | plain Keras | PyTorch | tfseq / PyTorch | same, median epochs "
-              "| tfseq % of fp32 floor |",
-              "|---|---:|---:|---:|---:|---:|---:|"]
+              "| rounds' ratios | tfseq % of fp32 floor |",
+              "|---|---:|---:|---:|---:|---:|---:|---:|"]
     for name, r in t["models"].items():
         floor = 3 * r["flops_per_sequence"] * r["tfseq_default"] / (peak["fp32_gflops"] * 1e9)
+        spread = r.get("round_ratios") or [r["ratio_vs_pytorch"]]
         lines.append(f"| {name} | {r['tfseq_default']:,.0f} | {r['keras_plain']:,.0f} | {r['pytorch']:,.0f} "
-                     f"| {r['ratio_vs_pytorch']:.2f}x | {r['median_ratio_vs_pytorch']:.2f}x | {floor:.1%} |")
+                     f"| {r['ratio_vs_pytorch']:.2f}x | {r['median_ratio_vs_pytorch']:.2f}x "
+                     f"| {min(spread):.2f}-{max(spread):.2f}x | {floor:.1%} |")
     inf = results["inference"]
     torch_rate = inf["rows"]["PyTorch eager"]["sequences_per_second"]
     lines += ["", f"Inference, {inf['model']} (batched: batch {inf['batch']}):", "",
@@ -407,7 +420,8 @@ def main(argv=None) -> int:
     size = dict(steps=5 if quick else 20, features=15, units=8 if quick else 128)
     results = {"machine": machine(),
                "matmul_peak": matmul_peak(256 if quick else 2048, 0.2 if quick else 2.0)}
-    results["training"] = training_section(256 if quick else 20_000, batch=128, epochs=2 if quick else 4, **size)
+    results["training"] = training_section(256 if quick else 20_000, batch=128, epochs=2 if quick else 4,
+                                           rounds=1 if quick else 3, **size)
     results["inference"] = inference_section(256 if quick else 4096, batch=64 if quick else 1024, **size)
     results["distributed"] = distributed_section(300 if quick else 10_000, 1 if quick else 3)
     if not (quick or args.no_demo):
