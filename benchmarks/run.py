@@ -4,7 +4,7 @@ Run with ``make bench`` (installs the ``bench`` extra: PyTorch 2.13 CPU). Writes
 ``benchmarks/results.json`` and ``benchmarks/results.md`` (the table the README shows).
 Everything is measured in one run on one machine; ratios compare numbers from that run only.
 
-    python benchmarks/run.py                 # the study's sizes (about 15 minutes on 2 cores)
+    python benchmarks/run.py                 # the study's sizes (about 17 minutes on 2 cores)
     python benchmarks/run.py --quick         # tiny sizes: checks that the suite runs
 """
 
