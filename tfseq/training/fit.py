@@ -54,6 +54,9 @@ def fit(
 ) -> keras.callbacks.History:
     """Trains ``model`` with early stopping, checkpoints and crash recovery.
 
+    Batches come from :func:`tfseq.training.batches.make_dataset`, which draws
+    a new order every epoch without the extra threads of Keras' array adapter.
+
     Args:
         model: A compiled model, e.g. from :func:`tfseq.build_model`.
         x: Raw sequences ``[n, steps, features]``.
