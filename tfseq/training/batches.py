@@ -75,6 +75,13 @@ def make_dataset(
     return dataset.with_options(options)
 
 
+def make_validation_dataset(validation_data: tuple, *, batch_size: int, strategy=None):
+    """``(x, y[, sample_weight])`` as batches in their given order (see :func:`make_dataset`)."""
+    x, y, *weight = validation_data
+    return make_dataset(x, y, batch_size=batch_size, sample_weight=weight[0] if weight else None,
+                        shuffle=False, strategy=strategy)
+
+
 def _sharded(parts, global_batch: int, shuffle: bool, seed: int | None):
     import tensorflow as tf
 

@@ -11,7 +11,7 @@ import numpy as np
 
 from tfseq.errors import InputError
 from tfseq.training.callbacks import default_callbacks
-from tfseq.training.batches import make_dataset
+from tfseq.training.batches import make_dataset, make_validation_dataset
 from tfseq.training.distribute import cluster_spec, is_chief, is_distributed
 
 
@@ -128,10 +128,8 @@ def fit(
     train = make_dataset(x, y, batch_size=int(batch_size), sample_weight=sample_weight, seed=seed,
                          strategy=sharded)
     if validation_data is not None:
-        val_x, val_y, *val_weight = validation_data
-        validation_data = make_dataset(val_x, val_y, batch_size=int(batch_size), shuffle=False,
-                                       sample_weight=val_weight[0] if val_weight else None,
-                                       strategy=sharded)
+        validation_data = make_validation_dataset(validation_data, batch_size=int(batch_size),
+                                                  strategy=sharded)
     if distributed and _is_multi_worker(strategy):
         return _fit_multi_worker(model, strategy, dict(
             x=train, validation_data=validation_data, epochs=int(epochs), shuffle=False,

@@ -453,7 +453,7 @@ def _make_hypermodel(space: SearchSpace, base: ModelSpec, *, n_features, steps, 
     import keras_tuner as kt
 
     from tfseq.models.builders import build_model
-    from tfseq.training.batches import make_dataset
+    from tfseq.training.batches import make_dataset, make_validation_dataset
 
     class _Deadline(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
@@ -488,7 +488,7 @@ def _make_hypermodel(space: SearchSpace, base: ModelSpec, *, n_features, steps, 
             stopping = keras.callbacks.EarlyStopping(monitor=objective, mode=direction, patience=patience)
             batch = int(hp.get("batch_size"))
             if validation_data is not None:
-                validation_data = make_dataset(*validation_data[:2], batch_size=batch, shuffle=False)
+                validation_data = make_validation_dataset(validation_data, batch_size=batch)
             return model.fit(
                 make_dataset(x, y, batch_size=batch, sample_weight=sample_weight),
                 validation_data=validation_data, epochs=epochs, initial_epoch=initial_epoch,
