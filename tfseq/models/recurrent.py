@@ -16,6 +16,10 @@ semantics (states and outputs carry over, or zero outputs with
 non-TensorFlow backends and GPUs (where Keras can use cuDNN) fall back to
 Keras' own loop.
 
+LSTM layers go further where they can: with float32, no mask and Keras' default
+activations, all steps run as one C++ op forward and one backward
+(:mod:`tfseq.models.fused_lstm`), when that op builds on this machine.
+
 Exports never see these classes: :func:`tfseq.export._graph.export_clone`
 rebuilds every recurrent layer as its Keras (or while-loop) twin.
 """
@@ -26,6 +30,8 @@ import functools
 
 import keras
 import tensorflow as tf
+
+from tfseq.models import fused_lstm
 
 #: Longest fixed sequence that runs unrolled; longer or variable ones run a ``tf.while_loop``.
 UNROLL_STEPS = 64
@@ -95,6 +101,28 @@ class _Gates:
         return [act(projected[0] + tf.matmul(h, self.recurrent[0]))]
 
 
+def _fusable(layer, sequences, mask) -> bool:
+    """Whether ``layer``'s call can run as the fused LSTM op (:mod:`tfseq.models.fused_lstm`)."""
+    cell = layer.cell
+    return (mask is None and isinstance(cell, keras.layers.LSTMCell) and sequences.dtype == tf.float32
+            and getattr(cell.activation, "__name__", None) == "tanh"
+            and getattr(cell.recurrent_activation, "__name__", None) == "sigmoid"
+            and fused_lstm.ops() is not None)
+
+
+def _fused_rnn(layer, time_major, initial_state):
+    cell = layer.cell
+    shape = tf.shape(time_major)
+    flat = tf.reshape(time_major, [-1, time_major.shape[2]])
+    projected = tf.reshape(tf.matmul(flat, read_weight(cell.kernel)), [shape[0], shape[1], 4 * cell.units])
+    bias = read_weight(cell.bias) if cell.use_bias else tf.zeros([4 * cell.units])
+    h0, c0 = (tf.convert_to_tensor(s) for s in initial_state)
+    outputs, h_last, c_last = fused_lstm.fused_lstm(projected, bias, h0, c0, read_weight(cell.recurrent_kernel),
+                                                    return_sequences=layer.return_sequences)
+    sequence = tf.transpose(outputs, [1, 0, 2]) if layer.return_sequences else h_last[:, None, :]
+    return h_last, sequence, [h_last, c_last]
+
+
 def per_gate_rnn(layer, sequences, initial_state, mask=None):
     """``layer``'s recurrence over ``sequences`` ``[batch, steps, features]``, gate by gate.
 
@@ -103,10 +131,12 @@ def per_gate_rnn(layer, sequences, initial_state, mask=None):
     is in that order; without ``return_sequences`` ``outputs`` is the last
     output with a time axis of 1.
     """
-    gates = _Gates(layer.cell, sequences.dtype)
     time_major = tf.transpose(sequences, [1, 0, 2])
     if layer.go_backwards:
         time_major = tf.reverse(time_major, [0])
+    if _fusable(layer, sequences, mask):
+        return _fused_rnn(layer, time_major, initial_state)
+    gates = _Gates(layer.cell, sequences.dtype)
     steps, features = time_major.shape[0], time_major.shape[2]
     dynamic = tf.shape(time_major)
     flat = tf.reshape(time_major, [-1, features])

@@ -1,0 +1,114 @@
+"""The fused LSTM op computes what Keras' LSTM computes, and tfseq falls back when it cannot build."""
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tfseq.models import fused_lstm, recurrent
+
+
+def _pair(rng, units, features, **kwargs):
+    ours, theirs = recurrent.LSTM(units, seed=1, **kwargs), keras.layers.LSTM(units, seed=1, **kwargs)
+    ours.build((None, None, features))
+    theirs.build((None, None, features))
+    weights = [w + 0.3 * rng.normal(size=w.shape).astype("float32") for w in theirs.get_weights()]
+    ours.set_weights(weights)
+    theirs.set_weights(weights)
+    return ours, theirs
+
+
+def _outputs_and_gradients(layer, x, initial_state):
+    with tf.GradientTape() as tape:
+        tape.watch([x, *initial_state])
+        y, h, c = layer(x, initial_state=initial_state)
+        loss = tf.reduce_sum(tf.sin(3.0 * y)) + tf.reduce_sum(0.7 * h * c)
+    return [y, h, c, *tape.gradient(loss, [x, *initial_state, *layer.trainable_weights])]
+
+
+def _op_types(fn, *args) -> set[str]:
+    graph = tf.function(fn).get_concrete_function(*args).graph
+    return {op.type for op in graph.get_operations()}
+
+
+@pytest.mark.parametrize("batch", [1, 37], ids=["one_thread", "batch_split_across_threads"])
+@pytest.mark.parametrize("kwargs", [dict(), dict(go_backwards=True), dict(return_sequences=True),
+                                    dict(return_sequences=True, go_backwards=True)],
+                         ids=["last", "backwards", "sequences", "sequences_backwards"])
+def test_outputs_states_and_gradients_match_keras(batch, kwargs, rng):
+    assert fused_lstm.ops() is not None, "the fused LSTM op did not build on this machine"
+    ours, theirs = _pair(rng, 8, 3, return_state=True, **kwargs)
+    x = tf.constant(rng.normal(size=(batch, 6, 3)).astype("float32"))
+    state = [tf.constant(rng.normal(size=(batch, 8)).astype("float32")) for _ in range(2)]
+    got = _outputs_and_gradients(ours, x, state)
+    want = _outputs_and_gradients(theirs, x, state)
+    for a, b in zip(got, want, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+    assert {"TfseqLstm", "TfseqLstmGrad"} <= _op_types(lambda v: _outputs_and_gradients(ours, v, state), x)
+
+
+def test_calls_it_cannot_take_keep_the_gate_by_gate_loop(rng):
+    x = tf.constant(rng.normal(size=(4, 5, 3)).astype("float32"))
+    mask = tf.constant([[True] * 5, [True] * 3 + [False] * 2] * 2)
+    plain = recurrent.LSTM(4)
+    assert "TfseqLstm" in _op_types(plain, x)
+    assert "TfseqLstm" not in _op_types(lambda v: plain(v, mask=mask), x)
+    assert "TfseqLstm" not in _op_types(recurrent.LSTM(4, activation="relu"), x)
+    half = recurrent.LSTM(4, dtype="mixed_bfloat16")
+    assert "TfseqLstm" not in _op_types(half, x)
+
+
+def test_both_directions_of_a_built_bilstm_run_the_fused_op(rng):
+    from tfseq.models.builders import build_model
+    from tfseq.models.spec import ModelSpec
+
+    model = build_model(ModelSpec(cell="lstm", units=(8,), bidirectional=True), n_features=3, steps=5, seed=0)
+    x = tf.constant(rng.normal(size=(16, 5, 3)).astype("float32"))
+
+    def gradients(v):
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_sum(model(v, training=True)["binary"])
+        return tape.gradient(loss, model.trainable_weights)
+
+    graph = tf.function(gradients).get_concrete_function(x).graph
+    types = [op.type for op in graph.get_operations()]
+    assert types.count("TfseqLstm") == 2 and types.count("TfseqLstmGrad") == 2
+
+
+def test_library_is_cached_per_cpu_and_a_failed_build_leaves_nothing(tmp_path, monkeypatch):
+    path = fused_lstm.build()
+    assert path.exists() and fused_lstm.build() == path  # the second call finds it
+    compiler = str(path)  # any string: the name depends on it, not on what it is
+    name = fused_lstm.library_name(compiler)
+    monkeypatch.setattr(fused_lstm, "_cpu_features", lambda: "flags : another cpu")
+    assert fused_lstm.library_name(compiler) != name
+    monkeypatch.setenv("CXX", "false")
+    with pytest.raises(RuntimeError, match="false failed"):
+        fused_lstm.build(tmp_path / "cache")
+    assert list((tmp_path / "cache").iterdir()) == []
+
+
+SCRIPT = textwrap.dedent("""
+    import numpy as np, keras, tensorflow as tf
+    from tfseq.models import fused_lstm, recurrent
+    ours = recurrent.LSTM(4, seed=1); theirs = keras.layers.LSTM(4, seed=1)
+    x = np.random.default_rng(0).normal(size=(3, 5, 2)).astype("float32")
+    ours.build(x.shape); theirs.build(x.shape); theirs.set_weights(ours.get_weights())
+    np.testing.assert_allclose(ours(x), theirs(x), rtol=1e-5, atol=1e-6)
+    print("ops:", fused_lstm.ops())
+""")
+
+
+@pytest.mark.parametrize("env", [{"TFSEQ_FUSED_LSTM": "0"}, {"CXX": "false"}], ids=["switched_off", "no_compiler"])
+def test_lstm_falls_back_to_the_gate_loop(env, tmp_path):
+    full = {**os.environ, "TFSEQ_CACHE_DIR": str(tmp_path), **env}
+    done = subprocess.run([sys.executable, "-c", SCRIPT], env=full, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "ops: None" in done.stdout
+    warned = "fused kernel did not build (false failed" in done.stderr
+    assert warned == ("CXX" in env)

@@ -1,0 +1,172 @@
+"""The whole LSTM recurrence as one C++ TensorFlow op on CPU, built on this machine on first use.
+
+PyTorch trains ``nn.LSTM`` on CPU with oneDNN's fused LSTM kernel; TensorFlow 2.21 has none, and
+even gate by gate an LSTM-128 step is 15 TensorFlow ops forward and about 40 backward, whose
+scheduling on 2 cores costs as much as their arithmetic. ``kernels/lstm.cc`` runs every step of
+the forward pass in one op and every step of the backward pass in another; each thread takes a
+slice of the batch through all steps, with Eigen's matrix products and vectorised tanh.
+
+The op is compiled from the source shipped in the package with the C++ compiler and TensorFlow's
+headers, for this CPU (``-march=native``), once per machine, TensorFlow version and source; the
+library is cached under ``$TFSEQ_CACHE_DIR`` (default ``~/.cache/tfseq``), keyed by all three and
+the CPU's features, so a shared home directory never hands a node a library built for another
+CPU. Where it cannot be built (no compiler, another platform) or ``TFSEQ_FUSED_LSTM=0`` is set,
+LSTM layers keep the gate-by-gate loop of :mod:`tfseq.models.recurrent`, with a one-line warning
+for a failed build. Exported artifacts never contain the op: exports rebuild Keras' own layers.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import logging
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import tensorflow as tf
+
+#: Set to ``0`` to keep LSTM layers on the gate-by-gate loop.
+SWITCH = "TFSEQ_FUSED_LSTM"
+SOURCE = Path(__file__).with_name("kernels") / "lstm.cc"
+BUILD_TIMEOUT_S = 600
+
+_log = logging.getLogger("tfseq")
+
+
+def cache_dir() -> Path:
+    """Where built kernels are kept: ``$TFSEQ_CACHE_DIR``, else ``$XDG_CACHE_HOME/tfseq``."""
+    root = os.environ.get("TFSEQ_CACHE_DIR")
+    if not root:
+        root = os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "tfseq")
+    return Path(root) / "kernels"
+
+
+def _cpu_features() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as info:
+            for line in info:
+                if line.startswith(("flags", "Features")):
+                    return line.strip()
+    except OSError:
+        pass
+    return platform.processor()
+
+
+def _arch_flags() -> list[str]:
+    machine = platform.machine().lower()
+    if machine in ("x86_64", "amd64"):
+        return ["-march=native"]
+    if machine in ("aarch64", "arm64"):
+        return ["-mcpu=native"]
+    return []
+
+
+def _command(compiler: str, source: Path, target: Path) -> list[str]:
+    return [compiler, "-shared", "-fPIC", "-O3", "-DNDEBUG", *_arch_flags(), "-w",
+            *tf.sysconfig.get_compile_flags(), str(source), "-o", str(target), *tf.sysconfig.get_link_flags()]
+
+
+def library_name(compiler: str) -> str:
+    """The cached library's file name: a hash of the source, TensorFlow, compiler and CPU."""
+    key = hashlib.sha256(b"\0".join([
+        SOURCE.read_bytes(), tf.__version__.encode(), compiler.encode(), _cpu_features().encode(),
+        " ".join(_command(compiler, Path("src"), Path("lib"))).encode(),
+    ])).hexdigest()[:20]
+    return f"tfseq_lstm-{key}.so"
+
+
+def build(directory: Path | None = None) -> Path:
+    """Compiles ``kernels/lstm.cc`` unless a library built from it for this machine is cached.
+
+    Args:
+        directory: Cache directory; defaults to :func:`cache_dir`.
+
+    Returns:
+        The path of the shared library.
+
+    Raises:
+        RuntimeError: when there is no C++ compiler or the build fails.
+    """
+    compiler = shutil.which(os.environ.get("CXX", "g++"))
+    if compiler is None:
+        raise RuntimeError("no C++ compiler (g++, or $CXX) on PATH")
+    directory = Path(directory) if directory is not None else cache_dir()
+    target = directory / library_name(compiler)
+    if target.exists():
+        return target
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    # Built under a temporary name and renamed, so a concurrent or killed build never leaves a
+    # half-written library where another process would load it.
+    fd, partial = tempfile.mkstemp(prefix=".tfseq_lstm-", suffix=".so", dir=directory)
+    os.close(fd)
+    try:
+        done = subprocess.run(_command(compiler, SOURCE, Path(partial)), capture_output=True, text=True,
+                              timeout=BUILD_TIMEOUT_S, check=False)
+        if done.returncode != 0:
+            last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+            raise RuntimeError(f"{Path(compiler).name} failed: {last}")
+        os.replace(partial, target)
+    finally:
+        if os.path.exists(partial):
+            os.unlink(partial)
+    return target
+
+
+@functools.cache
+def ops():
+    """The loaded op library, or None where it is switched off or cannot be built here."""
+    if os.environ.get(SWITCH, "1") == "0":
+        return None
+    try:
+        return tf.load_op_library(str(build()))
+    except (OSError, RuntimeError, subprocess.SubprocessError, tf.errors.OpError) as error:
+        _log.warning("tfseq: LSTM layers use the gate-by-gate loop: the fused kernel did not build (%s)",
+                     str(error).splitlines()[0] if str(error) else type(error).__name__)
+        return None
+
+
+def fused_lstm(projected, bias, h0, c0, kernel, *, return_sequences: bool):
+    """Runs the recurrence over ``projected`` (``[steps, batch, 4 units]``, ``inputs @ kernel``).
+
+    Args:
+        projected: Each step's input product, time-major, float32.
+        bias: The cell's bias ``[4 units]`` (zeros for a cell without one).
+        h0: Initial output state ``[batch, units]``.
+        c0: Initial cell state ``[batch, units]``.
+        kernel: The recurrent kernel ``[units, 4 units]``.
+        return_sequences: Whether every step's output is wanted, or only the last.
+
+    Returns:
+        ``(outputs, h_last, c_last)``: ``outputs`` is ``[steps, batch, units]`` with
+        ``return_sequences``, else ``h_last``.
+    """
+    library = ops()
+
+    @tf.custom_gradient
+    def run(projected, bias, h0, c0, kernel):
+        h_seq, c_seq, gates, h_last, c_last = library.tfseq_lstm(projected, bias, h0, c0, kernel)
+
+        def grad(*upstream):
+            # The backward op takes every step's output gradient, or only the last step's when
+            # only the last output is used: no dense zeros for the steps in between.
+            *d_h, d_c_last = upstream
+            if return_sequences:
+                d_seq, d_h_last = d_h
+                d_h = tf.zeros_like(h_seq) if d_seq is None else d_seq
+                if d_h_last is not None:
+                    d_h = tf.tensor_scatter_nd_add(d_h, [[tf.shape(d_h)[0] - 1]], d_h_last[None])
+            else:
+                d_h = tf.zeros_like(h0) if d_h[0] is None else d_h[0]
+            if d_c_last is None:
+                d_c_last = tf.zeros_like(c0)
+            return library.tfseq_lstm_grad(h0, c0, kernel, h_seq, c_seq, gates, d_h, d_c_last)
+
+        outputs = (h_seq, h_last, c_last) if return_sequences else (h_last, c_last)
+        return outputs, grad
+
+    outputs = run(projected, bias, h0, c0, kernel)
+    return outputs if return_sequences else (outputs[0], *outputs)

@@ -1,0 +1,311 @@
+// A whole LSTM recurrence as one TensorFlow CPU op, forward and backward.
+//
+// Keras' LSTM (and tfseq's gate-by-gate layer) runs 15-60 small TensorFlow ops per step; on a
+// 2-core CPU their scheduling costs as much as the arithmetic. These two ops run all steps in
+// C++: each thread takes a slice of the batch through every step (the slices never meet, so the
+// threads never wait for each other), with Eigen's matrix products and vectorised tanh.
+//
+// Layout (Keras' own): gates i, f, c, o side by side along the last axis; kernel [units, 4 units].
+//   TfseqLstm(projected [T, B, 4U] = x_t @ W, bias [4U], h0 [B, U], c0 [B, U], kernel [U, 4U])
+//     -> h_seq [T, B, U], c_seq [T, B, U], gates [T, B, 4U] (activations), h_last, c_last [B, U]
+//   TfseqLstmGrad(h0, c0, kernel, h_seq, c_seq, gates, dh [T, B, U] or [B, U] (last step only),
+//                 dc_last [B, U]) -> d_projected, d_bias, dh0, dc0, d_kernel
+// Built and loaded by tfseq/models/fused_lstm.py.
+#define EIGEN_USE_THREADS
+#include <sched.h>
+
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <thread>
+
+#include <Eigen/Core>
+#include "tensorflow/core/framework/op.h"
+#include "tensorflow/core/framework/op_kernel.h"
+#include "tensorflow/core/framework/shape_inference.h"
+#include "unsupported/Eigen/CXX11/ThreadPool"
+
+namespace tensorflow {
+namespace {
+
+using Matrix = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+using MatrixMap = Eigen::Map<Matrix, 0, Eigen::OuterStride<>>;
+using ConstMatrixMap = Eigen::Map<const Matrix, 0, Eigen::OuterStride<>>;
+using Array = Eigen::Map<Eigen::ArrayXf>;
+using ConstArray = Eigen::Map<const Eigen::ArrayXf>;
+
+// Fewer rows per thread than this and the products lose more than a second thread gains.
+constexpr int64_t kMinRowsPerThread = 16;
+
+int Cores() {
+  static const int cores = [] {
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof(set), &set) == 0) return std::max(1, CPU_COUNT(&set));
+    return static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  }();
+  return cores;
+}
+
+Eigen::ThreadPool* Helpers() {
+  static Eigen::ThreadPool* pool = Cores() > 1 ? new Eigen::ThreadPool(Cores() - 1) : nullptr;
+  return pool;
+}
+
+// Runs fn(0) ... fn(shards - 1). The calling thread claims shards too, so a helper that starts
+// late (busy with another op's shard) finds nothing left and costs nothing.
+template <class Fn>
+void ParallelFor(int shards, const Fn& fn) {
+  if (shards <= 1 || Helpers() == nullptr) {
+    for (int s = 0; s < shards; ++s) fn(s);
+    return;
+  }
+  struct State {
+    std::atomic<int> next{0};
+    int shards = 0;
+    int done = 0;
+    std::mutex mu;
+    std::condition_variable cv;
+    std::function<void(int)> fn;
+  };
+  auto state = std::make_shared<State>();
+  state->shards = shards;
+  state->fn = fn;
+  auto work = [](const std::shared_ptr<State>& st) {
+    int finished = 0;
+    for (int s; (s = st->next.fetch_add(1)) < st->shards; ++finished) st->fn(s);
+    if (finished == 0) return;
+    std::lock_guard<std::mutex> lock(st->mu);
+    st->done += finished;
+    if (st->done == st->shards) st->cv.notify_all();
+  };
+  for (int h = 1; h < shards; ++h) Helpers()->Schedule([state, work] { work(state); });
+  work(state);
+  std::unique_lock<std::mutex> lock(state->mu);
+  state->cv.wait(lock, [&] { return state->done == state->shards; });
+}
+
+int Shards(int64_t rows) {
+  return static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(Cores(), rows / kMinRowsPerThread)));
+}
+
+inline int64_t Split(int64_t n, int parts, int part) { return n * part / parts; }
+
+// sigmoid(x) = (1 + tanh(x / 2)) / 2: Eigen vectorises tanh for float.
+template <class X>
+inline auto Sigmoid(const X& x) {
+  return 0.5f + 0.5f * (0.5f * x).tanh();
+}
+
+Status CheckShapes(const Tensor& seq, const Tensor& h0, const Tensor& c0, const Tensor& kernel) {
+  if (seq.dims() != 3 || h0.dims() != 2 || c0.dims() != 2 || kernel.dims() != 2)
+    return errors::InvalidArgument("TfseqLstm: expected ranks 3, 2, 2 and 2");
+  const int64_t batch = seq.dim_size(1), units = kernel.dim_size(0);
+  if (kernel.dim_size(1) != 4 * units || seq.dim_size(2) != 4 * units || h0.dim_size(0) != batch ||
+      h0.dim_size(1) != units || c0.shape() != h0.shape())
+    return errors::InvalidArgument("TfseqLstm: inconsistent shapes");
+  return OkStatus();
+}
+
+class LstmOp : public OpKernel {
+ public:
+  explicit LstmOp(OpKernelConstruction* ctx) : OpKernel(ctx) {}
+
+  void Compute(OpKernelContext* ctx) override {
+    const Tensor &xp = ctx->input(0), &bias = ctx->input(1), &h0 = ctx->input(2), &c0 = ctx->input(3);
+    const Tensor& u = ctx->input(4);
+    OP_REQUIRES_OK(ctx, CheckShapes(xp, h0, c0, u));
+    const int64_t steps = xp.dim_size(0), batch = xp.dim_size(1), units = u.dim_size(0), width = 4 * units;
+    OP_REQUIRES(ctx, bias.NumElements() == width, errors::InvalidArgument("TfseqLstm: bias size"));
+    Tensor *h_seq, *c_seq, *gates, *h_last, *c_last;
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, TensorShape({steps, batch, units}), &h_seq));
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(1, TensorShape({steps, batch, units}), &c_seq));
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(2, xp.shape(), &gates));
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(3, h0.shape(), &h_last));
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(4, c0.shape(), &c_last));
+    const float* x = xp.flat<float>().data();
+    const float* b = bias.flat<float>().data();
+    const float* h_init = h0.flat<float>().data();
+    const float* c_init = c0.flat<float>().data();
+    float* hs = h_seq->flat<float>().data();
+    float* cs = c_seq->flat<float>().data();
+    float* gs = gates->flat<float>().data();
+    const ConstMatrixMap kernel(u.flat<float>().data(), units, width, Eigen::OuterStride<>(width));
+    const ConstArray b_i(b, units), b_f(b + units, units), b_c(b + 2 * units, units), b_o(b + 3 * units, units);
+    const int shards = Shards(batch);
+    ParallelFor(shards, [&](int s) {
+      const int64_t r0 = Split(batch, shards, s), rows = Split(batch, shards, s + 1) - r0;
+      for (int64_t t = 0; t < steps; ++t) {
+        const int64_t at = t * batch + r0, before = (t - 1) * batch + r0;
+        const float* h_prev = t == 0 ? h_init + r0 * units : hs + before * units;
+        const float* c_prev = t == 0 ? c_init + r0 * units : cs + before * units;
+        float* g = gs + at * width;
+        MatrixMap(g, rows, width, Eigen::OuterStride<>(width)).noalias() =
+            ConstMatrixMap(h_prev, rows, units, Eigen::OuterStride<>(units)) * kernel;
+        for (int64_t r = 0; r < rows; ++r) {
+          float* gr = g + r * width;
+          const float* xr = x + (at + r) * width;
+          Array i(gr, units), f(gr + units, units), cand(gr + 2 * units, units), o(gr + 3 * units, units);
+          i = Sigmoid(i + ConstArray(xr, units) + b_i);
+          f = Sigmoid(f + ConstArray(xr + units, units) + b_f);
+          cand = (cand + ConstArray(xr + 2 * units, units) + b_c).tanh();
+          o = Sigmoid(o + ConstArray(xr + 3 * units, units) + b_o);
+          Array c(cs + (at + r) * units, units);
+          c = f * ConstArray(c_prev + r * units, units) + i * cand;
+          Array(hs + (at + r) * units, units) = o * c.tanh();
+        }
+      }
+      const float* h_end = steps == 0 ? h_init + r0 * units : hs + ((steps - 1) * batch + r0) * units;
+      const float* c_end = steps == 0 ? c_init + r0 * units : cs + ((steps - 1) * batch + r0) * units;
+      std::copy_n(h_end, rows * units, h_last->flat<float>().data() + r0 * units);
+      std::copy_n(c_end, rows * units, c_last->flat<float>().data() + r0 * units);
+    });
+  }
+};
+
+class LstmGradOp : public OpKernel {
+ public:
+  explicit LstmGradOp(OpKernelConstruction* ctx) : OpKernel(ctx) {}
+
+  void Compute(OpKernelContext* ctx) override {
+    const Tensor &h0 = ctx->input(0), &c0 = ctx->input(1), &u = ctx->input(2);
+    const Tensor &h_seq = ctx->input(3), &c_seq = ctx->input(4), &gates = ctx->input(5);
+    const Tensor &dh = ctx->input(6), &dc_last = ctx->input(7);
+    OP_REQUIRES_OK(ctx, CheckShapes(gates, h0, c0, u));
+    const int64_t steps = gates.dim_size(0), batch = gates.dim_size(1), units = u.dim_size(0), width = 4 * units;
+    const TensorShape seq_shape({steps, batch, units});
+    const bool every_step = dh.dims() == 3;
+    OP_REQUIRES(ctx, h_seq.shape() == seq_shape && c_seq.shape() == seq_shape &&
+                     (every_step ? dh.shape() == seq_shape : dh.shape() == h0.shape()) &&
+                     dc_last.shape() == h0.shape(),
+                errors::InvalidArgument("TfseqLstmGrad: inconsistent shapes"));
+    Tensor *dxp, *dbias, *dh0, *dc0, *du;
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, gates.shape(), &dxp));
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(1, TensorShape({width}), &dbias));
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(2, h0.shape(), &dh0));
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(3, c0.shape(), &dc0));
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(4, u.shape(), &du));
+    const float* hs = h_seq.flat<float>().data();
+    const float* cs = c_seq.flat<float>().data();
+    const float* gs = gates.flat<float>().data();
+    const float* dhs = dh.flat<float>().data();
+    const float* dcl = dc_last.flat<float>().data();
+    const float* c_init = c0.flat<float>().data();
+    const float* h_init = h0.flat<float>().data();
+    float* dx = dxp->flat<float>().data();
+    // kernel^T, row-major, so each step's product reads it in order.
+    const Matrix kernel_t = ConstMatrixMap(u.flat<float>().data(), units, width, Eigen::OuterStride<>(width)).transpose();
+    const int shards = Shards(batch);
+    ParallelFor(shards, [&](int s) {
+      const int64_t r0 = Split(batch, shards, s), rows = Split(batch, shards, s + 1) - r0;
+      // What flows into step t from step t + 1.
+      Eigen::ArrayXf dh_next = every_step ? Eigen::ArrayXf::Zero(rows * units)
+                                          : Eigen::ArrayXf(ConstArray(dhs + r0 * units, rows * units));
+      Eigen::ArrayXf dc_next = ConstArray(dcl + r0 * units, rows * units);
+      Eigen::ArrayXf tanh_c(units);
+      for (int64_t t = steps - 1; t >= 0; --t) {
+        const int64_t at = t * batch + r0;
+        const float* c_prev = t == 0 ? c_init + r0 * units : cs + ((t - 1) * batch + r0) * units;
+        if (every_step) Array(dh_next.data(), rows * units) += ConstArray(dhs + at * units, rows * units);
+        for (int64_t r = 0; r < rows; ++r) {
+          const float* gr = gs + (at + r) * width;
+          float* dr = dx + (at + r) * width;
+          const ConstArray i(gr, units), f(gr + units, units), cand(gr + 2 * units, units), o(gr + 3 * units, units);
+          Array dh_r(dh_next.data() + r * units, units), dc_r(dc_next.data() + r * units, units);
+          tanh_c = ConstArray(cs + (at + r) * units, units).tanh();
+          dc_r += dh_r * o * (1.0f - tanh_c * tanh_c);
+          Array(dr, units) = dc_r * cand * i * (1.0f - i);
+          Array(dr + units, units) = dc_r * ConstArray(c_prev + r * units, units) * f * (1.0f - f);
+          Array(dr + 2 * units, units) = dc_r * i * (1.0f - cand * cand);
+          Array(dr + 3 * units, units) = dh_r * tanh_c * o * (1.0f - o);
+          dc_r *= f;
+        }
+        MatrixMap(dh_next.data(), rows, units, Eigen::OuterStride<>(units)).noalias() =
+            ConstMatrixMap(dx + at * width, rows, width, Eigen::OuterStride<>(width)) * kernel_t;
+      }
+      std::copy_n(dh_next.data(), rows * units, dh0->flat<float>().data() + r0 * units);
+      std::copy_n(dc_next.data(), rows * units, dc0->flat<float>().data() + r0 * units);
+    });
+    // d_kernel = sum over steps of h_{t-1}^T @ d_gates_t and d_bias = column sums of d_gates,
+    // as one product over all steps, its columns split across threads.
+    float* dk = du->flat<float>().data();
+    float* db = dbias->flat<float>().data();
+    const int64_t blocks = width / 16;  // column blocks of 16 floats: one AVX-512 register
+    const int col_shards = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(Cores(), blocks / 4)));
+    ParallelFor(col_shards, [&](int s) {
+      const int64_t first = Split(blocks, col_shards, s) * 16;
+      const int64_t last = s == col_shards - 1 ? width : Split(blocks, col_shards, s + 1) * 16;
+      const int64_t cols = last - first;
+      if (cols <= 0) return;
+      MatrixMap out(dk + first, units, cols, Eigen::OuterStride<>(width));
+      if (steps == 0) {
+        out.setZero();
+        Array(db + first, cols).setZero();
+        return;
+      }
+      const ConstMatrixMap d_all(dx + first, steps * batch, cols, Eigen::OuterStride<>(width));
+      out.noalias() = ConstMatrixMap(h_init, batch, units, Eigen::OuterStride<>(units)).transpose() *
+                      d_all.topRows(batch);
+      if (steps > 1)
+        out.noalias() += ConstMatrixMap(hs, (steps - 1) * batch, units, Eigen::OuterStride<>(units)).transpose() *
+                         d_all.bottomRows((steps - 1) * batch);
+      Eigen::Map<Eigen::RowVectorXf>(db + first, cols) = d_all.colwise().sum();
+    });
+  }
+};
+
+}  // namespace
+
+REGISTER_OP("TfseqLstm")
+    .Input("projected: float")
+    .Input("bias: float")
+    .Input("h0: float")
+    .Input("c0: float")
+    .Input("kernel: float")
+    .Output("h_seq: float")
+    .Output("c_seq: float")
+    .Output("gates: float")
+    .Output("h_last: float")
+    .Output("c_last: float")
+    .SetShapeFn([](shape_inference::InferenceContext* ctx) {
+      shape_inference::ShapeHandle xp, h0, seq;
+      TF_RETURN_IF_ERROR(ctx->WithRank(ctx->input(0), 3, &xp));
+      TF_RETURN_IF_ERROR(ctx->WithRank(ctx->input(2), 2, &h0));
+      TF_RETURN_IF_ERROR(ctx->Concatenate(ctx->Vector(ctx->Dim(xp, 0)), h0, &seq));
+      ctx->set_output(0, seq);
+      ctx->set_output(1, seq);
+      ctx->set_output(2, xp);
+      ctx->set_output(3, h0);
+      ctx->set_output(4, h0);
+      return OkStatus();
+    });
+
+REGISTER_OP("TfseqLstmGrad")
+    .Input("h0: float")
+    .Input("c0: float")
+    .Input("kernel: float")
+    .Input("h_seq: float")
+    .Input("c_seq: float")
+    .Input("gates: float")
+    .Input("dh: float")
+    .Input("dc_last: float")
+    .Output("d_projected: float")
+    .Output("d_bias: float")
+    .Output("dh0: float")
+    .Output("dc0: float")
+    .Output("d_kernel: float")
+    .SetShapeFn([](shape_inference::InferenceContext* ctx) {
+      ctx->set_output(0, ctx->input(5));
+      ctx->set_output(1, ctx->Vector(ctx->Dim(ctx->input(5), 2)));
+      ctx->set_output(2, ctx->input(0));
+      ctx->set_output(3, ctx->input(1));
+      ctx->set_output(4, ctx->input(2));
+      return OkStatus();
+    });
+
+REGISTER_KERNEL_BUILDER(Name("TfseqLstm").Device(DEVICE_CPU), LstmOp);
+REGISTER_KERNEL_BUILDER(Name("TfseqLstmGrad").Device(DEVICE_CPU), LstmGradOp);
+
+}  // namespace tensorflow
