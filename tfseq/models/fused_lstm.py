@@ -1,10 +1,10 @@
 """The whole LSTM recurrence as one C++ TensorFlow op on CPU, built on this machine on first use.
 
 PyTorch trains ``nn.LSTM`` on CPU with oneDNN's fused LSTM kernel; TensorFlow 2.21 has none, and
-even gate by gate an LSTM-128 step is 15 TensorFlow ops forward and about 40 backward, whose
-scheduling on 2 cores costs as much as their arithmetic. ``kernels/lstm.cc`` runs every step of
-the forward pass in one op and every step of the backward pass in another; each thread takes a
-slice of the batch through all steps, with Eigen's matrix products and vectorised tanh.
+even gate by gate an LSTM step is 17 TensorFlow ops forward and 21 more backward: running them one
+by one cost about a quarter of an LSTM-128 layer's time on 2 cores. ``kernels/lstm.cc`` runs every
+step of the forward pass in one op and every step of the backward pass in another; each thread
+takes a slice of the batch through all steps, with Eigen's matrix products and vectorised tanh.
 
 The op is compiled from the source shipped in the package with the C++ compiler and TensorFlow's
 headers, for this CPU (``-march=native``), once per machine, TensorFlow version and source; the
