@@ -23,10 +23,10 @@ def _pair(rng, units, features, **kwargs):
     return ours, theirs
 
 
-def _outputs_and_gradients(layer, x, initial_state):
+def _outputs_and_gradients(layer, x, initial_state, mask=None):
     with tf.GradientTape() as tape:
         tape.watch([x, *initial_state])
-        y, h, c = layer(x, initial_state=initial_state)
+        y, h, c = layer(x, initial_state=initial_state, mask=mask)
         loss = tf.reduce_sum(tf.sin(3.0 * y)) + tf.reduce_sum(0.7 * h * c)
     return [y, h, c, *tape.gradient(loss, [x, *initial_state, *layer.trainable_weights])]
 
@@ -36,31 +36,46 @@ def _op_types(fn, *args) -> set[str]:
     return {op.type for op in graph.get_operations()}
 
 
+def _mask(rng, batch, steps):
+    """Valid steps with padding at the end, at the start and in the middle, and none at all."""
+    mask = np.ones((batch, steps), dtype=bool)
+    for row in range(batch):
+        kind = row % 4
+        if kind == 1:
+            mask[row, rng.integers(1, steps):] = False
+        elif kind == 2:
+            mask[row, : rng.integers(1, steps)] = False
+        elif kind == 3:
+            mask[row, rng.choice(steps, size=2, replace=False)] = False
+    return tf.constant(mask)
+
+
+@pytest.mark.parametrize("masking", ["none", "mask", "mask_zero_output"])
 @pytest.mark.parametrize("batch", [1, 37], ids=["one_thread", "batch_split_across_threads"])
 @pytest.mark.parametrize("kwargs", [dict(), dict(go_backwards=True), dict(return_sequences=True),
                                     dict(return_sequences=True, go_backwards=True)],
                          ids=["last", "backwards", "sequences", "sequences_backwards"])
-def test_outputs_states_and_gradients_match_keras(batch, kwargs, rng):
+def test_outputs_states_and_gradients_match_keras(batch, kwargs, masking, rng):
     assert fused_lstm.ops() is not None, "the fused LSTM op did not build on this machine"
-    ours, theirs = _pair(rng, 8, 3, return_state=True, **kwargs)
+    zero = masking == "mask_zero_output"
+    ours, theirs = _pair(rng, 8, 3, return_state=True, zero_output_for_mask=zero, **kwargs)
     x = tf.constant(rng.normal(size=(batch, 6, 3)).astype("float32"))
     state = [tf.constant(rng.normal(size=(batch, 8)).astype("float32")) for _ in range(2)]
-    got = _outputs_and_gradients(ours, x, state)
-    want = _outputs_and_gradients(theirs, x, state)
+    mask = None if masking == "none" else _mask(rng, batch, 6)
+    got = _outputs_and_gradients(ours, x, state, mask)
+    want = _outputs_and_gradients(theirs, x, state, mask)
     for a, b in zip(got, want, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
-    assert {"TfseqLstm", "TfseqLstmGrad"} <= _op_types(lambda v: _outputs_and_gradients(ours, v, state), x)
+    ops = _op_types(lambda v: _outputs_and_gradients(ours, v, state, mask), x)
+    assert {"TfseqLstm", "TfseqLstmGrad"} <= ops
 
 
 def test_calls_it_cannot_take_keep_the_gate_by_gate_loop(rng):
     x = tf.constant(rng.normal(size=(4, 5, 3)).astype("float32"))
-    mask = tf.constant([[True] * 5, [True] * 3 + [False] * 2] * 2)
-    plain = recurrent.LSTM(4)
-    assert "TfseqLstm" in _op_types(plain, x)
-    assert "TfseqLstm" not in _op_types(lambda v: plain(v, mask=mask), x)
+    assert "TfseqLstm" in _op_types(recurrent.LSTM(4), x)
     assert "TfseqLstm" not in _op_types(recurrent.LSTM(4, activation="relu"), x)
-    half = recurrent.LSTM(4, dtype="mixed_bfloat16")
-    assert "TfseqLstm" not in _op_types(half, x)
+    assert "TfseqLstm" not in _op_types(recurrent.LSTM(4, recurrent_activation="hard_sigmoid"), x)
+    assert "TfseqLstm" not in _op_types(recurrent.LSTM(4, dtype="mixed_bfloat16"), x)
 
 
 def test_both_directions_of_a_built_bilstm_run_the_fused_op(rng):

@@ -5,6 +5,7 @@ even gate by gate an LSTM step is 17 TensorFlow ops forward and 21 more backward
 by one cost about a quarter of an LSTM-128 layer's time on 2 cores. ``kernels/lstm.cc`` runs every
 step of the forward pass in one op and every step of the backward pass in another; each thread
 takes a slice of the batch through all steps, with Eigen's matrix products and vectorised tanh.
+Masks follow Keras: at a masked step the states carry over and the output repeats the last one.
 
 The op is compiled from the source shipped in the package with the C++ compiler and TensorFlow's
 headers, for this CPU (``-march=native``), once per machine, TensorFlow version and source; the
@@ -129,7 +130,8 @@ def ops():
         return None
 
 
-def fused_lstm(projected, bias, h0, c0, kernel, *, return_sequences: bool):
+def fused_lstm(projected, bias, h0, c0, kernel, mask=None, *, return_sequences: bool,
+               zero_output_for_mask: bool = False):
     """Runs the recurrence over ``projected`` (``[steps, batch, 4 units]``, ``inputs @ kernel``).
 
     Args:
@@ -138,35 +140,35 @@ def fused_lstm(projected, bias, h0, c0, kernel, *, return_sequences: bool):
         h0: Initial output state ``[batch, units]``.
         c0: Initial cell state ``[batch, units]``.
         kernel: The recurrent kernel ``[units, 4 units]``.
+        mask: Optional ``[steps, batch]`` booleans, Keras' semantics: at a masked step the states
+            carry over and the output repeats the previous one (zeros before the first step).
         return_sequences: Whether every step's output is wanted, or only the last.
+        zero_output_for_mask: Masked steps output zeros instead.
 
     Returns:
         ``(outputs, h_last, c_last)``: ``outputs`` is ``[steps, batch, units]`` with
-        ``return_sequences``, else ``h_last``.
+        ``return_sequences``, else the last output ``[batch, units]``; ``h_last`` and ``c_last``
+        are the final states.
     """
     library = ops()
+    mask = tf.zeros([0], tf.bool) if mask is None else tf.cast(mask, tf.bool)
 
     @tf.custom_gradient
     def run(projected, bias, h0, c0, kernel):
-        h_seq, c_seq, gates, h_last, c_last = library.tfseq_lstm(projected, bias, h0, c0, kernel)
+        h_seq, c_seq, gates, h_last, c_last, out_seq, out_last = library.tfseq_lstm(
+            projected, bias, h0, c0, kernel, mask, zero_output_for_mask=zero_output_for_mask)
 
-        def grad(*upstream):
-            # The backward op takes every step's output gradient, or only the last step's when
-            # only the last output is used: no dense zeros for the steps in between.
-            *d_h, d_c_last = upstream
-            if return_sequences:
-                d_seq, d_h_last = d_h
-                d_h = tf.zeros_like(h_seq) if d_seq is None else d_seq
-                if d_h_last is not None:
-                    d_h = tf.tensor_scatter_nd_add(d_h, [[tf.shape(d_h)[0] - 1]], d_h_last[None])
-            else:
-                d_h = tf.zeros_like(h0) if d_h[0] is None else d_h[0]
-            if d_c_last is None:
-                d_c_last = tf.zeros_like(c0)
-            return library.tfseq_lstm_grad(h0, c0, kernel, h_seq, c_seq, gates, d_h, d_c_last)
+        def grad(d_outputs, d_h_last, d_c_last):
+            # The backward op takes every step's output gradient, or only the last output's when
+            # only that is used: no dense zeros for the steps in between.
+            if d_outputs is None:
+                d_outputs = tf.zeros_like(out_seq if return_sequences else out_last)
+            return library.tfseq_lstm_grad(
+                h0, c0, kernel, h_seq, c_seq, gates, mask, d_outputs,
+                tf.zeros_like(h0) if d_h_last is None else d_h_last,
+                tf.zeros_like(c0) if d_c_last is None else d_c_last,
+                zero_output_for_mask=zero_output_for_mask)
 
-        outputs = (h_seq, h_last, c_last) if return_sequences else (h_last, c_last)
-        return outputs, grad
+        return (out_seq if return_sequences else out_last, h_last, c_last), grad
 
-    outputs = run(projected, bias, h0, c0, kernel)
-    return outputs if return_sequences else (outputs[0], *outputs)
+    return run(projected, bias, h0, c0, kernel)

@@ -16,8 +16,8 @@ semantics (states and outputs carry over, or zero outputs with
 non-TensorFlow backends and GPUs (where Keras can use cuDNN) fall back to
 Keras' own loop.
 
-LSTM layers go further where they can: with float32, no mask and Keras' default
-activations, all steps run as one C++ op forward and one backward
+LSTM layers go further where they can: with float32 and Keras' default activations,
+masked or not, all steps run as one C++ op forward and one backward
 (:mod:`tfseq.models.fused_lstm`), when that op builds on this machine.
 
 Exports never see these classes: :func:`tfseq.export._graph.export_clone`
@@ -101,26 +101,29 @@ class _Gates:
         return [act(projected[0] + tf.matmul(h, self.recurrent[0]))]
 
 
-def _fusable(layer, sequences, mask) -> bool:
+def _fusable(layer, sequences) -> bool:
     """Whether ``layer``'s call can run as the fused LSTM op (:mod:`tfseq.models.fused_lstm`)."""
     cell = layer.cell
-    return (mask is None and isinstance(cell, keras.layers.LSTMCell) and sequences.dtype == tf.float32
+    return (isinstance(cell, keras.layers.LSTMCell) and sequences.dtype == tf.float32
             and getattr(cell.activation, "__name__", None) == "tanh"
             and getattr(cell.recurrent_activation, "__name__", None) == "sigmoid"
             and fused_lstm.ops() is not None)
 
 
-def _fused_rnn(layer, time_major, initial_state):
+def _fused_rnn(layer, time_major, initial_state, mask):
+    """:func:`per_gate_rnn` for an LSTM as the fused op; ``mask`` is time-major (or None)."""
     cell = layer.cell
     shape = tf.shape(time_major)
     flat = tf.reshape(time_major, [-1, time_major.shape[2]])
     projected = tf.reshape(tf.matmul(flat, read_weight(cell.kernel)), [shape[0], shape[1], 4 * cell.units])
     bias = read_weight(cell.bias) if cell.use_bias else tf.zeros([4 * cell.units])
     h0, c0 = (tf.convert_to_tensor(s) for s in initial_state)
-    outputs, h_last, c_last = fused_lstm.fused_lstm(projected, bias, h0, c0, read_weight(cell.recurrent_kernel),
-                                                    return_sequences=layer.return_sequences)
-    sequence = tf.transpose(outputs, [1, 0, 2]) if layer.return_sequences else h_last[:, None, :]
-    return h_last, sequence, [h_last, c_last]
+    outputs, h_last, c_last = fused_lstm.fused_lstm(
+        projected, bias, h0, c0, read_weight(cell.recurrent_kernel), mask,
+        return_sequences=layer.return_sequences, zero_output_for_mask=layer.zero_output_for_mask)
+    if layer.return_sequences:
+        return outputs[-1], tf.transpose(outputs, [1, 0, 2]), [h_last, c_last]
+    return outputs, outputs[:, None, :], [h_last, c_last]
 
 
 def per_gate_rnn(layer, sequences, initial_state, mask=None):
@@ -134,17 +137,19 @@ def per_gate_rnn(layer, sequences, initial_state, mask=None):
     time_major = tf.transpose(sequences, [1, 0, 2])
     if layer.go_backwards:
         time_major = tf.reverse(time_major, [0])
-    if _fusable(layer, sequences, mask):
-        return _fused_rnn(layer, time_major, initial_state)
+    if mask is not None:
+        mask = tf.cast(tf.transpose(mask, [1, 0]), tf.bool)  # [steps, batch]
+        if layer.go_backwards:
+            mask = tf.reverse(mask, [0])
+    if _fusable(layer, sequences):
+        return _fused_rnn(layer, time_major, initial_state, mask)
     gates = _Gates(layer.cell, sequences.dtype)
     steps, features = time_major.shape[0], time_major.shape[2]
     dynamic = tf.shape(time_major)
     flat = tf.reshape(time_major, [-1, features])
     projected = [tf.reshape(p, [dynamic[0], dynamic[1], -1]) for p in gates.project(flat)]
     if mask is not None:
-        mask = tf.cast(tf.transpose(mask, [1, 0]), tf.bool)[..., None]  # [steps, batch, 1]
-        if layer.go_backwards:
-            mask = tf.reverse(mask, [0])
+        mask = mask[..., None]  # [steps, batch, 1]
     states = [tf.convert_to_tensor(s) for s in initial_state]
     zero_output = layer.zero_output_for_mask
 
