@@ -105,7 +105,7 @@ def test_library_is_cached_per_cpu_and_a_failed_build_leaves_nothing(tmp_path, m
     monkeypatch.setenv("CXX", "false")
     with pytest.raises(RuntimeError, match="false failed"):
         fused_lstm.build(tmp_path / "cache")
-    assert list((tmp_path / "cache").iterdir()) == []
+    assert [p.name for p in (tmp_path / "cache").iterdir()] == [".lock"]  # no library, whole or partial
 
 
 SCRIPT = textwrap.dedent("""
@@ -127,3 +127,52 @@ def test_lstm_falls_back_to_the_gate_loop(env, tmp_path):
     assert "ops: None" in done.stdout
     warned = "fused kernel did not build (false failed" in done.stderr
     assert warned == ("CXX" in env)
+
+
+def test_xla_compiled_calls_use_tensorflows_own_ops(rng):
+    ours, theirs = _pair(rng, 4, 3)
+    x = tf.constant(rng.normal(size=(5, 6, 3)).astype("float32"))
+    compiled = tf.function(ours, jit_compile=True)
+    np.testing.assert_allclose(compiled(x), theirs(x), rtol=1e-5, atol=1e-6)
+    assert "TfseqLstm" not in _op_types(tf.function(ours, jit_compile=True), x)
+
+
+def test_malformed_calls_raise_errors_not_crashes():
+    library = fused_lstm.ops()
+    h = tf.zeros((2, 4))
+
+    @tf.function
+    def backward_with_rank_two_gates():
+        return library.tfseq_lstm_grad(h, h, tf.zeros((4, 16)), tf.zeros((1, 2, 4)), tf.zeros((1, 2, 4)),
+                                       tf.zeros((2, 16)), tf.zeros([0], tf.bool), h, h, h)
+
+    with pytest.raises(ValueError, match="rank"):
+        backward_with_rank_two_gates()
+    with pytest.raises(tf.errors.InvalidArgumentError, match="mask"):
+        library.tfseq_lstm(tf.zeros((3, 2, 16)), tf.zeros(16), h, h, tf.zeros((4, 16)), tf.ones((2, 3), tf.bool))
+
+
+def test_no_steps_return_the_initial_state_and_its_gradient():
+    h0 = tf.constant(np.arange(8, dtype="float32").reshape(2, 4))
+    with tf.GradientTape() as tape:
+        tape.watch(h0)
+        last, h_last, _ = fused_lstm.fused_lstm(tf.zeros((0, 2, 16)), tf.zeros(16), h0, tf.zeros((2, 4)),
+                                                tf.zeros((4, 16)), return_sequences=False)
+        loss = tf.reduce_sum(3.0 * last + h_last)
+    np.testing.assert_array_equal(last, h0)
+    np.testing.assert_array_equal(tape.gradient(loss, h0), np.full((2, 4), 4.0, "float32"))
+
+
+def test_a_cache_directory_others_may_write_is_refused(tmp_path):
+    shared = tmp_path / "shared"
+    shared.mkdir(mode=0o777)
+    shared.chmod(0o777)
+    with pytest.raises(RuntimeError, match="not private"):
+        fused_lstm.build(shared)
+    assert list(shared.iterdir()) == []
+
+
+def test_an_unwritable_home_falls_back_to_a_private_temporary_directory(monkeypatch):
+    monkeypatch.delenv("TFSEQ_CACHE_DIR", raising=False)
+    folders = fused_lstm._directories(None)
+    assert folders[0] == fused_lstm.cache_dir() and folders[-1].parent.name == f"tfseq-{os.getuid()}"

@@ -18,12 +18,14 @@ for a failed build. Exported artifacts never contain the op: exports rebuild Ker
 
 from __future__ import annotations
 
+import fcntl
 import functools
 import hashlib
 import logging
 import os
 import platform
 import shutil
+import signal
 import subprocess
 import tempfile
 from pathlib import Path
@@ -80,40 +82,81 @@ def library_name(compiler: str) -> str:
     return f"tfseq_lstm-{key}.so"
 
 
-def build(directory: Path | None = None) -> Path:
-    """Compiles ``kernels/lstm.cc`` unless a library built from it for this machine is cached.
+def _check_private(path: Path) -> None:
+    """Refuses a cache directory or library that another user owns or may write: loading a
+    library runs its code."""
+    info = path.stat()
+    if info.st_uid != os.getuid() or info.st_mode & 0o022:
+        raise RuntimeError(f"{path} is not private to this user (owner or group/other write access)")
 
-    Args:
-        directory: Cache directory; defaults to :func:`cache_dir`.
 
-    Returns:
-        The path of the shared library.
+def _directories(directory: Path | None) -> list[Path]:
+    if directory is not None:
+        return [Path(directory)]
+    if os.environ.get("TFSEQ_CACHE_DIR"):
+        return [cache_dir()]
+    # A read-only home (some CI and batch systems) falls back to a private temporary directory.
+    return [cache_dir(), Path(tempfile.gettempdir()) / f"tfseq-{os.getuid()}" / "kernels"]
 
-    Raises:
-        RuntimeError: when there is no C++ compiler or the build fails.
-    """
-    compiler = shutil.which(os.environ.get("CXX", "g++"))
-    if compiler is None:
-        raise RuntimeError("no C++ compiler (g++, or $CXX) on PATH")
-    directory = Path(directory) if directory is not None else cache_dir()
-    target = directory / library_name(compiler)
-    if target.exists():
-        return target
-    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+
+def _compile(compiler: str, target: Path) -> None:
     # Built under a temporary name and renamed, so a concurrent or killed build never leaves a
     # half-written library where another process would load it.
-    fd, partial = tempfile.mkstemp(prefix=".tfseq_lstm-", suffix=".so", dir=directory)
+    fd, partial = tempfile.mkstemp(prefix=".tfseq_lstm-", suffix=".so", dir=target.parent)
     os.close(fd)
     try:
-        done = subprocess.run(_command(compiler, SOURCE, Path(partial)), capture_output=True, text=True,
-                              timeout=BUILD_TIMEOUT_S, check=False)
-        if done.returncode != 0:
-            last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        # A session of its own, so a timeout stops the compiler's children too.
+        process = subprocess.Popen(_command(compiler, SOURCE, Path(partial)), stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE, text=True, errors="replace", start_new_session=True)
+        try:
+            _, stderr = process.communicate(timeout=BUILD_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.communicate()
+            raise RuntimeError(f"{Path(compiler).name} took over {BUILD_TIMEOUT_S} s") from None
+        if process.returncode != 0:
+            last = (stderr.strip().splitlines() or ["no output"])[-1]
             raise RuntimeError(f"{Path(compiler).name} failed: {last}")
         os.replace(partial, target)
     finally:
         if os.path.exists(partial):
             os.unlink(partial)
+
+
+def build(directory: Path | None = None) -> Path:
+    """Compiles ``kernels/lstm.cc`` unless a library built from it for this machine is cached.
+
+    Args:
+        directory: Cache directory; defaults to :func:`cache_dir`, or, where that cannot be
+            created, a private directory under the system's temporary directory.
+
+    Returns:
+        The path of the shared library.
+
+    Raises:
+        RuntimeError: when there is no C++ compiler, the build fails, or the cache directory or a
+            cached library is not private to this user.
+        OSError: when no cache directory can be created.
+    """
+    compiler = shutil.which(os.environ.get("CXX", "g++"))
+    if compiler is None:
+        raise RuntimeError("no C++ compiler (g++, or $CXX) on PATH")
+    candidates = _directories(directory)
+    for number, folder in enumerate(candidates):
+        try:
+            folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+            break
+        except OSError:
+            if number == len(candidates) - 1:
+                raise
+    _check_private(folder)
+    target = folder / library_name(compiler)
+    # One build per cache directory at a time: the others wait here, then find the library.
+    with open(folder / ".lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not target.exists():
+            _compile(compiler, target)
+    _check_private(target)
     return target
 
 

@@ -101,13 +101,22 @@ class _Gates:
         return [act(projected[0] + tf.matmul(h, self.recurrent[0]))]
 
 
+def _in_xla() -> bool:
+    """Whether the call is being traced for XLA (``jit_compile=True``), which cannot run custom ops."""
+    try:
+        from tensorflow.python.ops.control_flow_util import GraphOrParentsInXlaContext
+    except ImportError:  # a TensorFlow without it: assume XLA, and stay on TensorFlow's own ops
+        return True
+    return GraphOrParentsInXlaContext(tf.compat.v1.get_default_graph())
+
+
 def _fusable(layer, sequences) -> bool:
     """Whether ``layer``'s call can run as the fused LSTM op (:mod:`tfseq.models.fused_lstm`)."""
     cell = layer.cell
     return (isinstance(cell, keras.layers.LSTMCell) and sequences.dtype == tf.float32
-            and getattr(cell.activation, "__name__", None) == "tanh"
-            and getattr(cell.recurrent_activation, "__name__", None) == "sigmoid"
-            and fused_lstm.ops() is not None)
+            and cell.activation is keras.activations.tanh
+            and cell.recurrent_activation is keras.activations.sigmoid
+            and not _in_xla() and fused_lstm.ops() is not None)
 
 
 def _fused_rnn(layer, time_major, initial_state, mask):

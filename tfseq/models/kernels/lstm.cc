@@ -60,15 +60,14 @@ Eigen::ThreadPool* Helpers() {
 }
 
 // Runs fn(0) ... fn(shards - 1). The calling thread claims shards too, so a helper that starts
-// late (busy with another op's shard) finds nothing left and costs nothing.
+// late (busy with another op's shard) finds nothing left and costs nothing. Returns false when a
+// shard threw (an allocation failed): every shard has then still finished or been skipped, so
+// nothing outlives the caller's frame.
 template <class Fn>
-void ParallelFor(int shards, const Fn& fn) {
-  if (shards <= 1 || Helpers() == nullptr) {
-    for (int s = 0; s < shards; ++s) fn(s);
-    return;
-  }
+bool ParallelFor(int shards, const Fn& fn) {
   struct State {
     std::atomic<int> next{0};
+    std::atomic<bool> failed{false};
     int shards = 0;
     int done = 0;
     std::mutex mu;
@@ -80,16 +79,24 @@ void ParallelFor(int shards, const Fn& fn) {
   state->fn = fn;
   auto work = [](const std::shared_ptr<State>& st) {
     int finished = 0;
-    for (int s; (s = st->next.fetch_add(1)) < st->shards; ++finished) st->fn(s);
+    for (int s; (s = st->next.fetch_add(1)) < st->shards; ++finished) {
+      try {
+        if (!st->failed.load()) st->fn(s);
+      } catch (...) {
+        st->failed.store(true);
+      }
+    }
     if (finished == 0) return;
     std::lock_guard<std::mutex> lock(st->mu);
     st->done += finished;
     if (st->done == st->shards) st->cv.notify_all();
   };
-  for (int h = 1; h < shards; ++h) Helpers()->Schedule([state, work] { work(state); });
+  if (Helpers() != nullptr)
+    for (int h = 1; h < shards; ++h) Helpers()->Schedule([state, work] { work(state); });
   work(state);
   std::unique_lock<std::mutex> lock(state->mu);
   state->cv.wait(lock, [&] { return state->done == state->shards; });
+  return !state->failed.load();
 }
 
 int Shards(int64_t rows) {
@@ -155,7 +162,7 @@ class LstmOp : public OpKernel {
     const ConstArray b_i(b, units), b_f(b + units, units), b_c(b + 2 * units, units), b_o(b + 3 * units, units);
     const bool zero_output = zero_output_;
     const int shards = Shards(batch);
-    ParallelFor(shards, [&](int s) {
+    const bool ok = ParallelFor(shards, [&](int s) {
       const int64_t r0 = Split(batch, shards, s), rows = Split(batch, shards, s + 1) - r0;
       for (int64_t t = 0; t < steps; ++t) {
         const int64_t at = t * batch + r0, before = (t - 1) * batch + r0;
@@ -199,6 +206,7 @@ class LstmOp : public OpKernel {
         else std::copy_n(os + end * units, rows * units, last);
       }
     });
+    OP_REQUIRES(ctx, ok, errors::ResourceExhausted("TfseqLstm: out of memory"));
     if (!masked) {  // without a mask the outputs are the states
       ctx->set_output(5, *h_seq);
       ctx->set_output(6, *h_last);
@@ -247,7 +255,7 @@ class LstmGradOp : public OpKernel {
     // kernel^T, row-major, so each step's product reads it in order.
     const Matrix kernel_t = ConstMatrixMap(u.flat<float>().data(), units, width, Eigen::OuterStride<>(width)).transpose();
     const int shards = Shards(batch);
-    ParallelFor(shards, [&](int s) {
+    bool ok = ParallelFor(shards, [&](int s) {
       const int64_t r0 = Split(batch, shards, s), rows = Split(batch, shards, s + 1) - r0;
       // Gradients flowing into step t from later steps: through the states h and c, and, at
       // masked steps, through the output repeated from step t.
@@ -294,7 +302,9 @@ class LstmGradOp : public OpKernel {
         for (int64_t r = 0; r < rows; ++r)
           if (mk[at + r]) dh_map.row(r) = d_prev.row(r);
       }
-      // The output before the first step is a constant zero: d_repeat ends there.
+      // The output before the first step is a constant zero, so d_repeat ends there; with no
+      // steps at all the last output is h0 itself.
+      if (steps == 0) dh_next += d_repeat;
       std::copy_n(dh_next.data(), rows * units, dh0->flat<float>().data() + r0 * units);
       std::copy_n(dc_next.data(), rows * units, dc0->flat<float>().data() + r0 * units);
     });
@@ -304,7 +314,7 @@ class LstmGradOp : public OpKernel {
     float* db = dbias->flat<float>().data();
     const int64_t blocks = width / 16;  // column blocks of 16 floats: one AVX-512 register
     const int col_shards = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(Cores(), blocks / 4)));
-    ParallelFor(col_shards, [&](int s) {
+    ok = ok && ParallelFor(col_shards, [&](int s) {
       const int64_t first = Split(blocks, col_shards, s) * 16;
       const int64_t last = s == col_shards - 1 ? width : Split(blocks, col_shards, s + 1) * 16;
       const int64_t cols = last - first;
@@ -323,6 +333,7 @@ class LstmGradOp : public OpKernel {
                          d_all.bottomRows((steps - 1) * batch);
       Eigen::Map<Eigen::RowVectorXf>(db + first, cols) = d_all.colwise().sum();
     });
+    OP_REQUIRES(ctx, ok, errors::ResourceExhausted("TfseqLstmGrad: out of memory"));
   }
 
  private:
@@ -347,9 +358,13 @@ REGISTER_OP("TfseqLstm")
     .Output("out_seq: float")
     .Output("out_last: float")
     .SetShapeFn([](shape_inference::InferenceContext* ctx) {
-      shape_inference::ShapeHandle xp, h0, seq;
+      shape_inference::ShapeHandle xp, bias, h0, c0, kernel, mask, seq;
       TF_RETURN_IF_ERROR(ctx->WithRank(ctx->input(0), 3, &xp));
+      TF_RETURN_IF_ERROR(ctx->WithRank(ctx->input(1), 1, &bias));
       TF_RETURN_IF_ERROR(ctx->WithRank(ctx->input(2), 2, &h0));
+      TF_RETURN_IF_ERROR(ctx->WithRank(ctx->input(3), 2, &c0));
+      TF_RETURN_IF_ERROR(ctx->WithRank(ctx->input(4), 2, &kernel));
+      TF_RETURN_IF_ERROR(ctx->WithRankAtMost(ctx->input(5), 2, &mask));
       TF_RETURN_IF_ERROR(ctx->Concatenate(ctx->Vector(ctx->Dim(xp, 0)), h0, &seq));
       ctx->set_output(0, seq);
       ctx->set_output(1, seq);
@@ -379,11 +394,23 @@ REGISTER_OP("TfseqLstmGrad")
     .Output("dc0: float")
     .Output("d_kernel: float")
     .SetShapeFn([](shape_inference::InferenceContext* ctx) {
-      ctx->set_output(0, ctx->input(5));
-      ctx->set_output(1, ctx->Vector(ctx->Dim(ctx->input(5), 2)));
-      ctx->set_output(2, ctx->input(0));
-      ctx->set_output(3, ctx->input(1));
-      ctx->set_output(4, ctx->input(2));
+      shape_inference::ShapeHandle h0, c0, kernel, h_seq, c_seq, gates, mask, d_out, dh_last, dc_last;
+      TF_RETURN_IF_ERROR(ctx->WithRank(ctx->input(0), 2, &h0));
+      TF_RETURN_IF_ERROR(ctx->WithRank(ctx->input(1), 2, &c0));
+      TF_RETURN_IF_ERROR(ctx->WithRank(ctx->input(2), 2, &kernel));
+      TF_RETURN_IF_ERROR(ctx->WithRank(ctx->input(3), 3, &h_seq));
+      TF_RETURN_IF_ERROR(ctx->WithRank(ctx->input(4), 3, &c_seq));
+      TF_RETURN_IF_ERROR(ctx->WithRank(ctx->input(5), 3, &gates));
+      TF_RETURN_IF_ERROR(ctx->WithRankAtMost(ctx->input(6), 2, &mask));
+      TF_RETURN_IF_ERROR(ctx->WithRankAtLeast(ctx->input(7), 2, &d_out));
+      TF_RETURN_IF_ERROR(ctx->WithRankAtMost(ctx->input(7), 3, &d_out));
+      TF_RETURN_IF_ERROR(ctx->WithRank(ctx->input(8), 2, &dh_last));
+      TF_RETURN_IF_ERROR(ctx->WithRank(ctx->input(9), 2, &dc_last));
+      ctx->set_output(0, gates);
+      ctx->set_output(1, ctx->Vector(ctx->Dim(gates, 2)));
+      ctx->set_output(2, h0);
+      ctx->set_output(3, c0);
+      ctx->set_output(4, kernel);
       return OkStatus();
     });
 
