@@ -141,7 +141,7 @@ def per_gate_rnn(layer, sequences, initial_state, mask=None):
     Returns ``(last_output, outputs, states)`` as ``keras.src.backend.rnn``
     does: with ``go_backwards`` the steps run last to first and ``outputs``
     is in that order; without ``return_sequences`` ``outputs`` is the last
-    output with a time axis of 1.
+    output with a time axis of 1. LSTM calls the fused op can take run as that op instead.
     """
     time_major = tf.transpose(sequences, [1, 0, 2])
     if layer.go_backwards:
