@@ -117,6 +117,7 @@ def _compile(compiler: str, target: Path) -> None:
         if process.returncode != 0:
             last = (stderr.strip().splitlines() or ["no output"])[-1]
             raise RuntimeError(f"{Path(compiler).name} failed: {last}")
+        os.chmod(partial, 0o700)  # the linker creates its output under the umask, which may be 0
         os.replace(partial, target)
     finally:
         if os.path.exists(partial):
