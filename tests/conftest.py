@@ -7,6 +7,16 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("MPLBACKEND", "Agg")
 
+import atexit  # noqa: E402
+import shutil  # noqa: E402
+import tempfile  # noqa: E402
+
+# The fused LSTM kernel builds into a cache of this test session (subprocesses inherit it),
+# never into the user's ~/.cache.
+_KERNEL_CACHE = tempfile.mkdtemp(prefix="tfseq-test-kernels-")
+os.environ["TFSEQ_CACHE_DIR"] = _KERNEL_CACHE
+atexit.register(shutil.rmtree, _KERNEL_CACHE, True)
+
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 

@@ -1,6 +1,7 @@
 """The fused LSTM op computes what Keras' LSTM computes, and tfseq falls back when it cannot build."""
 
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -11,6 +12,10 @@ import pytest
 import tensorflow as tf
 
 from tfseq.models import fused_lstm, recurrent
+
+# The op's own tests need a C++ compiler; without one only the fallback tests below run.
+needs_compiler = pytest.mark.skipif(shutil.which(os.environ.get("CXX", "g++")) is None,
+                                    reason="no C++ compiler here: the fused op cannot be built")
 
 
 def _pair(rng, units, features, **kwargs):
@@ -26,7 +31,7 @@ def _pair(rng, units, features, **kwargs):
 def _outputs_and_gradients(layer, x, initial_state, mask=None):
     with tf.GradientTape() as tape:
         tape.watch([x, *initial_state])
-        y, h, c = layer(x, initial_state=initial_state, mask=mask)
+        y, h, c = layer(x, initial_state=initial_state, mask=mask, training=True)
         loss = tf.reduce_sum(tf.sin(3.0 * y)) + tf.reduce_sum(0.7 * h * c)
     return [y, h, c, *tape.gradient(loss, [x, *initial_state, *layer.trainable_weights])]
 
@@ -50,6 +55,7 @@ def _mask(rng, batch, steps):
     return tf.constant(mask)
 
 
+@needs_compiler
 @pytest.mark.parametrize("masking", ["none", "mask", "mask_zero_output"])
 @pytest.mark.parametrize("batch", [1, 37], ids=["one_thread", "batch_split_across_threads"])
 @pytest.mark.parametrize("kwargs", [dict(), dict(go_backwards=True), dict(return_sequences=True),
@@ -70,14 +76,30 @@ def test_outputs_states_and_gradients_match_keras(batch, kwargs, masking, rng):
     assert {"TfseqLstm", "TfseqLstmGrad"} <= ops
 
 
+@needs_compiler
 def test_calls_it_cannot_take_keep_the_gate_by_gate_loop(rng):
     x = tf.constant(rng.normal(size=(4, 5, 3)).astype("float32"))
-    assert "TfseqLstm" in _op_types(recurrent.LSTM(4), x)
-    assert "TfseqLstm" not in _op_types(recurrent.LSTM(4, activation="relu"), x)
-    assert "TfseqLstm" not in _op_types(recurrent.LSTM(4, recurrent_activation="hard_sigmoid"), x)
-    assert "TfseqLstm" not in _op_types(recurrent.LSTM(4, dtype="mixed_bfloat16"), x)
+
+    def training(layer):
+        return lambda v: layer(v, training=True)
+
+    assert "TfseqLstm" in _op_types(training(recurrent.LSTM(4)), x)
+    assert "TfseqLstm" not in _op_types(training(recurrent.LSTM(4, activation="relu")), x)
+    assert "TfseqLstm" not in _op_types(training(recurrent.LSTM(4, recurrent_activation="hard_sigmoid")), x)
+    assert "TfseqLstm" not in _op_types(training(recurrent.LSTM(4, dtype="mixed_bfloat16")), x)
 
 
+@needs_compiler
+def test_inference_calls_keep_tensorflows_own_ops(rng):
+    """Inference graphs are what model.export() and tf.saved_model.save write: no custom op."""
+    ours, theirs = _pair(rng, 4, 3)
+    x = tf.constant(rng.normal(size=(4, 5, 3)).astype("float32"))
+    assert not {"TfseqLstm", "TfseqLstmGrad"} & _op_types(lambda v: ours(v, training=False), x)
+    assert not {"TfseqLstm", "TfseqLstmGrad"} & _op_types(ours, x)
+    np.testing.assert_allclose(ours(x), theirs(x), rtol=1e-5, atol=1e-6)
+
+
+@needs_compiler
 def test_both_directions_of_a_built_bilstm_run_the_fused_op(rng):
     from tfseq.models.builders import build_model
     from tfseq.models.spec import ModelSpec
@@ -85,7 +107,7 @@ def test_both_directions_of_a_built_bilstm_run_the_fused_op(rng):
     model = build_model(ModelSpec(cell="lstm", units=(8,), bidirectional=True), n_features=3, steps=5, seed=0)
     x = tf.constant(rng.normal(size=(16, 5, 3)).astype("float32"))
 
-    def gradients(v):
+    def gradients(v):  # a training call
         with tf.GradientTape() as tape:
             loss = tf.reduce_sum(model(v, training=True)["binary"])
         return tape.gradient(loss, model.trainable_weights)
@@ -95,6 +117,7 @@ def test_both_directions_of_a_built_bilstm_run_the_fused_op(rng):
     assert types.count("TfseqLstm") == 2 and types.count("TfseqLstmGrad") == 2
 
 
+@needs_compiler
 def test_library_is_cached_per_cpu_and_a_failed_build_leaves_nothing(tmp_path, monkeypatch):
     path = fused_lstm.build()
     assert path.exists() and fused_lstm.build() == path  # the second call finds it
@@ -114,7 +137,7 @@ SCRIPT = textwrap.dedent("""
     ours = recurrent.LSTM(4, seed=1); theirs = keras.layers.LSTM(4, seed=1)
     x = np.random.default_rng(0).normal(size=(3, 5, 2)).astype("float32")
     ours.build(x.shape); theirs.build(x.shape); theirs.set_weights(ours.get_weights())
-    np.testing.assert_allclose(ours(x), theirs(x), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(ours(x, training=True), theirs(x), rtol=1e-5, atol=1e-6)
     print("ops:", fused_lstm.ops())
 """)
 
@@ -125,18 +148,20 @@ def test_lstm_falls_back_to_the_gate_loop(env, tmp_path):
     done = subprocess.run([sys.executable, "-c", SCRIPT], env=full, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert "ops: None" in done.stdout
-    warned = "fused kernel did not build (false failed" in done.stderr
+    warned = "fused kernel did not build or load (false failed" in done.stderr
     assert warned == ("CXX" in env)
 
 
+@needs_compiler
 def test_xla_compiled_calls_use_tensorflows_own_ops(rng):
     ours, theirs = _pair(rng, 4, 3)
     x = tf.constant(rng.normal(size=(5, 6, 3)).astype("float32"))
-    compiled = tf.function(ours, jit_compile=True)
+    compiled = tf.function(lambda v: ours(v, training=True), jit_compile=True)
     np.testing.assert_allclose(compiled(x), theirs(x), rtol=1e-5, atol=1e-6)
-    assert "TfseqLstm" not in _op_types(tf.function(ours, jit_compile=True), x)
+    assert "TfseqLstm" not in _op_types(compiled, x)
 
 
+@needs_compiler
 def test_malformed_calls_raise_errors_not_crashes():
     library = fused_lstm.ops()
     h = tf.zeros((2, 4))
@@ -152,6 +177,7 @@ def test_malformed_calls_raise_errors_not_crashes():
         library.tfseq_lstm(tf.zeros((3, 2, 16)), tf.zeros(16), h, h, tf.zeros((4, 16)), tf.ones((2, 3), tf.bool))
 
 
+@needs_compiler
 def test_no_steps_return_the_initial_state_and_its_gradient():
     h0 = tf.constant(np.arange(8, dtype="float32").reshape(2, 4))
     with tf.GradientTape() as tape:
@@ -163,6 +189,7 @@ def test_no_steps_return_the_initial_state_and_its_gradient():
     np.testing.assert_array_equal(tape.gradient(loss, h0), np.full((2, 4), 4.0, "float32"))
 
 
+@needs_compiler
 def test_a_cache_directory_others_may_write_is_refused(tmp_path):
     shared = tmp_path / "shared"
     shared.mkdir(mode=0o777)
@@ -176,3 +203,66 @@ def test_an_unwritable_home_falls_back_to_a_private_temporary_directory(monkeypa
     monkeypatch.delenv("TFSEQ_CACHE_DIR", raising=False)
     folders = fused_lstm._directories(None)
     assert folders[0] == fused_lstm.cache_dir() and folders[-1].parent.name == f"tfseq-{os.getuid()}"
+
+
+@needs_compiler
+@pytest.mark.parametrize("tamper", ["group_writable", "symlink", "other_owner"])
+def test_a_tampered_library_is_refused(tamper, tmp_path):
+    cache = tmp_path / "cache"
+    built = fused_lstm.build()
+    cache.mkdir(mode=0o700)
+    library = cache / built.name
+    if tamper == "symlink":  # swapped for a link to a library elsewhere
+        library.symlink_to(built)
+        error = OSError
+    else:
+        shutil.copy2(built, library)
+        error = RuntimeError
+        if tamper == "group_writable":
+            library.chmod(0o770)
+        else:
+            if os.getuid() != 0:
+                pytest.skip("changing a file's owner needs root")
+            os.chown(library, 65534, 65534)
+    with pytest.raises(error):
+        fused_lstm.load_library(library)
+
+
+@needs_compiler
+def test_the_library_is_loaded_through_the_file_that_was_checked(monkeypatch):
+    loaded = []
+    real = tf.load_op_library
+    monkeypatch.setattr(tf, "load_op_library", lambda path: loaded.append(path) or real(path))
+    library = fused_lstm.load_library(fused_lstm.build())
+    assert hasattr(library, "tfseq_lstm")
+    assert loaded and loaded[0].startswith("/proc/self/fd/")
+
+
+NO_FCNTL = textwrap.dedent("""
+    import sys
+    sys.modules["fcntl"] = None  # as on native Windows
+    import numpy as np
+    import tfseq
+    from tfseq.models import fused_lstm
+    model = tfseq.build_model(tfseq.ModelSpec(cell="lstm", units=(4,)), n_features=2, steps=5, seed=0)
+    x = np.random.default_rng(0).normal(size=(8, 5, 2)).astype("float32")
+    model.fit(x, np.ones(8), epochs=1, verbose=0)
+    print("ops:", fused_lstm.ops(), "out:", model.predict(x, verbose=0)["binary"].shape)
+""")
+
+
+def test_without_fcntl_tfseq_imports_and_lstm_uses_the_gate_loop(tmp_path):
+    env = {**os.environ, "TFSEQ_CACHE_DIR": str(tmp_path)}
+    done = subprocess.run([sys.executable, "-c", NO_FCNTL], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "ops: None out: (8, 1)" in done.stdout
+    assert list(tmp_path.iterdir()) == []  # nothing was built
+
+
+def test_helper_threads_follow_a_users_intra_op_setting(monkeypatch):
+    from tfseq import cpus
+
+    monkeypatch.setenv("TF_NUM_INTRAOP_THREADS", "1")
+    assert fused_lstm.threads() == 1
+    monkeypatch.delenv("TF_NUM_INTRAOP_THREADS")
+    assert 1 <= fused_lstm.threads() <= cpus.available_cpus()

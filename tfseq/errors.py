@@ -1,24 +1,107 @@
-"""Error classes of tfseq.
+"""Error classes of tfseq, and the one place that turns any exception into a line and a status.
 
-One base class; each subclass also inherits the built-in type a Python user
-would catch (as keras-tuner's ``FatalValueError(FatalError, ValueError)``).
-The command line maps :class:`InputError` to exit status 2.
+One base class; each subclass also inherits the built-in type a Python user would catch (as
+keras-tuner's ``FatalValueError(FatalError, ValueError)``), and carries the exit status the
+``tfseq`` command ends with (click's ``ClickException.exit_code``):
+
+======  ==============================================================================
+status  meaning
+======  ==============================================================================
+0       success
+1       an internal failure (a bug: ``TFSEQ_DEBUG=1`` prints the traceback)
+2       bad input or usage, a missing optional dependency, a full disk or a path that
+        cannot be written: something the user can fix
+3       a documented outcome: an export whose artifacts missed their parity thresholds
+        (nothing was written; ``--allow-degraded`` keeps them)
+130     interrupted (Ctrl-C)
+======  ==============================================================================
+
+:func:`describe` is the single handler: the command line and ``tfseq tune``'s search processes
+both print its line and exit with its status.
 """
 
 from __future__ import annotations
+
+import os
+import traceback
+
+#: Exit status of :class:`ParityError`: an export that ran but missed its thresholds.
+PARITY_STATUS = 3
 
 
 class TfseqError(Exception):
     """Base class of every error tfseq raises on purpose."""
 
+    exit_code = 1
+
 
 class InputError(TfseqError, ValueError):
     """Bad input: a file, a column, an argument or a value users can fix."""
+
+    exit_code = 2
 
 
 class SpecError(InputError):
     """An invalid model specification value."""
 
 
+class MissingDependencyError(InputError, ImportError):
+    """An optional package a command needs is not installed; the message gives the install command."""
+
+    def __init__(self, package: str, needed_for: str, install: str | None = None):
+        self.package = package
+        self.install = install or f"pip install {package}"
+        super().__init__(f"{needed_for} needs the package {package!r}, which is not installed; "
+                         f"install it with: {self.install}")
+
+
 class ExportError(TfseqError, RuntimeError):
-    """An export that could not be built or failed its verification."""
+    """An export that could not be built (a converter or runtime failed)."""
+
+
+class ParityError(ExportError):
+    """An export whose artifacts ran but missed their parity thresholds: a documented outcome."""
+
+    exit_code = PARITY_STATUS
+
+
+def exit_code(exc: BaseException) -> int:
+    """The exit status for ``exc`` (see the table at the top of this module)."""
+    if isinstance(exc, KeyboardInterrupt):
+        return 130
+    if isinstance(exc, TfseqError):
+        return exc.exit_code
+    if isinstance(exc, ModuleNotFoundError):  # an optional dependency was missing after all
+        return 2
+    if isinstance(exc, OSError):  # disk full, permission denied, read-only file system ...
+        return 2
+    return 1
+
+
+def describe(exc: BaseException) -> tuple[str, int]:
+    """One line for the terminal and the exit status, for any exception.
+
+    With ``TFSEQ_DEBUG`` set, internal failures also print their traceback.
+    """
+    status = exit_code(exc)
+    if isinstance(exc, KeyboardInterrupt):
+        return "tfseq: interrupted", status
+    if isinstance(exc, ParityError):
+        return f"tfseq: {exc}", status
+    if isinstance(exc, TfseqError) and status == 2:
+        return f"tfseq: error: {exc}", status
+    if isinstance(exc, ModuleNotFoundError):
+        package = (exc.name or "a module").split(".")[0]
+        hint = {"ai_edge_litert": "ai-edge-litert", "sklearn": "scikit-learn", "yaml": "pyyaml"}.get(package, package)
+        return (f"tfseq: error: the package {package!r} is not installed; install it with: pip install {hint}",
+                status)
+    if isinstance(exc, OSError) and not isinstance(exc, TfseqError):
+        where = f"{exc.filename}: " if exc.filename else ""
+        reason = exc.strerror or (str(exc).splitlines() or [type(exc).__name__])[0]
+        return (f"tfseq: error: {where}{reason} (free space or choose another path, then run the command "
+                "again)", status)
+    if os.environ.get("TFSEQ_DEBUG"):
+        traceback.print_exception(exc)
+    first = str(exc).splitlines()[0] if str(exc) else ""
+    return (f"tfseq: internal error: {type(exc).__name__}: {first} (set TFSEQ_DEBUG=1 for the traceback)",
+            status)

@@ -22,7 +22,7 @@ layout of --out:
 
 Every artifact is run in its own runtime on held-out sequences (RUN/export_sample.npz with
 arrays x, y and x_train if present, otherwise sequences drawn from the normalisation statistics)
-and compared with Keras. An artifact below its parity thresholds fails the export (exit 1)
+and compared with Keras. An artifact below its parity thresholds fails the export (exit status 3, nothing written)
 unless --allow-degraded is given."""
 
 
@@ -77,12 +77,16 @@ def run(args: argparse.Namespace) -> int:
     from tfseq.cli.quiet import start_tensorflow
 
     start_tensorflow(threads=True)
+    from tfseq.errors import ParityError
     from tfseq.export import export_run
 
-    manifest = export_run(
-        args.run_dir, args.out, formats=formats, quantize=modes, name=args.name,
-        allow_degraded=args.allow_degraded, overwrite=args.overwrite, seed=args.seed,
-    )
+    try:
+        manifest = export_run(
+            args.run_dir, args.out, formats=formats, quantize=modes, name=args.name,
+            allow_degraded=args.allow_degraded, overwrite=args.overwrite, seed=args.seed,
+        )
+    except ParityError as exc:  # the library names its argument; the command names the flag
+        raise ParityError(str(exc).replace("allow_degraded=True", "--allow-degraded")) from None
     for artifact in manifest["artifacts"]:
         figures = artifact["verification"]
         agreement = figures.get("class_agreement")

@@ -7,13 +7,11 @@ the parser it adds sets ``run(args) -> int``.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import traceback
 from collections.abc import Sequence
 
 from tfseq import __version__
-from tfseq.errors import InputError, TfseqError
+from tfseq.errors import InputError, describe
 
 # Sub-command modules, in the order --help lists them.
 COMMAND_MODULES = ("tfseq.cli.demo", "tfseq.cli.train", "tfseq.cli.evaluate", "tfseq.cli.tune", "tfseq.cli.export", "tfseq.cli.predict")
@@ -56,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Runs the command line; returns the exit status (0 ok, 1 internal error, 2 bad input)."""
+    """Runs the command line; returns the exit status (see :mod:`tfseq.errors`)."""
     try:
         parser = build_parser()
         args = parser.parse_args(argv)
@@ -64,27 +62,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.print_help()
             return 2
         return int(args.run(args) or 0)
-    except InputError as exc:
-        print(f"tfseq: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("tfseq: interrupted", file=sys.stderr)
-        return 130
-    except OSError as exc:  # disk full, permission denied, read-only file system ...
-        where = f"{exc.filename}: " if exc.filename else ""
-        reason = exc.strerror or str(exc).splitlines()[0]
-        print(f"tfseq: error: {where}{reason} (free space or choose another path, then run the "
-              "command again)", file=sys.stderr)
-        return 2
-    except (TfseqError, Exception) as exc:  # noqa: BLE001  (the last line of defence)
-        if os.environ.get("TFSEQ_DEBUG"):
-            traceback.print_exc()
-        first = str(exc).splitlines()[0] if str(exc) else ""
-        print(
-            f"tfseq: internal error: {type(exc).__name__}: {first} (set TFSEQ_DEBUG=1 for the traceback)",
-            file=sys.stderr,
-        )
-        return 1
+    except BaseException as exc:  # noqa: BLE001  (one handler: tfseq.errors.describe)
+        if isinstance(exc, SystemExit):
+            raise
+        line, status = describe(exc)
+        print(line, file=sys.stderr)
+        return status
 
 
 if __name__ == "__main__":

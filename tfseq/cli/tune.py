@@ -238,9 +238,6 @@ def _search(args, space, train, val, task, *, started: float, overwrite_run: boo
 def _child(payload_json: str) -> int:
     """One search process of :func:`_supervise`: the flags arrive as JSON."""
     import json
-    import os
-
-    from tfseq.errors import TfseqError
 
     payload = json.loads(payload_json)
     started, overwrite_run = payload.pop("_started"), payload.pop("_overwrite_run")
@@ -255,20 +252,15 @@ def _child(payload_json: str) -> int:
         train, val, task = load_split_from_args(args, args.data, seed=args.seed)
         return _search(args, space, train, val, task, started=started, overwrite_run=overwrite_run,
                        trials_per_call=args.trials_per_process)
-    except InputError as exc:
-        print(f"tfseq: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        return 130
-    except (TfseqError, Exception) as exc:  # noqa: BLE001  (as tfseq.cli.main)
-        if os.environ.get("TFSEQ_DEBUG"):
-            import traceback
+    except BaseException as exc:  # noqa: BLE001  (the same handler as tfseq.cli.main)
+        if isinstance(exc, SystemExit):
+            raise
+        from tfseq.errors import describe
 
-            traceback.print_exc()
-        first = str(exc).splitlines()[0] if str(exc) else ""
-        print(f"tfseq: internal error: {type(exc).__name__}: {first} (set TFSEQ_DEBUG=1 for the traceback)",
-              file=sys.stderr)
-        return 1
+        line, status = describe(exc)
+        if status != 130:
+            print(line, file=sys.stderr)
+        return status
 
 
 if __name__ == "__main__":

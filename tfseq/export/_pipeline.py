@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tfseq.errors import ExportError, InputError
+from tfseq.errors import ExportError, InputError, ParityError
 from tfseq.export.manifest import FORMAT_VERSION, MANIFEST, package_versions, sha256_path, size_bytes
 from tfseq.export.tflite import QUANTIZATIONS, tflite_filename
 from tfseq.io import atomic_directory, write_json_atomic
@@ -160,8 +160,9 @@ def export_model(
     Raises:
         InputError: for invalid arguments, data of the wrong shape, or an
             ``out_dir`` that is not an export directory.
-        ExportError: if a conversion fails, or an artifact misses its parity
-            thresholds and ``allow_degraded`` is false.
+        ExportError: if a conversion or a runtime fails.
+        ParityError: (an :class:`ExportError`, exit status 3 on the command line) if
+            an artifact misses its parity thresholds and ``allow_degraded`` is false.
 
     Example:
         >>> manifest = export_model(model, contract, Path("export"), name="lstm",
@@ -272,9 +273,9 @@ def export_model(
 
         failures = [f"{a['path']}: {'; '.join(a['failures'])}" for a in artifacts if a["failures"]]
         if failures and not allow_degraded:
-            raise ExportError(
-                f"export of {name} failed verification: {' | '.join(failures)}; nothing was written "
-                "(pass --allow-degraded to keep degraded artifacts)."
+            raise ParityError(
+                f"export of {name} missed its parity thresholds: {' | '.join(failures)}; nothing was "
+                "written (allow_degraded=True keeps degraded artifacts)."
             )
         manifest = {
             "format_version": FORMAT_VERSION,

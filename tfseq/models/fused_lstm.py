@@ -11,14 +11,22 @@ The op is compiled from the source shipped in the package with the C++ compiler 
 headers, for this CPU (``-march=native``), once per machine, TensorFlow version and source; the
 library is cached under ``$TFSEQ_CACHE_DIR`` (default ``~/.cache/tfseq``), keyed by all three and
 the CPU's features, so a shared home directory never hands a node a library built for another
-CPU. Where it cannot be built (no compiler, another platform) or ``TFSEQ_FUSED_LSTM=0`` is set,
-LSTM layers keep the gate-by-gate loop of :mod:`tfseq.models.recurrent`, with a one-line warning
-for a failed build. Exported artifacts never contain the op: exports rebuild Keras' own layers.
+CPU. One line says so before the first build (about 20 s); ``tfseq build-kernels`` builds it
+ahead of time, e.g. in a container image. Where it cannot be built (no compiler, native Windows
+or no ``fcntl``, another platform) or ``TFSEQ_FUSED_LSTM=0`` is set, LSTM layers keep the
+gate-by-gate loop of :mod:`tfseq.models.recurrent`, with a one-line warning for a failed build.
+
+Loading a library runs its code, so the library is opened once without following links, checked
+through that open file (a regular file owned by this user, writable by no one else, in a private
+directory) and loaded through the same open file (``/proc/self/fd``): nobody can swap it between
+the check and the load. Its helper threads number the CPUs the process may use (its cgroup quota
+included, :func:`tfseq.cpus.available_cpus`), capped by TensorFlow's intra-op setting where the
+user set one. The op runs only in training calls; inference graphs, and so every export, keep
+TensorFlow's own ops.
 """
 
 from __future__ import annotations
 
-import fcntl
 import functools
 import hashlib
 import logging
@@ -26,16 +34,26 @@ import os
 import platform
 import shutil
 import signal
+import stat
 import subprocess
 import tempfile
 from pathlib import Path
 
 import tensorflow as tf
 
+from tfseq.cpus import available_cpus, intra_op_set_by_tfseq
+
+try:  # not on native Windows: there the gate-by-gate loop runs
+    import fcntl
+except ImportError:  # pragma: no cover - exercised in a subprocess by the tests
+    fcntl = None
+
 #: Set to ``0`` to keep LSTM layers on the gate-by-gate loop.
 SWITCH = "TFSEQ_FUSED_LSTM"
 SOURCE = Path(__file__).with_name("kernels") / "lstm.cc"
 BUILD_TIMEOUT_S = 600
+#: Roughly how long the first build takes on a 2-core machine (said before it starts).
+BUILD_SECONDS_HINT = 20
 
 _log = logging.getLogger("tfseq")
 
@@ -83,11 +101,66 @@ def library_name(compiler: str) -> str:
 
 
 def _check_private(path: Path) -> None:
-    """Refuses a cache directory or library that another user owns or may write: loading a
-    library runs its code."""
-    info = path.stat()
-    if info.st_uid != os.getuid() or info.st_mode & 0o022:
-        raise RuntimeError(f"{path} is not private to this user (owner or group/other write access)")
+    """Refuses a cache directory that another user owns or may write."""
+    info = path.lstat()
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid() or info.st_mode & 0o022:
+        raise RuntimeError(f"{path} is not private to this user (expected a directory this user owns and no one else may write)")
+
+
+def _open_private(path: Path) -> int:
+    """Opens ``path`` without following links and checks the open file: a regular file owned by
+    this user that no one else may write. Returns the descriptor; the caller closes it."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0))
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or info.st_uid != os.getuid() or info.st_mode & 0o022:
+            raise RuntimeError(f"{path} is not private to this user (expected a regular file this user owns and no one else may write)")
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _check_ancestors(path: Path) -> None:
+    """Where a library cannot be loaded through its open file (no ``/proc``), every directory
+    above it must be one that only this user (or root) may change, or sticky like ``/tmp``."""
+    for directory in Path(path).resolve().parents:
+        info = directory.stat()
+        if info.st_uid not in (0, os.getuid()) or (info.st_mode & 0o022 and not info.st_mode & stat.S_ISVTX):
+            raise RuntimeError(f"{directory} may be changed by another user; refusing to load a library under it")
+
+
+def load_library(path: Path):
+    """Loads the op library at ``path`` after checking it, through the very file it checked.
+
+    Raises:
+        RuntimeError: if the file, or its directory, is not private to this user.
+        OSError: if it cannot be opened (a link, a missing file).
+    """
+    path = Path(path)
+    _check_private(path.parent)
+    fd = _open_private(path)
+    try:
+        through = Path(f"/proc/self/fd/{fd}")
+        if through.exists():
+            return tf.load_op_library(str(through))
+        _check_ancestors(path)
+        return tf.load_op_library(str(path))
+    finally:
+        os.close(fd)
+
+
+def threads() -> int:
+    """The helper threads the op may use: the CPUs this process may use, capped by TensorFlow's
+    intra-op setting where the user set one (tfseq's own setting for small machines is not)."""
+    cpus = available_cpus()
+    env = os.environ.get("TF_NUM_INTRAOP_THREADS", "")
+    if env.strip().isdigit() and int(env) > 0:
+        return max(1, min(cpus, int(env)))
+    setting = tf.config.threading.get_intra_op_parallelism_threads()
+    if setting > 0 and not intra_op_set_by_tfseq():
+        return max(1, min(cpus, setting))
+    return cpus
 
 
 def _directories(directory: Path | None) -> list[Path]:
@@ -124,21 +197,24 @@ def _compile(compiler: str, target: Path) -> None:
             os.unlink(partial)
 
 
-def build(directory: Path | None = None) -> Path:
+def build(directory: Path | None = None, *, announce: bool = True) -> Path:
     """Compiles ``kernels/lstm.cc`` unless a library built from it for this machine is cached.
 
     Args:
         directory: Cache directory; defaults to :func:`cache_dir`, or, where that cannot be
             created, a private directory under the system's temporary directory.
+        announce: Log one line before compiling (what, why, about how long).
 
     Returns:
         The path of the shared library.
 
     Raises:
-        RuntimeError: when there is no C++ compiler, the build fails, or the cache directory or a
-            cached library is not private to this user.
+        RuntimeError: when there is no C++ compiler, no ``fcntl`` (native Windows), the build
+            fails, or the cache directory is not private to this user.
         OSError: when no cache directory can be created.
     """
+    if fcntl is None:
+        raise RuntimeError("this platform has no fcntl (native Windows): the fused kernel is not built here")
     compiler = shutil.which(os.environ.get("CXX", "g++"))
     if compiler is None:
         raise RuntimeError("no C++ compiler (g++, or $CXX) on PATH")
@@ -156,8 +232,12 @@ def build(directory: Path | None = None) -> Path:
     with open(folder / ".lock", "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not target.exists():
+            if announce:
+                _log.warning(
+                    "tfseq: building the fused LSTM kernel for this CPU with %s (once per machine, about "
+                    "%d s; 'tfseq build-kernels' does it ahead of time, TFSEQ_FUSED_LSTM=0 skips it)",
+                    Path(compiler).name, BUILD_SECONDS_HINT)
             _compile(compiler, target)
-    _check_private(target)
     return target
 
 
@@ -166,10 +246,13 @@ def ops():
     """The loaded op library, or None where it is switched off or cannot be built here."""
     if os.environ.get(SWITCH, "1") == "0":
         return None
+    if fcntl is None:
+        _log.info("tfseq: LSTM layers use the gate-by-gate loop (no fcntl on this platform)")
+        return None
     try:
-        return tf.load_op_library(str(build()))
+        return load_library(build())
     except (OSError, RuntimeError, subprocess.SubprocessError, tf.errors.OpError) as error:
-        _log.warning("tfseq: LSTM layers use the gate-by-gate loop: the fused kernel did not build (%s)",
+        _log.warning("tfseq: LSTM layers use the gate-by-gate loop: the fused kernel did not build or load (%s)",
                      str(error).splitlines()[0] if str(error) else type(error).__name__)
         return None
 
@@ -195,12 +278,14 @@ def fused_lstm(projected, bias, h0, c0, kernel, mask=None, *, return_sequences: 
         are the final states.
     """
     library = ops()
+    workers = threads()
     mask = tf.zeros([0], tf.bool) if mask is None else tf.cast(mask, tf.bool)
 
     @tf.custom_gradient
     def run(projected, bias, h0, c0, kernel):
         h_seq, c_seq, gates, h_last, c_last, out_seq, out_last = library.tfseq_lstm(
-            projected, bias, h0, c0, kernel, mask, zero_output_for_mask=zero_output_for_mask)
+            projected, bias, h0, c0, kernel, mask, zero_output_for_mask=zero_output_for_mask,
+            threads=workers)
 
         def grad(d_outputs, d_h_last, d_c_last):
             # The backward op takes every step's output gradient, or only the last output's when
@@ -211,7 +296,7 @@ def fused_lstm(projected, bias, h0, c0, kernel, mask=None, *, return_sequences: 
                 h0, c0, kernel, h_seq, c_seq, gates, mask, d_outputs,
                 tf.zeros_like(h0) if d_h_last is None else d_h_last,
                 tf.zeros_like(c0) if d_c_last is None else d_c_last,
-                zero_output_for_mask=zero_output_for_mask)
+                zero_output_for_mask=zero_output_for_mask, threads=workers)
 
         return (out_seq if return_sequences else out_last, h_last, c_last), grad
 

@@ -16,17 +16,23 @@ semantics (states and outputs carry over, or zero outputs with
 non-TensorFlow backends and GPUs (where Keras can use cuDNN) fall back to
 Keras' own loop.
 
-LSTM layers go further where they can: with float32 and Keras' default activations,
-masked or not, all steps run as one C++ op forward and one backward
+LSTM layers go further in training: with float32 and Keras' default activations,
+masked or not, all steps of a training call run as one C++ op forward and one backward
 (:mod:`tfseq.models.fused_lstm`), when that op builds on this machine.
 
-Exports never see these classes: :func:`tfseq.export._graph.export_clone`
-rebuilds every recurrent layer as its Keras (or while-loop) twin.
+The speed is a runtime choice, never something written into a user's files. Models hold Keras'
+own ``LSTM``, ``GRU`` and ``SimpleRNN`` classes; :func:`accelerate` (called by
+:func:`tfseq.build_model` and :func:`tfseq.load_model`) gives those layer *instances* the faster
+loop. A saved ``.keras`` file therefore names only Keras classes and loads with plain
+``keras.models.load_model`` where tfseq is not installed; and because the fused op runs only in
+training calls, every inference graph (``model.export()``, ``tf.saved_model.save``) is built
+from TensorFlow's own ops and serves where tfseq is not installed.
 """
 
 from __future__ import annotations
 
 import functools
+import types
 
 import keras
 import tensorflow as tf
@@ -110,10 +116,14 @@ def _in_xla() -> bool:
     return GraphOrParentsInXlaContext(tf.compat.v1.get_default_graph())
 
 
-def _fusable(layer, sequences) -> bool:
-    """Whether ``layer``'s call can run as the fused LSTM op (:mod:`tfseq.models.fused_lstm`)."""
+def _fusable(layer, sequences, training) -> bool:
+    """Whether ``layer``'s call can run as the fused LSTM op (:mod:`tfseq.models.fused_lstm`).
+
+    Only training calls do: inference graphs, which ``model.export()`` and
+    ``tf.saved_model.save`` write, keep TensorFlow's own ops so they serve anywhere.
+    """
     cell = layer.cell
-    return (isinstance(cell, keras.layers.LSTMCell) and sequences.dtype == tf.float32
+    return (bool(training) and isinstance(cell, keras.layers.LSTMCell) and sequences.dtype == tf.float32
             and cell.activation is keras.activations.tanh
             and cell.recurrent_activation is keras.activations.sigmoid
             and not _in_xla() and fused_lstm.ops() is not None)
@@ -135,13 +145,14 @@ def _fused_rnn(layer, time_major, initial_state, mask):
     return outputs, outputs[:, None, :], [h_last, c_last]
 
 
-def per_gate_rnn(layer, sequences, initial_state, mask=None):
+def per_gate_rnn(layer, sequences, initial_state, mask=None, training=False):
     """``layer``'s recurrence over ``sequences`` ``[batch, steps, features]``, gate by gate.
 
     Returns ``(last_output, outputs, states)`` as ``keras.src.backend.rnn``
     does: with ``go_backwards`` the steps run last to first and ``outputs``
     is in that order; without ``return_sequences`` ``outputs`` is the last
-    output with a time axis of 1. LSTM calls the fused op can take run as that op instead.
+    output with a time axis of 1. LSTM training calls the fused op can take run as that op
+    instead.
     """
     time_major = tf.transpose(sequences, [1, 0, 2])
     if layer.go_backwards:
@@ -150,7 +161,7 @@ def per_gate_rnn(layer, sequences, initial_state, mask=None):
         mask = tf.cast(tf.transpose(mask, [1, 0]), tf.bool)  # [steps, batch]
         if layer.go_backwards:
             mask = tf.reverse(mask, [0])
-    if _fusable(layer, sequences):
+    if _fusable(layer, sequences, training):
         return _fused_rnn(layer, time_major, initial_state, mask)
     gates = _Gates(layer.cell, sequences.dtype)
     steps, features = time_major.shape[0], time_major.shape[2]
@@ -200,32 +211,70 @@ def per_gate_rnn(layer, sequences, initial_state, mask=None):
     return previous, sequence, states
 
 
-class _PerGateLoop:
-    """Mixin over a Keras recurrent layer: supported calls run :func:`per_gate_rnn`."""
+def _fast_inner_loop(self, sequences, initial_state, mask, training=False):
+    """A Keras recurrent layer's ``inner_loop``: supported calls run :func:`per_gate_rnn`."""
+    if isinstance(mask, (list, tuple)):
+        mask = mask[0]
+    if not _supported(self):
+        return _keras_class(self).inner_loop(self, sequences, initial_state, mask, training=training)
+    if not isinstance(initial_state, (list, tuple)):
+        initial_state = [initial_state]
+    if training and self.dropout:
+        # Keras' cells reuse one input dropout mask at every step; so does this.
+        sequences = sequences * self.cell.get_dropout_mask(sequences[:, 0, :])[:, None, :]
+    return per_gate_rnn(self, sequences, initial_state, mask, training=training)
 
-    def inner_loop(self, sequences, initial_state, mask, training=False):
-        if isinstance(mask, (list, tuple)):
-            mask = mask[0]
-        if not _supported(self):
-            return super().inner_loop(sequences, initial_state, mask, training=training)
-        if not isinstance(initial_state, (list, tuple)):
-            initial_state = [initial_state]
-        if training and self.dropout:
-            # Keras' cells reuse one input dropout mask at every step; so does this.
-            sequences = sequences * self.cell.get_dropout_mask(sequences[:, 0, :])[:, None, :]
-        return per_gate_rnn(self, sequences, initial_state, mask)
+
+_KERAS_CLASSES = (keras.layers.LSTM, keras.layers.GRU, keras.layers.SimpleRNN)
+
+
+def _keras_class(layer) -> type:
+    return next(cls for cls in _KERAS_CLASSES if isinstance(layer, cls))
+
+
+def accelerate(model):
+    """Gives every Keras ``LSTM``, ``GRU`` and ``SimpleRNN`` layer in ``model`` tfseq's faster loop.
+
+    Only the layer instances change, in this process: the model's classes, configuration,
+    weights and results stay Keras' own, so a ``.keras`` file saved from it loads without
+    tfseq. Layers inside ``Bidirectional`` wrappers are included; calling it twice is harmless.
+
+    Args:
+        model: A Keras model or layer.
+
+    Returns:
+        ``model``.
+    """
+    layers = [model]
+    if hasattr(model, "_flatten_layers"):
+        layers = list(model._flatten_layers(include_self=True, recursive=True))
+    for layer in layers:
+        if isinstance(layer, _KERAS_CLASSES):
+            # Bypasses Keras' attribute tracking: a bound method is neither state nor config.
+            object.__setattr__(layer, "inner_loop", types.MethodType(_fast_inner_loop, layer))
+    return model
+
+
+class _Accelerated:
+    """Mixin: a Keras recurrent layer class whose instances run the fast loop from the start."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        accelerate(self)
+
+
+# Models built by tfseq hold Keras' own classes (see accelerate); these read the files that
+# tfseq 0.1 saved under ``tfseq>LSTM`` etc., and serve tests that want one fast layer.
+@keras.saving.register_keras_serializable(package="tfseq")
+class LSTM(_Accelerated, keras.layers.LSTM):
+    """``keras.layers.LSTM`` running tfseq's fast loop (see :mod:`tfseq.models.recurrent`)."""
 
 
 @keras.saving.register_keras_serializable(package="tfseq")
-class LSTM(_PerGateLoop, keras.layers.LSTM):
-    """``keras.layers.LSTM`` computed gate by gate (see :mod:`tfseq.models.recurrent`)."""
+class GRU(_Accelerated, keras.layers.GRU):
+    """``keras.layers.GRU`` running tfseq's fast loop (see :mod:`tfseq.models.recurrent`)."""
 
 
 @keras.saving.register_keras_serializable(package="tfseq")
-class GRU(_PerGateLoop, keras.layers.GRU):
-    """``keras.layers.GRU`` computed gate by gate (see :mod:`tfseq.models.recurrent`)."""
-
-
-@keras.saving.register_keras_serializable(package="tfseq")
-class SimpleRNN(_PerGateLoop, keras.layers.SimpleRNN):
-    """``keras.layers.SimpleRNN`` with its input projection hoisted out of the loop."""
+class SimpleRNN(_Accelerated, keras.layers.SimpleRNN):
+    """``keras.layers.SimpleRNN`` running tfseq's fast loop (see :mod:`tfseq.models.recurrent`)."""

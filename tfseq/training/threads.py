@@ -25,17 +25,12 @@ from __future__ import annotations
 
 import os
 
+from tfseq.cpus import available_cpus, note_intra_op_set_by_tfseq
+
 #: Largest core count where one thread per operation was measured faster.
 SINGLE_THREAD_OPS_UP_TO_CORES = 2
 
 _ENV = ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS")
-
-
-def _cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
 
 
 def configure_threads(cores: int | None = None) -> bool:
@@ -46,12 +41,13 @@ def configure_threads(cores: int | None = None) -> bool:
     and where TensorFlow has already started (its pools are fixed by then).
 
     Args:
-        cores: Cores to plan for; None counts the cores this process may use.
+        cores: Cores to plan for; None counts the CPUs this process may use (its affinity
+            mask capped by its cgroup quota, :func:`tfseq.cpus.available_cpus`).
 
     Returns:
         Whether the thread pools were set.
     """
-    cores = _cores() if cores is None else int(cores)
+    cores = available_cpus() if cores is None else int(cores)
     if cores > SINGLE_THREAD_OPS_UP_TO_CORES or any(os.environ.get(name) for name in _ENV):
         return False
     import tensorflow as tf
@@ -61,4 +57,5 @@ def configure_threads(cores: int | None = None) -> bool:
         tf.config.threading.set_inter_op_parallelism_threads(max(cores, 2))
     except RuntimeError:  # TensorFlow is running: its pools can no longer change
         return False
+    note_intra_op_set_by_tfseq()  # the fused LSTM kernel keeps its own threads (tfseq.models.fused_lstm)
     return True

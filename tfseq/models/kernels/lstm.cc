@@ -54,8 +54,17 @@ int Cores() {
   return cores;
 }
 
+// The threads a call may use: its `threads` attribute (tfseq passes the CPUs the process may
+// use, after cgroup quotas and TensorFlow's intra-op setting), else every core of the affinity
+// mask. The helper pool is sized by the first call and never grows: a container limited to 2
+// CPUs on a 64-core host starts one helper, not 63.
+int PoolThreads(int requested) {
+  static const int threads = requested > 0 ? std::min(requested, Cores()) : Cores();
+  return threads;
+}
+
 Eigen::ThreadPool* Helpers() {
-  static Eigen::ThreadPool* pool = Cores() > 1 ? new Eigen::ThreadPool(Cores() - 1) : nullptr;
+  static Eigen::ThreadPool* pool = PoolThreads(0) > 1 ? new Eigen::ThreadPool(PoolThreads(0) - 1) : nullptr;
   return pool;
 }
 
@@ -100,7 +109,7 @@ bool ParallelFor(int shards, const Fn& fn) {
 }
 
 int Shards(int64_t rows) {
-  return static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(Cores(), rows / kMinRowsPerThread)));
+  return static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(PoolThreads(0), rows / kMinRowsPerThread)));
 }
 
 inline int64_t Split(int64_t n, int parts, int part) { return n * part / parts; }
@@ -128,6 +137,9 @@ class LstmOp : public OpKernel {
  public:
   explicit LstmOp(OpKernelConstruction* ctx) : OpKernel(ctx) {
     OP_REQUIRES_OK(ctx, ctx->GetAttr("zero_output_for_mask", &zero_output_));
+    int threads = 0;
+    OP_REQUIRES_OK(ctx, ctx->GetAttr("threads", &threads));
+    PoolThreads(threads);
   }
 
   void Compute(OpKernelContext* ctx) override {
@@ -221,6 +233,9 @@ class LstmGradOp : public OpKernel {
  public:
   explicit LstmGradOp(OpKernelConstruction* ctx) : OpKernel(ctx) {
     OP_REQUIRES_OK(ctx, ctx->GetAttr("zero_output_for_mask", &zero_output_));
+    int threads = 0;
+    OP_REQUIRES_OK(ctx, ctx->GetAttr("threads", &threads));
+    PoolThreads(threads);
   }
 
   void Compute(OpKernelContext* ctx) override {
@@ -313,7 +328,7 @@ class LstmGradOp : public OpKernel {
     float* dk = du->flat<float>().data();
     float* db = dbias->flat<float>().data();
     const int64_t blocks = width / 16;  // column blocks of 16 floats: one AVX-512 register
-    const int col_shards = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(Cores(), blocks / 4)));
+    const int col_shards = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(PoolThreads(0), blocks / 4)));
     ok = ok && ParallelFor(col_shards, [&](int s) {
       const int64_t first = Split(blocks, col_shards, s) * 16;
       const int64_t last = s == col_shards - 1 ? width : Split(blocks, col_shards, s + 1) * 16;
@@ -350,6 +365,7 @@ REGISTER_OP("TfseqLstm")
     .Input("kernel: float")
     .Input("mask: bool")
     .Attr("zero_output_for_mask: bool = false")
+    .Attr("threads: int = 0")
     .Output("h_seq: float")
     .Output("c_seq: float")
     .Output("gates: float")
@@ -388,6 +404,7 @@ REGISTER_OP("TfseqLstmGrad")
     .Input("dh_last: float")
     .Input("dc_last: float")
     .Attr("zero_output_for_mask: bool = false")
+    .Attr("threads: int = 0")
     .Output("d_projected: float")
     .Output("d_bias: float")
     .Output("dh0: float")
