@@ -39,7 +39,37 @@ def test_demo_writes_report_metrics_plots_and_models(demo_dir):
             assert artifact["passed"], artifact  # float artifacts match Keras even for a tiny model
     assert len(metrics["export"]) == 6 and "## Export of" in report
     assert (demo_dir / "data" / "test_long.csv").is_file()
-    assert not list(demo_dir.parent.glob(".*partial"))  # the temporary directory was renamed
+    assert not list(demo_dir.rglob(".*partial"))  # every temporary directory was renamed
+
+
+def test_a_failed_export_keeps_the_models_and_a_rerun_continues(tmp_path, monkeypatch):
+    import tfseq.demo
+    from tfseq.errors import ExportError
+
+    out, lines = tmp_path / "study", []
+    settings = dict(devices=200, epochs=1, units=3, predict_at=5, verbose=0)
+
+    def broken_export(*args, **kwargs):
+        raise ExportError("the converter crashed")
+
+    monkeypatch.setattr(tfseq.demo, "export_run", broken_export)
+    with pytest.raises(ExportError):
+        run_demo(out, log=lines.append, **settings)
+    assert "demo: stage 'export' failed; finished models are kept" in lines[-1]
+    trained = {name: (out / "models" / name / "model.keras").stat().st_mtime_ns for name in ARCHITECTURES}
+    assert "Not exported yet" in (out / "report.md").read_text()  # the report stage finished
+    assert not (out / "export").exists()
+
+    monkeypatch.undo()
+    lines.clear()
+    metrics = run_demo(out, log=lines.append, **settings)
+    assert sum("trained in a previous run" in line for line in lines) == len(ARCHITECTURES)
+    assert trained == {name: (out / "models" / name / "model.keras").stat().st_mtime_ns for name in ARCHITECTURES}
+    assert len(metrics["export"]) == 6 and (out / "export" / "manifest.json").is_file()
+
+    lines.clear()  # other settings: that model is trained again, and the export redone
+    run_demo(out, log=lines.append, **{**settings, "epochs": 2})
+    assert not any("previous run" in line for line in lines)
 
 
 def _result(acc, rec, prec, f1, us):

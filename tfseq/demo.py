@@ -21,7 +21,10 @@ from tfseq.data.splits import split_sequences
 from tfseq.data.synthetic import make_semiconductor_data, to_long_frame
 from tfseq.errors import InputError
 from tfseq.evaluation import classification_metrics, keras_predict_function, latency
+from tfseq import __version__
 from tfseq.export import export_run
+from tfseq.export.manifest import MANIFEST
+from tfseq.export.tflite import require_litert
 from tfseq.io import atomic_directory, write_json_atomic, write_text_atomic
 from tfseq.models.builders import build_model
 from tfseq.models.spec import ModelSpec
@@ -63,12 +66,19 @@ def run_demo(
     log: Callable[[str], None] = print,
     verbose: int | str = 2,
 ) -> dict[str, Any]:
-    """Runs the study and writes ``out`` (whole, or not at all).
+    """Runs the study into ``out``, keeping every finished stage.
+
+    Each model becomes a RUN directory ``out/models/<name>/`` the moment it is trained
+    (written atomically: whole or not at all). The report, metrics and plots follow, then the
+    export of the recommended model. When a stage fails, the stages before it stay on disk
+    and the log says which stage failed; running the same call again skips every model and the
+    export already done with the same settings (a model trained with other settings is
+    retrained, and replaced only once its new RUN is complete).
 
     Args:
         out: Output directory: ``report.md``, ``metrics.json``, ``plots/``,
-            ``models/<name>/model.keras`` and ``data/test_long.csv`` (a long-format
-            sample of the test devices).
+            ``models/<name>/`` (RUN directories), ``export/`` and ``data/test_long.csv``
+            (a long-format sample of the test devices).
         devices: Number of synthetic devices.
         epochs: Maximum epochs per architecture (early stopping may end sooner).
         units: Hidden units of each architecture.
@@ -85,6 +95,8 @@ def run_demo(
 
     Raises:
         InputError: for sizes too small to split or train on.
+        MissingDependencyError: if the LiteRT runtime the export needs is missing (checked
+            before any training).
     """
     if devices < 50:
         raise InputError(f"Received an invalid value for argument devices, expected >= 50, got {devices}.")
@@ -92,69 +104,39 @@ def run_demo(
         raise InputError(
             f"Received an invalid value for argument predict_at, expected 2 to 20 cycles, got {predict_at}."
         )
+    require_litert()  # the export stage needs it: say so before an hour of training, not after
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise InputError(f"{out}: exists and is not a directory; expected the demo's output directory.")
+    settings = {"devices": devices, "epochs": epochs, "units": units, "batch_size": batch_size,
+                "patience": patience, "predict_at": predict_at, "seed": seed, "precision": precision,
+                "tfseq": __version__}
     started = time.perf_counter()
-    data = make_semiconductor_data(devices, seed=seed)
-    contract = DataContract(
-        feature_names=list(data.feature_names), steps=predict_at, task="binary",
-        class_names=list(data.class_names), id_col="device_id", time_col="cycle", label_col="status",
-        predict_at=predict_at, head="binary",
-    )
-    train, val, test = split_sequences(data, seed=seed)
-    tr, va, te = (s.first_steps(predict_at) for s in (train, val, test))
-    log(
-        f"data: {devices:,} devices x {data.steps} cycles x {len(data.feature_names)} parameters, "
-        f"{data.y.mean():.1%} failing; train {len(train):,} / validation {len(val):,} / test {len(test):,}; "
-        f"models see the first {predict_at} cycles"
-    )
-    results: dict[str, Any] = {}
-    histories: dict[str, dict[str, list[float]]] = {}
-    with atomic_directory(Path(out), overwrite=True) as tmp:
+    stage = "data"
+    try:
+        data = make_semiconductor_data(devices, seed=seed)
+        contract = DataContract(
+            feature_names=list(data.feature_names), steps=predict_at, task="binary",
+            class_names=list(data.class_names), id_col="device_id", time_col="cycle", label_col="status",
+            predict_at=predict_at, head="binary",
+        )
+        train, val, test = split_sequences(data, seed=seed)
+        splits = {"train": train, "validation": val, "test": test}
+        log(
+            f"data: {devices:,} devices x {data.steps} cycles x {len(data.feature_names)} parameters, "
+            f"{data.y.mean():.1%} failing; train {len(train):,} / validation {len(val):,} / test {len(test):,}; "
+            f"models see the first {predict_at} cycles"
+        )
+        results: dict[str, Any] = {}
         for k, (name, spec) in enumerate(demo_specs(units).items(), start=1):
+            stage = f"training {name}"
             spec = spec.replace(precision=precision)
-            log(f"[{k}/{len(ARCHITECTURES)}] {name} ({spec.name}): training up to {epochs} epochs")
-            model = build_model(spec, n_features=tr.x.shape[-1], adapt=tr.x, seed=seed)
-            t0 = time.perf_counter()
-            history = fit(
-                model, tr.x, tr.y,
-                validation_data=(va.x, va.y),
-                epochs=epochs, batch_size=batch_size, patience=patience,
-                run_dir=tmp / "models" / name, seed=seed, verbose=verbose,
-            )
-            train_s = time.perf_counter() - t0
-            histories[name] = {k2: [float(v) for v in vs] for k2, vs in history.history.items()}
-            run_dir = tmp / "models" / name
-            save_run(run_dir, model, spec, contract, export_sample=(te.x, te.y, tr.x))
-            shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)  # model.keras is the best epoch
-            model_path = run_dir / "model.keras"
-            head = spec.heads[0].name
-            p_early = model.predict(te.x, batch_size=1024, verbose=0)[head]
-            p_full = model.predict(test.x, batch_size=1024, verbose=0)[head]
-            speed = latency(keras_predict_function(model), te.x)
-            results[name] = {
-                "spec": spec.get_config(),
-                "parameters": int(model.count_params()),
-                "model_bytes": model_path.stat().st_size,
-                "epochs": len(history.history["loss"]),
-                "train_seconds": round(train_s, 1),
-                "train_sequences_per_second": round(len(tr) * len(history.history["loss"]) / train_s),
-                f"cycle_{predict_at}": classification_metrics(te.y, p_early),
-                "full_sequence": classification_metrics(test.y, p_full),
-                "latency": speed,
-            }
-            r = results[name][f"cycle_{predict_at}"]
-            log(
-                f"    {name}: cycle {predict_at} accuracy {r['accuracy']:.3f}, recall {r['recall']:.3f}, "
-                f"precision {r['precision']:.3f}, F1 {r['f1']:.3f}; {results[name]['epochs']} epochs "
-                f"in {train_s:.0f} s; {speed['single_p50_us']:.0f} us per device (batch 1)"
-            )
+            results[name] = _trained(out / "models" / name, name, spec, contract, splits, settings,
+                                     f"[{k}/{len(ARCHITECTURES)}]", log, verbose)
+        stage = "report"
         best = choose_best(results, predict_at)
-        for name in results:
-            write_json_atomic(tmp / "models" / name / "metrics.json", results[name])
-        log(f"exporting {best} to SavedModel, TF Lite (float32, float16, dynamic, int8) and ONNX; "
-            "verifying each in its own runtime")
-        manifest = export_run(tmp / "models" / best, tmp / "export", quantize="all", name=best.lower(),
-                              allow_degraded=True)
         summary = {
+            "settings": settings,
             "devices": devices,
             "cycles": data.steps,
             "predict_at": predict_at,
@@ -162,21 +144,111 @@ def run_demo(
             "split": {"train": len(train), "validation": len(val), "test": len(test)},
             "targets": TARGETS,
             "best": best,
-            "models": results,
-            "export": _export_summary(manifest),
+            "models": {n: {k2: v for k2, v in r.items() if k2 not in ("history", "settings")}
+                       for n, r in results.items()},
+            "export": _finished_export(out, settings, best),
             "wall_seconds": round(time.perf_counter() - started, 1),
         }
-        _write_plots(tmp / "plots", results, histories, predict_at, data.class_names or ["0", "1"])
-        (tmp / "data").mkdir()
-        to_long_frame(test.subset(np.arange(min(len(test), 200)))).to_csv(
-            tmp / "data" / "test_long.csv", index=False
-        )
+        _write_plots(out / "plots", results, {n: r["history"] for n, r in results.items()}, predict_at,
+                     data.class_names or ["0", "1"])
+        sample = to_long_frame(test.subset(np.arange(min(len(test), 200))))
+        write_text_atomic(out / "data" / "test_long.csv", sample.to_csv(index=False))
+        _write_summary(out, summary)
+        stage = "export"
+        if summary["export"]:
+            log(f"export of {best}: done in a previous run ({out / 'export'})")
+        else:
+            log(f"exporting {best} to SavedModel, TF Lite (float32, float16, dynamic, int8) and ONNX; "
+                "verifying each in its own runtime")
+            with atomic_directory(out / "export", overwrite=True) as tmp:
+                manifest = export_run(out / "models" / best, tmp, quantize="all", name=best.lower(),
+                                      allow_degraded=True)
+            summary["export"] = _export_summary(manifest)
         summary["wall_seconds"] = round(time.perf_counter() - started, 1)
-        write_json_atomic(tmp / "metrics.json", summary)
-        write_text_atomic(tmp / "report.md", render_report(summary))
-    log(f"best at cycle {predict_at}: {best}; report: {Path(out) / 'report.md'} "
+        _write_summary(out, summary)
+    except BaseException:
+        kept = sorted(p.name for p in (out / "models").iterdir() if p.is_dir() and not p.name.startswith(".")) \
+            if (out / "models").is_dir() else []
+        log(f"demo: stage '{stage}' failed; " + (
+            f"finished models are kept in {out / 'models'} ({', '.join(kept)}): run the same command again "
+            "to continue from them" if kept else "nothing was finished"))
+        raise
+    log(f"best at cycle {predict_at}: {best}; report: {out / 'report.md'} "
         f"({summary['wall_seconds']:.0f} s in all)")
-    return json.loads(json.dumps(summary))
+    return json.loads(json.dumps(summary, default=str))
+
+
+def _trained(run_dir: Path, name: str, spec: ModelSpec, contract: DataContract, splits, settings,
+             counter: str, log: Callable[[str], None], verbose) -> dict[str, Any]:
+    """One architecture's results: read from its RUN when it was trained with ``settings``, else
+    trained, evaluated and written as a whole RUN directory."""
+    done = _read_json(run_dir / "metrics.json")
+    if done.get("settings") == settings and (run_dir / "model.keras").is_file():
+        log(f"{counter} {name}: trained in a previous run ({run_dir})")
+        return done
+    predict_at = settings["predict_at"]
+    train, val, test = splits["train"], splits["validation"], splits["test"]
+    tr, va, te = (s.first_steps(predict_at) for s in (train, val, test))
+    log(f"{counter} {name} ({spec.name}): training up to {settings['epochs']} epochs")
+    with atomic_directory(run_dir, overwrite=True) as tmp:
+        model = build_model(spec, n_features=tr.x.shape[-1], adapt=tr.x, seed=settings["seed"])
+        t0 = time.perf_counter()
+        history = fit(
+            model, tr.x, tr.y,
+            validation_data=(va.x, va.y),
+            epochs=settings["epochs"], batch_size=settings["batch_size"], patience=settings["patience"],
+            run_dir=tmp, seed=settings["seed"], verbose=verbose,
+        )
+        train_s = time.perf_counter() - t0
+        save_run(tmp, model, spec, contract, export_sample=(te.x, te.y, tr.x))
+        shutil.rmtree(tmp / "checkpoints", ignore_errors=True)  # model.keras is the best epoch
+        head = spec.heads[0].name
+        p_early = model.predict(te.x, batch_size=1024, verbose=0)[head]
+        p_full = model.predict(test.x, batch_size=1024, verbose=0)[head]
+        speed = latency(keras_predict_function(model), te.x)
+        result = {
+            "settings": settings,
+            "spec": spec.get_config(),
+            "parameters": int(model.count_params()),
+            "model_bytes": (tmp / "model.keras").stat().st_size,
+            "epochs": len(history.history["loss"]),
+            "train_seconds": round(train_s, 1),
+            "train_sequences_per_second": round(len(tr) * len(history.history["loss"]) / train_s),
+            f"cycle_{predict_at}": classification_metrics(te.y, p_early),
+            "full_sequence": classification_metrics(test.y, p_full),
+            "latency": speed,
+            "history": {k: [float(v) for v in vs] for k, vs in history.history.items()},
+        }
+        write_json_atomic(tmp / "metrics.json", result)
+    r = result[f"cycle_{predict_at}"]
+    log(
+        f"    {name}: cycle {predict_at} accuracy {r['accuracy']:.3f}, recall {r['recall']:.3f}, "
+        f"precision {r['precision']:.3f}, F1 {r['f1']:.3f}; {result['epochs']} epochs "
+        f"in {train_s:.0f} s; {speed['single_p50_us']:.0f} us per device (batch 1)"
+    )
+    return json.loads(json.dumps(result, default=str))
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        value = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _finished_export(out: Path, settings: dict[str, Any], best: str) -> list[dict[str, Any]]:
+    """The export rows of a previous run with the same settings and model, if its export is whole."""
+    previous = _read_json(out / "metrics.json")
+    if (previous.get("settings") == settings and previous.get("best") == best and previous.get("export")
+            and (out / "export" / MANIFEST).is_file()):
+        return previous["export"]
+    return []
+
+
+def _write_summary(out: Path, summary: dict[str, Any]) -> None:
+    write_json_atomic(out / "metrics.json", summary)
+    write_text_atomic(out / "report.md", render_report(summary))
 
 
 def choose_best(results: dict[str, Any], predict_at: int) -> str:
@@ -290,6 +362,11 @@ def render_report(summary: dict[str, Any]) -> str:
         "",
         f"## Export of {best}",
         "",
+    ]
+    if not summary["export"]:
+        lines += ["Not exported yet: the export stage has not finished (run the same command again).", ""]
+        return "\n".join(lines)
+    lines += [
         "Every artifact ran in its own runtime on held-out test devices and was compared with the Keras "
         "model (`export/manifest.json` holds all figures and the sha256 of each file).",
         "",

@@ -69,6 +69,10 @@ def run(args: argparse.Namespace) -> int:
     # Check the flags before TensorFlow starts: bad input answers at once.
     formats = _as_tuple(args.format, FORMATS, "--format")
     modes = _as_tuple(args.quantize, QUANTIZATIONS, "--quantize")
+    if "tflite" in formats:
+        from tfseq.export.tflite import require_litert
+
+        require_litert()
     if not (args.run_dir / "contract.json").is_file():
         from tfseq.errors import InputError
 

@@ -14,7 +14,8 @@ from tfseq import __version__
 from tfseq.errors import InputError, describe
 
 # Sub-command modules, in the order --help lists them.
-COMMAND_MODULES = ("tfseq.cli.demo", "tfseq.cli.train", "tfseq.cli.evaluate", "tfseq.cli.tune", "tfseq.cli.export", "tfseq.cli.predict")
+COMMAND_MODULES = ("tfseq.cli.demo", "tfseq.cli.train", "tfseq.cli.evaluate", "tfseq.cli.tune", "tfseq.cli.export", "tfseq.cli.predict",
+                   "tfseq.cli.kernels")
 
 EPILOG = """examples:
   tfseq demo                                  the classic study on 50,000 synthetic devices
@@ -24,6 +25,7 @@ EPILOG = """examples:
   tfseq tune tests.csv --id-col device_id --time-col cycle --label-col status --out tuning --trials 20
   tfseq export runs/lstm --out export --quantize none,dynamic,int8
   tfseq predict export/lstm-64-int8.tflite new.csv --out predictions.csv
+  tfseq build-kernels                         compile the fused LSTM kernel now (container images)
 
 run 'tfseq COMMAND --help' for a command's flags and examples."""
 

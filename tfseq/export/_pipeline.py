@@ -180,10 +180,12 @@ def export_model(
         write_models_config,
         write_sample_request,
     )
-    from tfseq.export.tflite import convert_tflite
+    from tfseq.export.tflite import convert_tflite, require_litert
 
     formats = _as_tuple(formats, FORMATS, "formats")
     modes = _as_tuple(quantize, QUANTIZATIONS, "quantize")
+    if "tflite" in formats:
+        require_litert()
     if not isinstance(name, str) or not _NAME.match(name):
         raise InputError(
             f"Received an invalid value for argument name, expected letters, digits, '.', '_' or '-', "

@@ -143,6 +143,9 @@ def _savedmodel_runner(version_dir: Path, verify: bool) -> Runner:
 
 
 def _tflite_runner(path: Path, verify: bool) -> Runner:
+    from tfseq.export.tflite import require_litert
+
+    require_litert()
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
     contract, steps = _manifest_contract(path, path.parent, verify)

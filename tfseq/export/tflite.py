@@ -21,6 +21,7 @@ rest, through the converter's selective quantisation.
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import os
 import sys
 import tempfile
@@ -30,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tfseq.errors import ExportError, InputError
+from tfseq.errors import ExportError, InputError, MissingDependencyError
 
 QUANTIZATIONS = ("none", "float16", "dynamic", "int8")
 #: Sequences of the representative data set used to calibrate ``int8``.
@@ -42,6 +43,17 @@ __all__ = ["QUANTIZATIONS", "convert_tflite", "export_tflite", "tflite_filename"
 def tflite_filename(name: str, quantize: str) -> str:
     """``<name>.tflite`` for float32, ``<name>-<quantize>.tflite`` otherwise."""
     return f"{name}.tflite" if quantize == "none" else f"{name}-{quantize}.tflite"
+
+
+def require_litert() -> None:
+    """Checks, before any work, that the LiteRT runtime that verifies and runs ``.tflite`` files
+    is installed (``ai-edge-litert``, a dependency of tfseq wherever it publishes wheels).
+
+    Raises:
+        MissingDependencyError: (exit status 2 on the command line) naming the install command.
+    """
+    if importlib.util.find_spec("ai_edge_litert") is None:
+        raise MissingDependencyError("ai-edge-litert", "Verifying and running TF Lite artifacts")
 
 
 def _check_quantize(quantize: str) -> None:
