@@ -112,3 +112,10 @@ def test_retrain_writes_a_run_dir_for_export(split, tmp_path):
     assert spec == result.best_spec and out["train_sequences"] == len(train) + len(val)
     assert contract.feature_names == list(train.feature_names) and contract.steps == 6
     assert model.count_params() == result.trials[0]["params"]
+    assert out["skipped"] is False
+
+    # Run again (as `tfseq tune --retrain` run a second time): the finished RUN is kept as it is.
+    written = (tmp_path / "run" / "model.keras").stat().st_mtime_ns
+    again = retrain(result, train, val, tmp_path / "run", id_col="device_id", time_col="cycle", label_col="status")
+    assert again["skipped"] is True and again["run_dir"] == out["run_dir"]
+    assert (tmp_path / "run" / "model.keras").stat().st_mtime_ns == written

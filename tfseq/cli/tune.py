@@ -130,7 +130,8 @@ def run(args: argparse.Namespace) -> int:
     if args.trials_per_process is not None and args.trials_per_process < 0:
         raise InputError(f"Received an invalid value for argument --trials-per-process, expected 0 (never restart) "
                          f"or a positive integer, got {args.trials_per_process}.")
-    if _retrain_dir(args) is not None and _retrain_dir(args).exists() and not args.overwrite:
+    if _retrain_dir(args) is not None and _retrain_dir(args).exists() and not args.overwrite \
+            and not _retrained_from(_retrain_dir(args), args.out):
         raise InputError(f"{_retrain_dir(args)}: already exists; choose another --retrain RUN or pass --overwrite.")
     train, val, task = load_split_from_args(args, args.data, seed=args.seed)  # bad data fails before TF starts
     from tfseq.tuning.search import _env_is_chief
@@ -138,6 +139,18 @@ def run(args: argparse.Namespace) -> int:
     if args.trials_per_process and not _env_is_chief():
         return _supervise(args)
     return _search(args, space, train, val, task, started=time.time(), overwrite_run=bool(args.overwrite))
+
+
+def _retrained_from(run_dir: Path, search_dir: Path) -> bool:
+    """Whether ``run_dir`` is a RUN retrained from the search in ``search_dir`` (a re-run then
+    keeps it if it is the best trial's, see :func:`tfseq.tuning.search.retrain`)."""
+    import json
+
+    try:
+        contract = json.loads((run_dir / "contract.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(contract, dict) and (contract.get("extra") or {}).get("tuned_in") == str(search_dir)
 
 
 def _retrain_dir(args: argparse.Namespace) -> Path | None:
@@ -230,8 +243,9 @@ def _search(args, space, train, val, task, *, started: float, overwrite_run: boo
             extra={"data": str(args.data), "max_steps": args.max_steps, "fill": args.fill},
             verbose=2 if not sys.stdout.isatty() else 1,
         )
+        done = " (retrained in a previous run; kept)" if run_result.get("skipped") else ""
         print(f"run        {run_result['run_dir']} ({run_result['parameters']:,} parameters, "
-              f"{run_result['epochs']} epochs on train + validation)")
+              f"{run_result['epochs']} epochs on train + validation){done}")
     return 0
 
 

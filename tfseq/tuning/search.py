@@ -711,16 +711,24 @@ def retrain(
     Training runs for the epoch count at which the best trial scored best
     (there is no held-out data left to stop on).
 
+    A RUN that this search's best trial was already retrained into is kept, not trained
+    again (``skipped`` is then true in the result), so re-running a ``tune --retrain`` whose
+    retraining finished costs nothing.
+
     Returns:
-        The RUN's ``metrics.json`` content plus ``run_dir``.
+        The RUN's ``metrics.json`` content plus ``run_dir`` and ``skipped``.
 
     Raises:
-        InputError: if the search has no finished trial, or ``out`` exists
-            and ``overwrite`` is false.
+        InputError: if the search has no finished trial, or ``out`` exists (and
+            is not this search's retrained best trial) and ``overwrite`` is false.
     """
     if result.best_spec is None:
         raise InputError(f"{result.directory}: no trial has finished yet; nothing to retrain.")
     from tfseq.training.defaults import train_run
+
+    done = _retrained_before(Path(out), result)
+    if done is not None and not overwrite:
+        return done
 
     task = task or _infer_task(train)
     both = train
@@ -731,7 +739,7 @@ def retrain(
             lengths=np.concatenate([train.lengths, validation.lengths]),
         )
     epochs = max(1, int(result.best_epoch or 1))
-    return train_run(
+    run = train_run(
         both, None, task, Path(out), id_col=id_col, time_col=time_col, label_col=label_col,
         spec_overrides=result.best_spec.get_config(), epochs=epochs,
         batch_size=int(result.best_values.get("batch_size", 64)), patience=epochs, seed=seed,
@@ -739,6 +747,23 @@ def retrain(
         extra={"tuned_in": str(result.directory), "tuned_trial": result.best_trial, **(extra or {})},
         verbose=verbose,
     )
+    return {**run, "skipped": False}
+
+
+def _retrained_before(out: Path, result) -> dict[str, Any] | None:
+    """The metrics of ``out`` if it is a whole RUN retrained from ``result``'s best trial."""
+    from tfseq.run import read_contract
+
+    if not (out / "model.keras").is_file() or not (out / "metrics.json").is_file():
+        return None
+    try:
+        extra = read_contract(out).extra
+        metrics = json.loads((out / "metrics.json").read_text())
+    except (InputError, ValueError, OSError):
+        return None
+    if extra.get("tuned_in") != str(result.directory) or extra.get("tuned_trial") != result.best_trial:
+        return None
+    return {**metrics, "run_dir": out, "skipped": True}
 
 
 def _env_is_worker() -> bool:
