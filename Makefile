@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: demo test bench clean
+.PHONY: demo test newcomer bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,10 @@ demo: $(VENV)/.installed-runtime
 
 test: $(VENV)/.installed-test
 	$(BIN)/python -m pytest -q
+
+# The path a new user takes, in a fresh venv with a plain `pip install .` (CI runs it after `make test`).
+newcomer:
+	bash .ci/newcomer
 
 bench: $(VENV)/.installed-bench
 	$(BIN)/python benchmarks/run.py

@@ -21,7 +21,7 @@ def add_parser(sub) -> None:
         description=(
             "Compile tfseq's fused LSTM op (one C++ TensorFlow op per training pass) for this CPU and "
             "TensorFlow version with g++ (or $CXX), and cache it. tfseq otherwise does this on the "
-            "first LSTM training call (about 20 s, once per machine)."
+            "first LSTM training call (about 40 s on 2 cores, once per machine)."
         ),
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
