@@ -11,7 +11,7 @@ The op is compiled from the source shipped in the package with the C++ compiler 
 headers, for this CPU (``-march=native``), once per machine, TensorFlow version and source; the
 library is cached under ``$TFSEQ_CACHE_DIR`` (default ``~/.cache/tfseq``), keyed by all three and
 the CPU's features, so a shared home directory never hands a node a library built for another
-CPU. One line says so before the first build (about 20 s); ``tfseq build-kernels`` builds it
+CPU. One line says so before the first build (about 40 s on 2 cores); ``tfseq build-kernels`` builds it
 ahead of time, e.g. in a container image. Where it cannot be built (no compiler, native Windows
 or no ``fcntl``, another platform) or ``TFSEQ_FUSED_LSTM=0`` is set, LSTM layers keep the
 gate-by-gate loop of :mod:`tfseq.models.recurrent`, with a one-line warning for a failed build.
