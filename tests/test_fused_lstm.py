@@ -266,3 +266,21 @@ def test_helper_threads_follow_a_users_intra_op_setting(monkeypatch):
     assert fused_lstm.threads() == 1
     monkeypatch.delenv("TF_NUM_INTRAOP_THREADS")
     assert 1 <= fused_lstm.threads() <= cpus.available_cpus()
+
+
+@needs_compiler
+def test_keras_fit_evaluate_and_predict_trace_the_fused_op_other_graphs_do_not(rng):
+    from tfseq.models.builders import build_model
+    from tfseq.models.spec import ModelSpec
+
+    model = build_model(ModelSpec(cell="lstm", units=(8,)), n_features=3, steps=5, seed=0)
+    x = rng.normal(size=(16, 5, 3)).astype("float32")
+    with recurrent.fused_inference():
+        assert "TfseqLstm" in _op_types(lambda v: model(v), tf.constant(x))
+    assert "TfseqLstm" not in _op_types(lambda v: model(v), tf.constant(x))  # e.g. model.export()
+    model.fit(x, np.ones(16), epochs=1, verbose=0)
+    model.evaluate(x, np.ones(16), verbose=0)
+    expected = model(x)["binary"]
+    np.testing.assert_allclose(model.predict(x, verbose=0)["binary"], expected, rtol=1e-5, atol=1e-6)
+    for kind in ("train", "test", "predict"):
+        assert isinstance(getattr(model, f"{kind}_function"), recurrent._FusedScope), kind
