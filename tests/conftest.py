@@ -32,3 +32,18 @@ def tiny_data():
 @pytest.fixture()
 def rng():
     return np.random.default_rng(0)
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory):
+    """A RUN trained with `tfseq train` on 300 devices x 6 cycles, and its long-format CSV."""
+    from tfseq.cli.main import main
+    from tfseq.data.synthetic import make_semiconductor_data, to_long_frame
+
+    root = tmp_path_factory.mktemp("tiny")
+    data = root / "tests.csv"
+    to_long_frame(make_semiconductor_data(300, n_cycles=6, seed=2)).to_csv(data, index=False)
+    run = root / "run"
+    assert main(["train", str(data), "--id-col", "device_id", "--time-col", "cycle", "--label-col", "status",
+                 "--out", str(run), "--epochs", "1", "--units", "4", "--no-bidirectional"]) == 0
+    return run, data

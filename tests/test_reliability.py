@@ -62,20 +62,6 @@ def test_kill_9_during_train_then_the_same_command_resumes_and_finishes(tmp_path
     assert not (run / "backup").exists()
 
 
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory):
-    """A RUN trained on 300 devices x 6 cycles, and its data."""
-    from tfseq.cli.main import main
-
-    root = tmp_path_factory.mktemp("tiny")
-    data = root / "tests.csv"
-    to_long_frame(make_semiconductor_data(300, n_cycles=6, seed=2)).to_csv(data, index=False)
-    run = root / "run"
-    assert main(["train", str(data), "--id-col", "device_id", "--time-col", "cycle", "--label-col", "status",
-                 "--out", str(run), "--epochs", "1", "--units", "4", "--no-bidirectional"]) == 0
-    return run, data
-
-
 def test_predict_refuses_a_tampered_artifact_unless_told_not_to_verify(tiny_run, tmp_path, capsys):
     import json
 

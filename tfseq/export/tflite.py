@@ -52,7 +52,11 @@ def require_litert() -> None:
     Raises:
         MissingDependencyError: (exit status 2 on the command line) naming the install command.
     """
-    if importlib.util.find_spec("ai_edge_litert") is None:
+    try:
+        found = importlib.util.find_spec("ai_edge_litert") is not None
+    except (ImportError, ValueError):  # blocked in sys.modules, or a broken installation
+        found = False
+    if not found:
         raise MissingDependencyError("ai-edge-litert", "Verifying and running TF Lite artifacts")
 
 
