@@ -240,7 +240,7 @@ def training_section(n: int, steps: int, features: int, units: int, batch: int, 
     alternate for ``rounds`` rounds (plain Keras runs once): the table compares each side's best
     epoch and the medians of all epochs, and gives the range of the rounds' ratios.
     """
-    from tfseq.training.precision import resolve_precision
+    from tfseq.models.precision import resolve_precision
 
     default = resolve_precision("auto")
     results = {}

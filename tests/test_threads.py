@@ -39,7 +39,7 @@ def test_a_running_tensorflow_is_left_alone():
 
 
 def test_the_command_line_sets_the_pools_before_tensorflow_starts():
-    code = "from tfseq.cli.quiet import start_tensorflow; start_tensorflow(threads=True); " + POOLS
+    code = "from tfseq.startup import start_tensorflow; start_tensorflow(threads=True); " + POOLS
     cores = len(os.sched_getaffinity(0))
     expected = ["1", str(max(cores, 2))] if cores <= SINGLE_THREAD_OPS_UP_TO_CORES else ["0", "0"]
     assert _fresh(code) == expected

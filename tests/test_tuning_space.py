@@ -116,11 +116,11 @@ def test_bad_objective(text):
         parse_objective(text)
 
 
-def test_space_constants_match_the_model_spec():
+def test_the_space_uses_the_model_specs_vocabulary():
     from tfseq.models import spec
     from tfseq.tuning import space
 
-    assert space.CELLS == spec.CELLS and space.POOLINGS == spec.POOLINGS
+    assert space.CELLS is spec.CELLS and space.POOLINGS is spec.POOLINGS
 
 
 def test_declare_builds_units_only_for_the_layers_of_the_trial():

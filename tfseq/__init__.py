@@ -13,7 +13,7 @@ Example:
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
@@ -24,7 +24,7 @@ _EXPORTS = {
     "AttentionPooling": "tfseq.models.layers",
     "fit": "tfseq.training.fit",
     "default_callbacks": "tfseq.training.callbacks",
-    "resolve_precision": "tfseq.training.precision",
+    "resolve_precision": "tfseq.models.precision",
     "configure_threads": "tfseq.training.threads",
     "SequenceSet": "tfseq.data.sequences",
     "split_sequences": "tfseq.data.splits",
@@ -36,12 +36,47 @@ _EXPORTS = {
     "export_run": "tfseq.export",
     "load_runner": "tfseq.export",
     "tune": "tfseq.tuning",
+    "retrain": "tfseq.tuning",
+    "SearchSpace": "tfseq.tuning",
+    "DataContract": "tfseq.run",
     "make_strategy": "tfseq.training.distribute",
     "TfseqError": "tfseq.errors",
     "InputError": "tfseq.errors",
     "SpecError": "tfseq.errors",
     "ExportError": "tfseq.errors",
+    "ParityError": "tfseq.errors",
+    "MissingDependencyError": "tfseq.errors",
 }
+
+if TYPE_CHECKING:  # what a type checker sees; at run time __getattr__ imports on first use
+    from tfseq.data.long_format import load_long_format as load_long_format
+    from tfseq.data.sequences import SequenceSet as SequenceSet
+    from tfseq.data.splits import split_sequences as split_sequences
+    from tfseq.data.synthetic import make_semiconductor_data as make_semiconductor_data
+    from tfseq.data.synthetic import to_long_frame as to_long_frame
+    from tfseq.errors import ExportError as ExportError
+    from tfseq.errors import InputError as InputError
+    from tfseq.errors import MissingDependencyError as MissingDependencyError
+    from tfseq.errors import ParityError as ParityError
+    from tfseq.errors import SpecError as SpecError
+    from tfseq.errors import TfseqError as TfseqError
+    from tfseq.export import export_model as export_model
+    from tfseq.export import export_run as export_run
+    from tfseq.export import load_runner as load_runner
+    from tfseq.models.builders import build_model as build_model
+    from tfseq.models.io import load_model as load_model
+    from tfseq.models.layers import AttentionPooling as AttentionPooling
+    from tfseq.models.precision import resolve_precision as resolve_precision
+    from tfseq.models.spec import HeadSpec as HeadSpec
+    from tfseq.models.spec import ModelSpec as ModelSpec
+    from tfseq.run import DataContract as DataContract
+    from tfseq.training.callbacks import default_callbacks as default_callbacks
+    from tfseq.training.distribute import make_strategy as make_strategy
+    from tfseq.training.fit import fit as fit
+    from tfseq.training.threads import configure_threads as configure_threads
+    from tfseq.tuning import SearchSpace as SearchSpace
+    from tfseq.tuning import retrain as retrain
+    from tfseq.tuning import tune as tune
 
 __all__ = sorted(_EXPORTS) + ["__version__"]
 

@@ -41,7 +41,7 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tfseq.cli.quiet import start_tensorflow
+    from tfseq.startup import start_tensorflow
 
     start_tensorflow(threads=True)
     from tfseq.demo import run_demo

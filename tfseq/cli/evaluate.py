@@ -63,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"Received --min-recall for a {contract.task} model; expected a binary model.")
     data = load_for_contract(args.data, contract, labels=True, fill=args.fill, label_col=args.label_col)
 
-    from tfseq.cli.quiet import start_tensorflow
+    from tfseq.startup import start_tensorflow
 
     start_tensorflow(threads=True)
     from tfseq.evaluation import classification_metrics, regression_metrics

@@ -78,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
 
         raise InputError(f"{args.run_dir}: not a tfseq RUN directory (no contract.json).")
 
-    from tfseq.cli.quiet import start_tensorflow
+    from tfseq.startup import start_tensorflow
 
     start_tensorflow(threads=True)
     from tfseq.errors import ParityError

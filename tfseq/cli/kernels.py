@@ -32,7 +32,7 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tfseq.cli.quiet import start_tensorflow
+    from tfseq.startup import start_tensorflow
 
     start_tensorflow()
     from tfseq.errors import InputError

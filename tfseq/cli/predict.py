@@ -102,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
     if contract is not None and contract.id_col not in columns:
         _load(args, contract, load_for_contract)  # raises the error that names the missing column
 
-    from tfseq.cli.quiet import start_tensorflow
+    from tfseq.startup import start_tensorflow
 
     start_tensorflow(threads=True)
     from tfseq.export.runtimes import load_runner

@@ -139,7 +139,7 @@ def run(args: argparse.Namespace) -> int:
 
     _claim_partial(args)
 
-    from tfseq.cli.quiet import start_tensorflow
+    from tfseq.startup import start_tensorflow
 
     start_tensorflow(threads=True)
     from tfseq.training.defaults import train_run

@@ -212,7 +212,7 @@ def _supervise(args: argparse.Namespace) -> int:
 
 def _search(args, space, train, val, task, *, started: float, overwrite_run: bool,
             trials_per_call: int | None = None) -> int:
-    from tfseq.cli.quiet import start_tensorflow
+    from tfseq.startup import start_tensorflow
 
     start_tensorflow(threads=True)
     from tfseq.tuning.search import _env_is_worker, retrain, tune

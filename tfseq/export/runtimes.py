@@ -120,7 +120,7 @@ def _check_shape(x: np.ndarray, steps: int | None, n_features: int | None) -> np
 
 
 def _savedmodel_runner(version_dir: Path, verify: bool) -> Runner:
-    from tfseq.cli.quiet import start_tensorflow
+    from tfseq.startup import start_tensorflow
 
     start_tensorflow()
     import tensorflow as tf

@@ -11,7 +11,7 @@ from tfseq.errors import InputError
 from tfseq.models import recurrent
 from tfseq.models.layers import AttentionPooling
 from tfseq.models.spec import HeadSpec, ModelSpec
-from tfseq.training.precision import resolve_precision
+from tfseq.models.precision import resolve_precision
 
 MASK_VALUE = 0.0
 INPUT_NAME = "sequence"

@@ -96,7 +96,7 @@ class ModelSpec:
         learning_rate: Adam learning rate.
         clipnorm: Gradient clipping by norm (0: none).
         precision: ``"float32"``, ``"mixed_float16"``, ``"mixed_bfloat16"`` or
-            ``"auto"`` (resolved by :func:`tfseq.training.resolve_precision`
+            ``"auto"`` (resolved by :func:`tfseq.models.precision.resolve_precision`
             when the model is built). Output layers always stay float32.
 
     Example:

@@ -25,10 +25,8 @@ from tfseq.errors import InputError
 if TYPE_CHECKING:
     from tfseq.models.spec import ModelSpec
 
-# Copies of tfseq.models.spec.CELLS and POOLINGS (a test keeps them equal): importing
-# tfseq.models starts Keras, and the command line checks its flags before that.
-CELLS = ("simple_rnn", "lstm", "gru")
-POOLINGS = ("last", "mean", "attention")
+# One vocabulary: tfseq.models.spec imports no Keras, so the command line can check its flags first.
+from tfseq.models.spec import CELLS, POOLINGS  # noqa: E402
 
 __all__ = ["SearchSpace", "Range", "HYPERPARAMETERS", "parse_values", "spec_from_values"]
 
