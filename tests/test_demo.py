@@ -3,7 +3,7 @@ import json
 import pytest
 
 from tfseq.cli.main import main
-from tfseq.demo import ARCHITECTURES, choose_best, run_demo
+from tfseq.workflows.demo import ARCHITECTURES, choose_best, run_demo
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +43,7 @@ def test_demo_writes_report_metrics_plots_and_models(demo_dir):
 
 
 def test_a_failed_export_keeps_the_models_and_a_rerun_continues(tmp_path, monkeypatch):
-    import tfseq.demo
+    import tfseq.workflows.demo
     from tfseq.errors import ExportError
 
     out, lines = tmp_path / "study", []
@@ -52,7 +52,7 @@ def test_a_failed_export_keeps_the_models_and_a_rerun_continues(tmp_path, monkey
     def broken_export(*args, **kwargs):
         raise ExportError("the converter crashed")
 
-    monkeypatch.setattr(tfseq.demo, "export_run", broken_export)
+    monkeypatch.setattr(tfseq.workflows.demo, "export_run", broken_export)
     with pytest.raises(ExportError):
         run_demo(out, log=lines.append, **settings)
     assert "demo: stage 'export' failed; finished models are kept" in lines[-1]

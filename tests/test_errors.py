@@ -91,3 +91,27 @@ def test_a_full_disk_during_tune_exits_2_in_the_main_process_and_in_child_proces
     lines = [line for line in done.stderr.strip().splitlines() if line.startswith("tfseq:")]
     assert done.returncode == 2, done.stderr[-2000:]
     assert lines and lines[-1].startswith("tfseq: error:") and "too large" in lines[-1].lower()
+
+
+def test_library_errors_name_python_arguments_and_the_cli_shows_flags(tmp_path, capsys):
+    import numpy as np
+    import pandas as pd
+
+    from tfseq.cli.main import main
+    from tfseq.data.long_format import load_long_format
+
+    frame = pd.DataFrame({"id": ["a", "a", "b", "b"], "t": [1, 2, 1, 2], "f": [1.0, np.nan, 2.0, 3.0],
+                          "y": [0, 0, 1, 1]})
+    frame.to_csv(tmp_path / "d.csv", index=False)
+    with pytest.raises(InputError, match=r"or pass fill ffill\|zero\.$") as raised:
+        load_long_format(tmp_path / "d.csv", id_col="id", time_col="t", label_col="y")
+    assert "--" not in str(raised.value)
+    status = main(["train", str(tmp_path / "d.csv"), "--id-col", "id", "--time-col", "t", "--label-col", "y",
+                   "--out", str(tmp_path / "run")])
+    err = capsys.readouterr().err
+    assert status == 2 and err.rstrip().endswith("or pass --fill ffill|zero.")
+    with pytest.raises(InputError, match="of id_col not found"):
+        load_long_format(tmp_path / "d.csv", id_col="ident", time_col="t", label_col="y")
+    assert main(["train", str(tmp_path / "d.csv"), "--id-col", "ident", "--time-col", "t", "--label-col", "y",
+                 "--out", str(tmp_path / "run")]) == 2
+    assert "column 'ident' of --id-col not found" in capsys.readouterr().err

@@ -82,7 +82,7 @@ def test_fill_repairs_nan_and_inf(tmp_path, fill, expected):
     frame = pd.DataFrame({"id": ["a"] * 3 + ["b"] * 3, "t": [1, 2, 3] * 2,
                           "f": [1.0, np.nan, 3.0, np.inf, 5.0, 6.0], "y": [0] * 3 + [1] * 3})
     frame.to_csv(tmp_path / "n.csv", index=False)
-    with pytest.raises(InputError, match="--fill"):
+    with pytest.raises(InputError, match="or pass fill ffill|zero"):
         load_long_format(tmp_path / "n.csv", id_col="id", time_col="t", label_col="y")
     data, _ = load_long_format(tmp_path / "n.csv", id_col="id", time_col="t", label_col="y", fill=fill)
     np.testing.assert_array_equal(data.x[0, :, 0], expected)

@@ -8,7 +8,8 @@ import pandas as pd
 import pytest
 
 from tfseq.errors import InputError
-from tfseq.tuning import SearchSpace, load_result, retrain, tune
+from tfseq.tuning import SearchSpace, load_result, tune
+from tfseq.workflows.retrain import retrain
 
 # Tiny models: one layer of 4-8 units, one batch size; the cell, pooling, dropout and rate vary.
 TINY = SearchSpace({"layers": 1, "units": [4, 8], "batch_size": 64, "bidirectional": False})
@@ -119,3 +120,17 @@ def test_retrain_writes_a_run_dir_for_export(split, tmp_path):
     again = retrain(result, train, val, tmp_path / "run", id_col="device_id", time_col="cycle", label_col="status")
     assert again["skipped"] is True and again["run_dir"] == out["run_dir"]
     assert (tmp_path / "run" / "model.keras").stat().st_mtime_ns == written
+
+
+def test_three_integer_classes_without_names_tune_a_three_class_head(split, tmp_path):
+    import dataclasses
+
+    import numpy as np
+
+    train, val = split
+    relabel = {name: dataclasses.replace(s, y=np.arange(len(s)) % 3, class_names=None)
+               for name, s in (("train", train), ("val", val))}
+    result = tune(relabel["train"], relabel["val"], tmp_path / "s", space=TINY, objective="val_loss",
+                  max_trials=1, epochs=1)
+    head = result.best_spec.heads[0]
+    assert head.kind == "multiclass" and head.num_classes == 3

@@ -60,7 +60,7 @@ def test_last_windows_are_the_end_of_each_series(series_csv):
 
 @pytest.mark.parametrize("kwargs, match", [
     (dict(window=19, horizon=2), "no training window"),
-    (dict(window=0), "--window"),
+    (dict(window=0), "argument window,"),
     (dict(window=3, target="tmp"), "did you mean 'temp'"),
 ])
 def test_bad_window_arguments(series_csv, kwargs, match):

@@ -36,7 +36,7 @@ _EXPORTS = {
     "export_run": "tfseq.export",
     "load_runner": "tfseq.export",
     "tune": "tfseq.tuning",
-    "retrain": "tfseq.tuning",
+    "retrain": "tfseq.workflows.retrain",
     "SearchSpace": "tfseq.tuning",
     "DataContract": "tfseq.run",
     "make_strategy": "tfseq.training.distribute",
@@ -75,7 +75,7 @@ if TYPE_CHECKING:  # what a type checker sees; at run time __getattr__ imports o
     from tfseq.training.fit import fit as fit
     from tfseq.training.threads import configure_threads as configure_threads
     from tfseq.tuning import SearchSpace as SearchSpace
-    from tfseq.tuning import retrain as retrain
+    from tfseq.workflows.retrain import retrain as retrain
     from tfseq.tuning import tune as tune
 
 __all__ = sorted(_EXPORTS) + ["__version__"]

@@ -23,6 +23,7 @@ both print its line and exit with its status.
 from __future__ import annotations
 
 import os
+import re
 import traceback
 
 #: Exit status of :class:`ParityError`: an export that ran but missed its thresholds.
@@ -36,9 +37,19 @@ class TfseqError(Exception):
 
 
 class InputError(TfseqError, ValueError):
-    """Bad input: a file, a column, an argument or a value users can fix."""
+    """Bad input: a file, a column, an argument or a value users can fix.
+
+    Args:
+        message: One sentence naming what was received and what was expected. Arguments are
+            named as Python names (``id_col``), which the command line shows as its flags.
+        arguments: The Python argument names the message mentions, for that mapping.
+    """
 
     exit_code = 2
+
+    def __init__(self, message: str = "", *, arguments: tuple[str, ...] = ()):
+        super().__init__(message)
+        self.arguments = tuple(arguments)
 
 
 class SpecError(InputError):
@@ -53,6 +64,7 @@ class MissingDependencyError(InputError, ImportError):
         self.install = install or f"pip install {package}"
         super().__init__(f"{needed_for} needs the package {package!r}, which is not installed; "
                          f"install it with: {self.install}")
+        self.name = package.replace("-", "_")  # ImportError's attribute
 
 
 class ExportError(TfseqError, RuntimeError):
@@ -63,6 +75,15 @@ class ParityError(ExportError):
     """An export whose artifacts ran but missed their parity thresholds: a documented outcome."""
 
     exit_code = PARITY_STATUS
+
+
+def _as_flags(exc: BaseException, flags: dict[str, str]) -> str:
+    text = str(exc)
+    for name in getattr(exc, "arguments", ()):
+        if name in flags:
+            # A whole word, not part of a path or file name ("runs/out/p.csv", "out.csv").
+            text = re.sub(rf"(?<![\w/.-]){re.escape(name)}(?=[\s,;:)]|\.(?:\s|$)|$)", flags[name], text)
+    return text
 
 
 def exit_code(exc: BaseException) -> int:
@@ -78,8 +99,13 @@ def exit_code(exc: BaseException) -> int:
     return 1
 
 
-def describe(exc: BaseException) -> tuple[str, int]:
+def describe(exc: BaseException, flags: dict[str, str] | None = None) -> tuple[str, int]:
     """One line for the terminal and the exit status, for any exception.
+
+    Args:
+        exc: The exception.
+        flags: Python argument name -> command-line flag (``{"id_col": "--id-col"}``): an
+            :class:`InputError` naming those arguments then names the flags instead.
 
     With ``TFSEQ_DEBUG`` set, internal failures also print their traceback.
     """
@@ -89,7 +115,7 @@ def describe(exc: BaseException) -> tuple[str, int]:
     if isinstance(exc, ParityError):
         return f"tfseq: {exc}", status
     if isinstance(exc, TfseqError) and status == 2:
-        return f"tfseq: error: {exc}", status
+        return f"tfseq: error: {_as_flags(exc, flags or {})}", status
     if isinstance(exc, ModuleNotFoundError):
         package = (exc.name or "a module").split(".")[0]
         hint = {"ai_edge_litert": "ai-edge-litert", "sklearn": "scikit-learn", "yaml": "pyyaml"}.get(package, package)

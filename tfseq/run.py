@@ -27,10 +27,9 @@ from typing import Any
 
 import numpy as np
 
+from tfseq.data.sequences import Task
 from tfseq.errors import InputError
 from tfseq.io import write_json_atomic
-
-TASKS = ("binary", "multiclass", "regression", "forecast")
 
 
 @dataclass
@@ -54,7 +53,7 @@ class DataContract:
 
     feature_names: list[str]
     steps: int | None
-    task: str = "binary"
+    task: Task = "binary"
     class_names: list[str] | None = None
     threshold: float = 0.5
     id_col: str = "id"

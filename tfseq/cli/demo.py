@@ -44,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
     from tfseq.startup import start_tensorflow
 
     start_tensorflow(threads=True)
-    from tfseq.demo import run_demo
+    from tfseq.workflows.demo import run_demo
 
     run_demo(
         args.out, devices=args.devices, epochs=args.epochs, units=args.units,

@@ -3,14 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import math
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from tfseq.cli.args import number_in
-from tfseq.errors import InputError
 
 EXAMPLES = """examples:
   tfseq evaluate runs/lstm holdout.csv
@@ -39,59 +35,20 @@ def add_parser(sub) -> None:
     parser.set_defaults(run=run)
 
 
-def threshold_for_recall(y_true: np.ndarray, p: np.ndarray, min_recall: float) -> float:
-    """The highest threshold on ``p(class 1)`` whose recall of class 1 is at least ``min_recall``.
-
-    Raises:
-        InputError: if ``y_true`` holds no sequence of class 1.
-    """
-    scores = np.sort(np.asarray(p, dtype=np.float64).reshape(-1)[np.asarray(y_true).reshape(-1) == 1])[::-1]
-    if len(scores) == 0:
-        raise InputError("Received data without a sequence of class 1; expected some to choose a threshold for --min-recall.")
-    k = max(1, math.ceil(min_recall * len(scores) - 1e-9))
-    return float(scores[k - 1])
-
-
 def run(args: argparse.Namespace) -> int:
-    from tfseq.cli.data_args import head_output, load_for_contract
-    from tfseq.run import read_contract
+    from tfseq.workflows.evaluate import load_evaluation_data
 
-    if not args.run_dir.is_dir():
-        raise InputError(f"{args.run_dir}: no such RUN directory.")
-    contract = read_contract(args.run_dir)
-    if args.min_recall is not None and contract.task != "binary":
-        raise InputError(f"Received --min-recall for a {contract.task} model; expected a binary model.")
-    data = load_for_contract(args.data, contract, labels=True, fill=args.fill, label_col=args.label_col)
+    # Bad flags or data fail before TensorFlow starts.
+    contract, sequences = load_evaluation_data(args.run_dir, args.data, min_recall=args.min_recall,
+                                               label_col=args.label_col, fill=args.fill)
 
     from tfseq.startup import start_tensorflow
 
     start_tensorflow(threads=True)
-    from tfseq.evaluation import classification_metrics, regression_metrics
-    from tfseq.export.runtimes import load_runner
-    from tfseq.io import write_json_atomic
-    from tfseq.plots import plot_confusion_matrices, plot_pr_curve, plot_roc_curve
-    from tfseq.run import update_contract
+    from tfseq.workflows.evaluate import evaluate_sequences
 
-    runner = load_runner(args.run_dir)
-    output = head_output(runner.predict(data.x), contract, args.run_dir)
-    plots = args.run_dir / "plots"
-    result: dict[str, Any] = {"data": str(args.data), "sequences": len(data), "task": contract.task}
-    if contract.task in ("binary", "multiclass"):
-        threshold = contract.threshold
-        if args.min_recall is not None:
-            threshold = threshold_for_recall(data.y, output, args.min_recall)
-            update_contract(args.run_dir, threshold=threshold)
-            result["min_recall"] = args.min_recall
-        metrics = classification_metrics(data.y, output, threshold=threshold)
-        plot_confusion_matrices({f"evaluation ({len(data):,} sequences)": metrics["confusion_matrix"]},
-                                contract.class_names, plots / "evaluation_confusion_matrix.png")
-        if contract.task == "binary" and len(np.unique(data.y)) == 2:
-            plot_roc_curve(data.y, output, plots / "roc_curve.png", threshold=threshold)
-            plot_pr_curve(data.y, output, plots / "pr_curve.png", threshold=threshold)
-    else:
-        metrics = regression_metrics(data.y, output)
-    result["metrics"] = metrics
-    write_json_atomic(args.run_dir / "evaluation.json", result)
+    result = evaluate_sequences(args.run_dir, contract, sequences, data=str(args.data),
+                                min_recall=args.min_recall)
     _print(result, contract, args)
     return 0
 

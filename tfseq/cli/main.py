@@ -55,8 +55,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def flag_names(parser: argparse.ArgumentParser) -> dict[str, str]:
+    """Python argument name -> flag (``id_col`` -> ``--id-col``) over the parser and its sub-commands."""
+    flags: dict[str, str] = {}
+    for action in parser._actions:  # noqa: SLF001  (argparse has no public listing)
+        if isinstance(action, argparse._SubParsersAction):  # noqa: SLF001
+            for sub in action.choices.values():
+                flags.update(flag_names(sub))
+        elif action.option_strings:
+            flags.setdefault(action.dest, max(action.option_strings, key=len))
+    return flags
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Runs the command line; returns the exit status (see :mod:`tfseq.errors`)."""
+    parser = None
     try:
         parser = build_parser()
         args = parser.parse_args(argv)
@@ -67,7 +80,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BaseException as exc:  # noqa: BLE001  (one handler: tfseq.errors.describe)
         if isinstance(exc, SystemExit):
             raise
-        line, status = describe(exc)
+        line, status = describe(exc, flag_names(parser) if parser is not None else None)
         print(line, file=sys.stderr)
         return status
 

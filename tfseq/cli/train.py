@@ -142,7 +142,7 @@ def run(args: argparse.Namespace) -> int:
     from tfseq.startup import start_tensorflow
 
     start_tensorflow(threads=True)
-    from tfseq.training.defaults import train_run
+    from tfseq.workflows.train import train_run
 
     result = train_run(
         train, val, task, args.out, id_col=args.id_col, time_col=args.time_col,

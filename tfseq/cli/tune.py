@@ -134,16 +134,16 @@ def run(args: argparse.Namespace) -> int:
             and not _retrained_from(_retrain_dir(args), args.out):
         raise InputError(f"{_retrain_dir(args)}: already exists; choose another --retrain RUN or pass --overwrite.")
     train, val, task = load_split_from_args(args, args.data, seed=args.seed)  # bad data fails before TF starts
-    from tfseq.tuning.search import _env_is_chief
+    from tfseq.tuning.search import env_is_chief
 
-    if args.trials_per_process and not _env_is_chief():
+    if args.trials_per_process and not env_is_chief():
         return _supervise(args)
     return _search(args, space, train, val, task, started=time.time(), overwrite_run=bool(args.overwrite))
 
 
 def _retrained_from(run_dir: Path, search_dir: Path) -> bool:
     """Whether ``run_dir`` is a RUN retrained from the search in ``search_dir`` (a re-run then
-    keeps it if it is the best trial's, see :func:`tfseq.tuning.search.retrain`)."""
+    keeps it if it is the best trial's, see :func:`tfseq.workflows.retrain.retrain`)."""
     import json
 
     try:
@@ -215,7 +215,8 @@ def _search(args, space, train, val, task, *, started: float, overwrite_run: boo
     from tfseq.startup import start_tensorflow
 
     start_tensorflow(threads=True)
-    from tfseq.tuning.search import _env_is_worker, retrain, tune
+    from tfseq.tuning.search import env_is_worker, tune
+    from tfseq.workflows.retrain import retrain
 
     result = tune(
         train, val, args.out, space=space, tuner=args.tuner, objective=args.objective, max_trials=args.trials,
@@ -235,7 +236,7 @@ def _search(args, space, train, val, task, *, started: float, overwrite_run: boo
     print(f"best       trial {result.best_trial}: {result.objective} {result.best_score:.4f} "
           f"({result.best_spec.name}, {result.best_spec.pooling} pooling, epoch {result.best_epoch})")
     print(f"results    {args.out / 'trials.csv'}, {args.out / 'best_spec.json'}, {args.out / 'scores.png'}")
-    if _retrain_dir(args) is not None and not _env_is_worker():  # only the chief (or a single process) retrains
+    if _retrain_dir(args) is not None and not env_is_worker():  # only the chief (or a single process) retrains
         run_result = retrain(
             result, train, val, _retrain_dir(args), id_col=args.id_col, time_col=args.time_col,
             label_col=args.target if task == "forecast" else args.label_col, task=task,
@@ -269,9 +270,10 @@ def _child(payload_json: str) -> int:
     except BaseException as exc:  # noqa: BLE001  (the same handler as tfseq.cli.main)
         if isinstance(exc, SystemExit):
             raise
+        from tfseq.cli.main import build_parser, flag_names
         from tfseq.errors import describe
 
-        line, status = describe(exc)
+        line, status = describe(exc, flag_names(build_parser()))
         if status != 130:
             print(line, file=sys.stderr)
         return status

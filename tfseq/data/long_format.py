@@ -21,14 +21,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from tfseq.data.sequences import SequenceSet
+from tfseq.data.sequences import MAX_INFERRED_CLASSES, TASKS, SequenceSet
+from tfseq.checks import positive_int
 from tfseq.errors import InputError
 
 CHUNK_ROWS = 100_000
 FILLS = ("ffill", "zero")
-TASKS = ("binary", "multiclass", "regression")
 #: Integer targets with more distinct values than this are taken as regression.
-MAX_INFERRED_CLASSES = 20
 #: Binary class names taken as the positive class (index 1: the costly one to miss).
 POSITIVE_NAMES = frozenset(
     {"1", "true", "yes", "y", "fail", "failed", "failure", "failing", "bad", "defect",
@@ -89,7 +88,7 @@ def read_columns(path: Path) -> list[str]:
         raise InputError(f"{path}: unreadable {kind.upper()} file ({first}).") from None
 
 
-def _chunks(
+def read_chunks(
     path: Path, columns: list[str], chunk_rows: int, text: Sequence[str] = ()
 ) -> Iterator[pd.DataFrame]:
     """Reads ``columns`` in chunks; CSV columns in ``text`` stay strings (ids such as ``00017``)."""
@@ -112,11 +111,11 @@ def _chunks(
         raise InputError(f"{path}: unreadable {kind.upper()} file ({first}).") from None
 
 
-def _missing_column(path: Path, argument: str, name: str, columns: Sequence[str]) -> InputError:
+def missing_column(path: Path, argument: str, name: str, columns: Sequence[str]) -> InputError:
     same_case = [c for c in columns if c.lower() == name.lower()]
     close = same_case or difflib.get_close_matches(name, list(columns), n=1, cutoff=0.5)
     hint = f"; did you mean {close[0]!r}?" if close else f"; the columns are {', '.join(columns)}."
-    return InputError(f"{path}: column {name!r} of {argument} not found{hint}")
+    return InputError(f"{path}: column {name!r} of {argument} not found{hint}", arguments=(argument,))
 
 
 def _parse_features(features: str | Sequence[str] | None) -> list[str] | None:
@@ -126,15 +125,17 @@ def _parse_features(features: str | Sequence[str] | None) -> list[str] | None:
         features = features.split(",")
     names = [f.strip() for f in features if f.strip()]
     if not names:
-        raise InputError(f"Received an invalid value for argument --features, expected a,b,c, got {features!r}.")
+        raise InputError(f"Received an invalid value for argument features, expected a,b,c, got {features!r}.",
+                         arguments=("features",))
     if len(set(names)) != len(names):
         dup = next(n for n in names if names.count(n) > 1)
-        raise InputError(f"Received feature {dup!r} twice in argument --features; expected distinct names.")
+        raise InputError(f"Received feature {dup!r} twice in argument features; expected distinct names.",
+                         arguments=("features",))
     return names
 
 
 def read_frame(
-    path: Path,
+    path: Path | pd.DataFrame,
     *,
     id_col: str | None,
     time_col: str,
@@ -142,11 +143,13 @@ def read_frame(
     features: str | Sequence[str] | None = None,
     fill: str | None = None,
     chunk_rows: int | None = None,
+    source: str | None = None,
 ) -> tuple[pd.DataFrame, list[str]]:
-    """Reads and checks the columns of a long-format file, in chunks.
+    """Reads and checks the columns of a long-format file (in chunks) or DataFrame.
 
     ``id_col`` None reads one long series (forecasting windows);
-    ``chunk_rows`` defaults to :data:`CHUNK_ROWS`.
+    ``chunk_rows`` defaults to :data:`CHUNK_ROWS`. ``source`` names the data in messages (default:
+    the path, or ``DataFrame``).
 
     Returns:
         ``(frame, feature_names)``: the id, time, (label) and float32 feature
@@ -157,21 +160,23 @@ def read_frame(
             non-numeric features, NaN/inf (without ``fill``) or duplicate
             (id, time) rows.
     """
-    path = Path(path)
+    given = path if isinstance(path, pd.DataFrame) else None
+    path = Path(source or ("DataFrame" if given is not None else path))
     if fill is not None and fill not in FILLS:
-        raise InputError(f"Received an invalid value for argument --fill, expected one of {', '.join(FILLS)}, got {fill!r}.")
-    columns = read_columns(path)
-    for argument, name in (("--id-col", id_col), ("--time-col", time_col), ("--label-col", label_col)):
+        raise InputError(f"Received an invalid value for argument fill, expected one of {', '.join(FILLS)}, "
+                         f"got {fill!r}.", arguments=("fill",))
+    columns = read_columns(path) if given is None else [str(c) for c in given.columns]
+    for argument, name in (("id_col", id_col), ("time_col", time_col), ("label_col", label_col)):
         if name is not None and name not in columns:
-            raise _missing_column(path, argument, name, columns)
+            raise missing_column(path, argument, name, columns)
     if len({id_col, time_col, label_col} - {None}) != len([c for c in (id_col, time_col, label_col) if c]):
-        raise InputError(f"{path}: --id-col, --time-col and --label-col must name different columns, got "
-                         f"{id_col!r}, {time_col!r}, {label_col!r}.")
+        raise InputError(f"{path}: id_col, time_col and label_col must name different columns, got "
+                         f"{id_col!r}, {time_col!r}, {label_col!r}.", arguments=("id_col", "time_col", "label_col"))
     feature_names = _parse_features(features)
     if feature_names is not None:
         for name in feature_names:
             if name not in columns:
-                raise _missing_column(path, "--features", name, columns)
+                raise missing_column(path, "features", name, columns)
         for name in feature_names:
             if name in (id_col, time_col, label_col):
                 raise InputError(f"{path}: column {name!r} is both a feature and the id, time or label column.")
@@ -179,7 +184,9 @@ def read_frame(
     wanted = keys + (feature_names if feature_names is not None else [c for c in columns if c not in keys])
     parts = []
     needs_repair = False
-    for chunk in _chunks(path, wanted, chunk_rows or CHUNK_ROWS, text=[id_col] if id_col else []):
+    chunks = ([given[wanted]] if given is not None and len(given) else []) if given is not None else \
+        read_chunks(path, wanted, chunk_rows or CHUNK_ROWS, text=[id_col] if id_col else [])
+    for chunk in chunks:
         if chunk.empty:  # a header without rows reads as one empty chunk of untyped columns
             continue
         if feature_names is None:  # every other numeric column, decided on the first chunk
@@ -188,7 +195,7 @@ def read_frame(
             if not feature_names:
                 raise InputError(
                     f"{path}: found no numeric feature column besides {', '.join(keys)}; expected at "
-                    "least one (or name them with --features)."
+                    "least one (or name them with features).", arguments=("features",)
                 )
         chunk = chunk[keys + feature_names]
         converted = {}
@@ -212,7 +219,7 @@ def read_frame(
                 raise InputError(
                     f"{path}: column {feature_names[c]!r} holds {block.iloc[r, c]} for "
                     f"{where}{time_col} {_show(keyed[time_col].iloc[r])}; expected finite numbers, "
-                    "or pass --fill ffill|zero."
+                    "or pass fill ffill|zero.", arguments=("fill",)
                 )
             needs_repair = True
         parts.append(pd.concat([keyed, block], axis=1))
@@ -304,7 +311,7 @@ def fit_steps(data: SequenceSet, steps: int) -> SequenceSet:
 
 
 def load_long_format(
-    path: Path,
+    path: Path | pd.DataFrame,
     *,
     id_col: str,
     time_col: str,
@@ -315,12 +322,13 @@ def load_long_format(
     fill: str | None = None,
     task: str | None = None,
     class_names: Sequence[str] | None = None,
+    source: str | None = None,
 ) -> tuple[SequenceSet, str]:
-    """Loads a long-format CSV or Parquet file as padded sequences.
+    """Loads a long-format CSV or Parquet file, or a DataFrame, as padded sequences.
 
     Args:
-        path: ``.csv`` (also ``.csv.gz``) or ``.parquet`` file, one row per
-            (sequence, step).
+        path: ``.csv`` (also ``.csv.gz``) or ``.parquet`` file, or a ``pandas.DataFrame``
+            with the same columns, one row per (sequence, step).
         id_col: Column identifying a sequence (a device).
         time_col: Column ordering the steps of a sequence (cycle, time).
         label_col: Target column, constant within a sequence; None when
@@ -339,6 +347,7 @@ def load_long_format(
             contract); labels outside them are an error. None derives them
             from the labels (sorted; for two classes a name such as ``fail``
             or ``1`` becomes class 1).
+        source: How messages name the data (default: the path, or ``DataFrame``).
 
     Returns:
         ``(sequences, task)``: ``y`` holds class indices (int32) with
@@ -354,14 +363,16 @@ def load_long_format(
         >>> data, task = load_long_format("tests.csv", id_col="device_id",
         ...                               time_col="cycle", label_col="status")  # doctest: +SKIP
     """
-    path = Path(path)
-    for name, value in (("--max-steps", max_steps), ("--predict-at", predict_at)):
-        if value is not None and (not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1):
-            raise InputError(f"Received an invalid value for argument {name}, expected a positive integer, got {value!r}.")
-    if task is not None and task not in TASKS:
-        raise InputError(f"Received an invalid value for argument --task, expected one of {', '.join(TASKS)}, got {task!r}.")
+    if source is None and isinstance(path, pd.DataFrame):
+        source = "DataFrame"
+    for name, value in (("max_steps", max_steps), ("predict_at", predict_at)):
+        positive_int(name, value, allow_none=True)
+    if task is not None and task not in TASKS[:3]:  # a forecast reads windows (tfseq.data.windows)
+        raise InputError(f"Received an invalid value for argument task, expected one of {', '.join(TASKS[:3])}, "
+                         f"got {task!r}.", arguments=("task",))
     frame, feature_names = read_frame(path, id_col=id_col, time_col=time_col, label_col=label_col,
-                                      features=features, fill=fill)
+                                      features=features, fill=fill, source=source)
+    path = Path(source or path)
     codes, ids = pd.factorize(frame[id_col], sort=False)  # frame is sorted by id: codes ascend
     counts = np.bincount(codes)
     starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
@@ -419,8 +430,8 @@ def load_long_format(
                     )
                 if task == "binary" and len(found) != 2:
                     raise InputError(
-                        f"{path}: column {label_col!r} holds {len(found)} classes for --task binary; "
-                        "expected exactly two (use --task multiclass)."
+                        f"{path}: column {label_col!r} holds {len(found)} classes for task binary; "
+                        "expected exactly two (use task multiclass).", arguments=("task",)
                     )
                 numeric = pd.api.types.is_numeric_dtype(labels) and not pd.api.types.is_bool_dtype(labels)
                 names = _order_classes(found, numeric)

@@ -4,10 +4,19 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
 
+from tfseq.checks import positive_int
 from tfseq.errors import InputError
+
+
+#: What a model answers: one of these, everywhere in tfseq (specs, contracts, data, flags).
+Task = Literal["binary", "multiclass", "regression", "forecast"]
+TASKS: tuple[Task, ...] = ("binary", "multiclass", "regression", "forecast")
+#: Integer labels with up to this many distinct values are read as classes, more as a regression target.
+MAX_INFERRED_CLASSES = 20
 
 
 @dataclass
@@ -65,10 +74,40 @@ class SequenceSet:
         Raises:
             InputError: if ``n`` is not a positive integer.
         """
-        if not isinstance(n, (int, np.integer)) or n < 1:
-            raise InputError(
-                f"Received an invalid value for argument predict_at, expected a positive integer, got {n!r}."
-            )
+        n = positive_int("predict_at", n)
         return dataclasses.replace(
             self, x=self.x[:, :n], lengths=np.minimum(self.lengths, n).astype(np.int32)
         )
+
+
+def infer_task(data: SequenceSet) -> Task:
+    """The task ``data``'s targets imply: the one rule tfseq uses wherever no task is given.
+
+    Several target columns (forecast windows) make ``forecast``; class names, or integer labels
+    with up to :data:`MAX_INFERRED_CLASSES` distinct values, make ``binary`` (two) or
+    ``multiclass`` (more); anything else is ``regression``.
+
+    Raises:
+        InputError: if ``data`` has no targets.
+    """
+    if data.y is None:
+        raise InputError("Received sequences without targets; expected targets to infer the task from.")
+    y = np.asarray(data.y)
+    if y.ndim == 2 and y.shape[1] > 1:
+        return "forecast"
+    if data.class_names:
+        return "binary" if len(data.class_names) <= 2 else "multiclass"
+    if not np.issubdtype(y.dtype, np.integer) and not np.issubdtype(y.dtype, np.bool_):
+        return "regression"
+    distinct = len(np.unique(y))
+    if distinct <= 2:
+        return "binary"
+    return "multiclass" if distinct <= MAX_INFERRED_CLASSES else "regression"
+
+
+def num_classes(data: SequenceSet) -> int:
+    """Classes of a classification target: its class names, else the largest label + 1 (at least 2)."""
+    if data.class_names:
+        return len(data.class_names)
+    y = np.asarray(data.y)
+    return max(2, int(y.max()) + 1) if y.size else 2

@@ -17,17 +17,12 @@ from pathlib import Path
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from tfseq.data.long_format import _missing_column, read_columns, read_frame
+from tfseq.data.long_format import missing_column, read_columns, read_frame
 from tfseq.data.sequences import SequenceSet
+from tfseq.checks import positive_int
 from tfseq.errors import InputError
 
 __all__ = ["load_windows", "load_last_windows", "forecast_names"]
-
-
-def _positive(name: str, value) -> int:
-    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
-        raise InputError(f"Received an invalid value for argument {name}, expected a positive integer, got {value!r}.")
-    return int(value)
 
 
 def forecast_names(horizon: int) -> list[str]:
@@ -44,7 +39,7 @@ def _series(path, *, target, id_col, time_col, features, fill):
             frame, _ = read_frame(path, id_col=id_col, time_col=time_col,
                                   features=feature_names + [target], fill=fill)
         else:
-            raise _missing_column(path, "--target", target, read_columns(path))
+            raise missing_column(path, "target", target, read_columns(path))
     values = frame[feature_names].to_numpy(dtype=np.float32)
     goal = frame[target].to_numpy(dtype=np.float32)
     times = frame[time_col].to_numpy()
@@ -94,9 +89,10 @@ def load_windows(
         InputError: for bad arguments, bad data (as :func:`load_long_format`)
             or series too short for a single window.
     """
-    window, horizon, stride = _positive("--window", window), _positive("--horizon", horizon), _positive("--stride", stride)
+    window, horizon, stride = positive_int("window", window), positive_int("horizon", horizon), positive_int("stride", stride)
     if not 0.0 <= val_fraction < 1.0:
-        raise InputError(f"Received an invalid value for argument --val-fraction, expected a number in [0, 1), got {val_fraction!r}.")
+        raise InputError(f"Received an invalid value for argument val_fraction, expected a number in [0, 1), "
+                         f"got {val_fraction!r}.", arguments=("val_fraction",))
     parts: dict[str, list] = {"train": [], "val": []}
     feature_names, series = _series(path, target=target, id_col=id_col, time_col=time_col,
                                     features=features, fill=fill)
@@ -123,9 +119,9 @@ def load_windows(
                 out.append(None)
                 continue
             raise InputError(
-                f"{path}: no {'training' if name == 'train' else 'validation'} window of --window {window} + "
-                f"--horizon {horizon} steps fits in the series (longest: {longest} steps); expected longer "
-                "series, or a smaller --window, --horizon or validation fraction."
+                f"{path}: no {'training' if name == 'train' else 'validation'} window of window {window} + "
+                f"horizon {horizon} steps fits in the series (longest: {longest} steps); expected longer "
+                "series, or a smaller window, horizon or validation fraction.", arguments=("window", "horizon")
             )
         out.append(SequenceSet(
             x=np.concatenate([c[0] for c in chunks]), y=np.concatenate([c[1] for c in chunks]),
@@ -147,7 +143,7 @@ def load_last_windows(
 
     Series shorter than ``window`` are zero-padded at the end, as in training.
     """
-    window = _positive("--window", window)
+    window = positive_int("window", window)
     names = list(feature_names)
     frame, _ = read_frame(Path(path), id_col=id_col, time_col=time_col, features=names, fill=fill)
     keys = frame[id_col].to_numpy() if id_col else np.zeros(len(frame), dtype=object)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tfseq.errors import ExportError, InputError, ParityError
+from tfseq.errors import InputError, ParityError
 from tfseq.export.manifest import FORMAT_VERSION, MANIFEST, package_versions, sha256_path, size_bytes
 from tfseq.export.tflite import QUANTIZATIONS, tflite_filename
 from tfseq.io import atomic_directory, write_json_atomic

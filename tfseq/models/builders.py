@@ -7,6 +7,7 @@ from collections.abc import Mapping
 import keras
 import numpy as np
 
+from tfseq.checks import positive_int
 from tfseq.errors import InputError
 from tfseq.models import recurrent
 from tfseq.models.layers import AttentionPooling
@@ -145,16 +146,8 @@ def build_model(
         >>> model.output_names
         ['binary']
     """
-    if not isinstance(n_features, int) or n_features < 1:
-        raise InputError(
-            f"Received an invalid value for argument n_features, expected a positive integer, "
-            f"got {n_features!r}."
-        )
-    if steps is not None and (not isinstance(steps, int) or steps < 1):
-        raise InputError(
-            f"Received an invalid value for argument steps, expected a positive integer or None, "
-            f"got {steps!r}."
-        )
+    n_features = positive_int("n_features", n_features)
+    steps = positive_int("steps", steps, allow_none=True)
     if normalization is None and adapt is not None:
         normalization = normalization_stats(adapt, masking=spec.masking)
     if normalization is None:

@@ -1,5 +1,7 @@
 """The defaults of ``tfseq train``: a model and training settings that hold up on real data.
 
+(:func:`tfseq.workflows.train.train_run` trains them into a RUN directory.)
+
 Users run ``tfseq train`` without tuning, so these are chosen for real
 multivariate sensor and speech-like sequences of variable length (see
 README.md, "How the defaults were chosen"), not for the synthetic set:
@@ -22,12 +24,9 @@ README.md, "How the defaults were chosen"), not for the synthetic set:
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any
 
-from tfseq.data.sequences import SequenceSet
-from tfseq.errors import InputError
 from tfseq.models.spec import HeadSpec, ModelSpec
+
 
 def default_spec(task: str, *, num_classes: int = 2, horizon: int = 1) -> ModelSpec:
     """The default :class:`ModelSpec` of ``tfseq train`` for ``task``.
@@ -52,145 +51,3 @@ def default_spec(task: str, *, num_classes: int = 2, horizon: int = 1) -> ModelS
         heads=(head,),
         precision="auto",
     )
-
-
-def _curves(history_csv: Path, history) -> dict[str, list[float]]:
-    """Per-epoch figures of the whole run: history.csv spans a resumed run's earlier epochs too."""
-    import pandas as pd
-
-    if history_csv.is_file():
-        frame = pd.read_csv(history_csv).drop(columns=["epoch"], errors="ignore")
-        if len(frame):
-            return {k: [float(v) for v in frame[k]] for k in frame.columns}
-    return {k: [float(v) for v in vs] for k, vs in history.history.items()}
-
-
-def _threshold_metrics(task: str, y, output, threshold: float = 0.5) -> dict[str, Any]:
-    from tfseq.evaluation import classification_metrics, regression_metrics
-
-    if task in ("binary", "multiclass"):
-        return classification_metrics(y, output, threshold=threshold)
-    return regression_metrics(y, output)
-
-
-def train_run(
-    train: SequenceSet,
-    val: SequenceSet | None,
-    task: str,
-    out: Path,
-    *,
-    id_col: str | None,
-    time_col: str,
-    label_col: str | None,
-    spec_changes: dict[str, Any] | None = None,
-    spec_overrides: dict[str, Any] | None = None,
-    epochs: int = 100,
-    batch_size: int = 64,
-    patience: int = 10,
-    seed: int = 0,
-    predict_at: int | None = None,
-    overwrite: bool = False,
-    extra: dict[str, Any] | None = None,
-    verbose: int | str = 2,
-    strategy: str = "auto",
-) -> dict[str, Any]:
-    """Trains the default model (with changes) and writes the RUN directory, whole or not at all.
-
-    Args:
-        train: Training sequences (or forecast windows).
-        val: Validation sequences, or None to monitor the training loss.
-        task: ``binary``, ``multiclass``, ``regression`` or ``forecast``.
-        out: The RUN directory to create.
-        id_col: Id column recorded in the contract.
-        time_col: Time column recorded in the contract.
-        label_col: Target column recorded in the contract.
-        spec_changes: ModelSpec fields set by flags (win over ``spec_overrides``).
-        spec_overrides: ModelSpec fields from a config file's ``model:`` table.
-        epochs: Maximum epochs.
-        batch_size: Batch size.
-        patience: Early-stopping patience.
-        seed: Seed of the weights and the shuffles.
-        predict_at: Early-warning cut recorded in the contract.
-        overwrite: Replace an existing ``out``.
-        extra: Recorded in the contract's ``extra``.
-        verbose: Keras progress.
-        strategy: Distribution strategy (:func:`tfseq.training.distribute.make_strategy`).
-            Under several workers every one trains, and only the chief writes the RUN.
-
-    Returns:
-        The content of ``metrics.json`` plus ``run_dir``.
-
-    Raises:
-        InputError: for invalid spec values or an existing ``out``.
-    """
-    from tfseq.io import atomic_directory, partial_path, write_json_atomic
-    from tfseq.models.builders import build_model
-    from tfseq.plots import plot_confusion_matrices, plot_training_curves
-    from tfseq.run import DataContract, save_run
-    from tfseq.training.distribute import is_chief, make_strategy
-    from tfseq.training.fit import fit
-
-    horizon = int(train.y.shape[1]) if task == "forecast" else 1
-    spec = default_spec(task, num_classes=len(train.class_names or ()) or 2, horizon=horizon)
-    overrides = dict(spec_overrides or {})
-    if "units" in overrides and isinstance(overrides["units"], list):
-        overrides["units"] = tuple(overrides["units"])
-    try:
-        spec = spec.replace(**{**overrides, **(spec_changes or {})})
-    except TypeError as exc:
-        raise InputError(f"Received an unknown model setting ({exc}); expected ModelSpec fields.") from None
-    head = spec.heads[0].name
-    distribution = make_strategy(strategy)
-    with distribution.scope():
-        model = build_model(spec, n_features=train.x.shape[-1], steps=train.steps, adapt=train.x,
-                            targets=train.y if task in ("regression", "forecast") else None, seed=seed)
-    y_train = train.y.astype("float32") if task in ("regression", "forecast") else train.y
-    validation = None if val is None else (val.x, val.y.astype("float32") if task in ("regression", "forecast") else val.y)
-    evaluated = val if val is not None else train
-
-    def train_and_predict(run_dir: Path):
-        history = fit(model, train.x, {head: y_train}, validation_data=None if validation is None else
-                      (validation[0], {head: validation[1]}), epochs=epochs, batch_size=batch_size,
-                      patience=patience, run_dir=run_dir, seed=seed, verbose=verbose, strategy=distribution)
-        # every worker predicts: under several workers prediction is a collective step too
-        return history, model.predict(evaluated.x, batch_size=1024, verbose=0)[head]
-
-    if not is_chief():  # its crash backup lives under the chief's .RUN.partial/.workers/
-        train_and_predict(partial_path(Path(out)))
-        return {"task": task, "run_dir": Path(out), "chief": False}
-    with atomic_directory(Path(out), overwrite=overwrite, resume=True) as tmp:
-        history, output = train_and_predict(tmp)
-        import shutil
-
-        shutil.rmtree(tmp / ".workers", ignore_errors=True)  # the workers are done once predict returned
-        metrics_val = _threshold_metrics(task, evaluated.y, output)
-        curves = _curves(tmp / "history.csv", history)
-        plot_training_curves({spec.name: curves}, tmp / "plots" / "training_curves.png")
-        if task in ("binary", "multiclass"):
-            plot_confusion_matrices({"validation": metrics_val["confusion_matrix"]}, train.class_names,
-                                    tmp / "plots" / "confusion_matrix.png")
-        contract = DataContract(
-            feature_names=list(train.feature_names), steps=train.steps, task=task,
-            class_names=list(train.class_names) if train.class_names else None, threshold=0.5,
-            id_col=id_col or "id", time_col=time_col, label_col=label_col, predict_at=predict_at,
-            masking=spec.masking, head=head, extra={k: v for k, v in (extra or {}).items() if v is not None},
-        )
-        result = {
-            "task": task,
-            "class_names": contract.class_names,
-            "feature_names": contract.feature_names,
-            "steps": train.steps,
-            "train_sequences": len(train),
-            "validation_sequences": 0 if val is None else len(val),
-            "model": spec.name + f" ({spec.pooling} pooling)",
-            "parameters": int(model.count_params()),
-            "epochs": len(curves.get("loss", [])),
-            "validation": metrics_val,
-        }
-        save_run(tmp, model, spec, contract, metrics=result,
-                 export_sample=(evaluated.x, evaluated.y, train.x))
-        import shutil
-
-        shutil.rmtree(tmp / "checkpoints", ignore_errors=True)  # model.keras holds the best epoch
-        write_json_atomic(tmp / "metrics.json", result)
-    return {**result, "run_dir": Path(out)}

@@ -9,6 +9,7 @@ from typing import Any
 import keras
 import numpy as np
 
+from tfseq.checks import positive_int
 from tfseq.errors import InputError
 from tfseq.training.callbacks import default_callbacks
 from tfseq.training.batches import make_dataset, make_validation_dataset
@@ -93,10 +94,7 @@ def fit(
             built outside ``strategy``'s scope.
     """
     for name, value in (("epochs", epochs), ("batch_size", batch_size), ("patience", patience)):
-        if not isinstance(value, (int, np.integer)) or value < 1:
-            raise InputError(
-                f"Received an invalid value for argument {name}, expected a positive integer, got {value!r}."
-            )
+        positive_int(name, value)
     if class_weight not in ("balanced", None):
         raise InputError(
             f"Received an invalid value for argument class_weight, expected 'balanced' or None, "

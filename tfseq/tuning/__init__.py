@@ -1,4 +1,6 @@
-"""Keras Tuner search over :class:`tfseq.ModelSpec`: ``tune``, ``SearchSpace``, ``retrain``.
+"""Keras Tuner search over :class:`tfseq.ModelSpec`: ``tune`` and ``SearchSpace``.
+
+(Retraining the winner into a RUN is a workflow: :func:`tfseq.workflows.retrain.retrain`.)
 
 Example:
     >>> from tfseq.tuning import SearchSpace, tune
@@ -15,7 +17,6 @@ from tfseq.tuning.search import (
     best_train_config as best_train_config,
     load_result as load_result,
     parse_objective as parse_objective,
-    retrain as retrain,
     tune as tune,
 )
 from tfseq.tuning.space import (
@@ -35,6 +36,5 @@ __all__ = [
     "load_result",
     "parse_objective",
     "parse_values",
-    "retrain",
     "tune",
 ]

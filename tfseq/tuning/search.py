@@ -17,7 +17,6 @@ are kept and the trial that was running when the process died starts again.
 from __future__ import annotations
 
 import csv
-import dataclasses
 import gc
 import io
 import json
@@ -30,6 +29,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from tfseq.checks import positive_int, positive_number
+from tfseq.data.sequences import infer_task, num_classes
 from tfseq.errors import InputError
 from tfseq.io import write_json_atomic, write_text_atomic
 from tfseq.tuning.space import HYPERPARAMETERS, SearchSpace, spec_from_values
@@ -44,7 +45,6 @@ __all__ = [
     "parse_objective",
     "tune",
     "load_result",
-    "retrain",
     "best_train_config",
 ]
 
@@ -117,39 +117,16 @@ class TuningResult:
         return sum(1 for r in self.trials if r["status"] == "completed")
 
 
-def _infer_task(data: SequenceSet) -> str:
-    y = np.asarray(data.y)
-    if y.ndim == 2 and y.shape[1] > 1:
-        return "forecast"
-    if data.class_names:
-        return "binary" if len(data.class_names) <= 2 else "multiclass"
-    return "regression" if np.issubdtype(y.dtype, np.floating) else "binary"
-
-
 def _default_base(task: str, data: SequenceSet) -> ModelSpec:
     from tfseq.training.defaults import default_spec
 
     horizon = int(np.asarray(data.y).shape[1]) if task == "forecast" else 1
-    return default_spec(task, num_classes=len(data.class_names or ()) or 2, horizon=horizon)
+    return default_spec(task, num_classes=num_classes(data), horizon=horizon)
 
 
 def _targets(data: SequenceSet, task: str) -> np.ndarray:
     y = np.asarray(data.y)
     return y.astype("float32") if task in ("regression", "forecast") else y
-
-
-def _check_int(name: str, value: Any, *, allow_none: bool = False) -> None:
-    if value is None and allow_none:
-        return
-    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
-        raise InputError(f"Received an invalid value for argument {name}, expected a positive integer, got {value!r}.")
-
-
-def _check_positive(name: str, value: Any) -> None:
-    if value is None:
-        return
-    if not isinstance(value, (int, float)) or isinstance(value, bool) or not value > 0 or math.isinf(value):
-        raise InputError(f"Received an invalid value for argument {name}, expected a positive number, got {value!r}.")
 
 
 def _size_mb(params: int) -> float:
@@ -398,7 +375,7 @@ def _make_tuner(kind: str, *, hypermodel, objective, direction, max_trials, epoc
 
         def on_trial_end(self, trial):
             super().on_trial_end(trial)
-            if not _env_is_worker():
+            if not env_is_worker():
                 # Keras Tuner saved the oracle before dropping this trial from its ongoing
                 # trials; a kill before the next save would otherwise run it again.
                 self.oracle.save()
@@ -582,13 +559,13 @@ def tune(
     if tuner not in TUNERS:
         raise InputError(f"Received an invalid value for argument tuner, expected one of {', '.join(TUNERS)}, "
                          f"got {tuner!r}.")
-    _check_int("max_trials", max_trials)
-    _check_int("epochs", epochs)
-    _check_int("patience", patience)
-    _check_int("max_params", max_params, allow_none=True)
-    _check_int("trials_per_call", trials_per_call, allow_none=True)
-    _check_positive("max_seconds", max_seconds)
-    _check_positive("max_size_mb", max_size_mb)
+    positive_int("max_trials", max_trials)
+    positive_int("epochs", epochs)
+    positive_int("patience", patience)
+    positive_int("max_params", max_params, allow_none=True)
+    positive_int("trials_per_call", trials_per_call, allow_none=True)
+    positive_number("max_seconds", max_seconds)
+    positive_number("max_size_mb", max_size_mb)
     name, direction = parse_objective(objective)
     space = space if space is not None else SearchSpace()
     if train.y is None or len(train) == 0:
@@ -596,7 +573,7 @@ def tune(
     if name.startswith("val_") and (validation is None or len(validation) == 0):
         raise InputError(f"Received objective {name!r} without validation data; pass validation sequences or use "
                          f"{name[4:]!r}.")
-    task = task or _infer_task(train)
+    task = task or infer_task(train)
     base = base_spec if base_spec is not None else _default_base(task, train)
     if len(base.heads) != 1:
         raise InputError(f"Received a base_spec with {len(base.heads)} heads, expected one head to tune on.")
@@ -661,7 +638,7 @@ def tune(
     except _CallLimit:
         finished = False
     finally:
-        if not _env_is_worker():
+        if not env_is_worker():
             # Keras Tuner saves the oracle before it drops the ended trial from its ongoing
             # trials; without this save a re-run would run the last trial again.
             search.oracle.save()
@@ -690,88 +667,12 @@ class _quiet_tuner:
         return False
 
 
-def retrain(
-    result: TuningResult,
-    train: SequenceSet,
-    validation: SequenceSet | None,
-    out: Path,
-    *,
-    id_col: str | None = "id",
-    time_col: str = "time",
-    label_col: str | None = None,
-    task: str | None = None,
-    predict_at: int | None = None,
-    seed: int = 0,
-    overwrite: bool = False,
-    extra: dict[str, Any] | None = None,
-    verbose: int | str = 0,
-) -> dict[str, Any]:
-    """Trains the best spec on train + validation and writes a RUN directory for ``tfseq export``.
-
-    Training runs for the epoch count at which the best trial scored best
-    (there is no held-out data left to stop on).
-
-    A RUN that this search's best trial was already retrained into is kept, not trained
-    again (``skipped`` is then true in the result), so re-running a ``tune --retrain`` whose
-    retraining finished costs nothing.
-
-    Returns:
-        The RUN's ``metrics.json`` content plus ``run_dir`` and ``skipped``.
-
-    Raises:
-        InputError: if the search has no finished trial, or ``out`` exists (and
-            is not this search's retrained best trial) and ``overwrite`` is false.
-    """
-    if result.best_spec is None:
-        raise InputError(f"{result.directory}: no trial has finished yet; nothing to retrain.")
-    from tfseq.training.defaults import train_run
-
-    done = _retrained_before(Path(out), result)
-    if done is not None and not overwrite:
-        return done
-
-    task = task or _infer_task(train)
-    both = train
-    if validation is not None and len(validation):
-        both = dataclasses.replace(
-            train, x=np.concatenate([train.x, validation.x]), y=np.concatenate([train.y, validation.y]),
-            ids=np.concatenate([train.ids, validation.ids]),
-            lengths=np.concatenate([train.lengths, validation.lengths]),
-        )
-    epochs = max(1, int(result.best_epoch or 1))
-    run = train_run(
-        both, None, task, Path(out), id_col=id_col, time_col=time_col, label_col=label_col,
-        spec_overrides=result.best_spec.get_config(), epochs=epochs,
-        batch_size=int(result.best_values.get("batch_size", 64)), patience=epochs, seed=seed,
-        predict_at=predict_at, overwrite=overwrite,
-        extra={"tuned_in": str(result.directory), "tuned_trial": result.best_trial, **(extra or {})},
-        verbose=verbose,
-    )
-    return {**run, "skipped": False}
-
-
-def _retrained_before(out: Path, result) -> dict[str, Any] | None:
-    """The metrics of ``out`` if it is a whole RUN retrained from ``result``'s best trial."""
-    from tfseq.run import read_contract
-
-    if not (out / "model.keras").is_file() or not (out / "metrics.json").is_file():
-        return None
-    try:
-        extra = read_contract(out).extra
-        metrics = json.loads((out / "metrics.json").read_text())
-    except (InputError, ValueError, OSError):
-        return None
-    if extra.get("tuned_in") != str(result.directory) or extra.get("tuned_trial") != result.best_trial:
-        return None
-    return {**metrics, "run_dir": out, "skipped": True}
-
-
-def _env_is_worker() -> bool:
+def env_is_worker() -> bool:
     """True in a distributed search's worker process (``KERASTUNER_TUNER_ID`` set, not ``chief``)."""
     tuner_id = os.environ.get("KERASTUNER_TUNER_ID")
     return bool(os.environ.get("KERASTUNER_ORACLE_IP")) and tuner_id not in (None, "chief")
 
 
-def _env_is_chief() -> bool:
+def env_is_chief() -> bool:
     """True in a distributed search's chief process (it hands out trials and trains nothing)."""
     return bool(os.environ.get("KERASTUNER_ORACLE_IP")) and os.environ.get("KERASTUNER_TUNER_ID") == "chief"

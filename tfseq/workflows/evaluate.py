@@ -1,0 +1,108 @@
+"""Evaluate a RUN on labelled data: metrics, plots, and optionally a decision threshold stored in it."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tfseq.errors import InputError
+from tfseq.workflows.scoring import head_output, load_for_contract
+
+
+def threshold_for_recall(y_true: np.ndarray, p: np.ndarray, min_recall: float) -> float:
+    """The highest threshold on ``p(class 1)`` whose recall of class 1 is at least ``min_recall``.
+
+    Raises:
+        InputError: if ``y_true`` holds no sequence of class 1.
+    """
+    scores = np.sort(np.asarray(p, dtype=np.float64).reshape(-1)[np.asarray(y_true).reshape(-1) == 1])[::-1]
+    if len(scores) == 0:
+        raise InputError("Received data without a sequence of class 1; expected some to choose a threshold "
+                         "for min_recall.", arguments=("min_recall",))
+    k = max(1, math.ceil(min_recall * len(scores) - 1e-9))
+    return float(scores[k - 1])
+
+
+def load_evaluation_data(run_dir: Path, data: Path, *, min_recall: float | None = None,
+                            label_col: str | None = None, fill: str | None = None):
+    """Reads the RUN's contract and loads ``data`` as it expects (no model is loaded yet).
+
+    Returns:
+        ``(contract, sequences)``.
+
+    Raises:
+        InputError: for a missing RUN, ``min_recall`` on a model that is not binary, or bad data.
+    """
+    from tfseq.run import read_contract
+
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise InputError(f"{run_dir}: no such RUN directory.")
+    contract = read_contract(run_dir)
+    if min_recall is not None and contract.task != "binary":
+        raise InputError(f"Received min_recall for a {contract.task} model; expected a binary model.",
+                         arguments=("min_recall",))
+    return contract, load_for_contract(data, contract, labels=True, fill=fill, label_col=label_col)
+
+
+def evaluate_run(run_dir: Path, data: Path, *, min_recall: float | None = None, label_col: str | None = None,
+                 fill: str | None = None) -> dict[str, Any]:
+    """Evaluates the model of ``run_dir`` on labelled long-format ``data``.
+
+    Writes ``RUN/evaluation.json`` and, for classifiers, ``RUN/plots/evaluation_confusion_matrix.png``
+    (binary: also ``roc_curve.png`` and ``pr_curve.png``).
+
+    Args:
+        run_dir: A RUN directory.
+        data: Labelled long-format file with the columns the model was trained on.
+        min_recall: Binary models: choose the highest threshold whose recall of class 1 on ``data``
+            is at least this, and store it in the RUN (``predict`` and ``export`` use it).
+        label_col: Target column, if not the one trained on.
+        fill: ``ffill`` / ``zero`` repair of NaN / inf; default: as in training.
+
+    Returns:
+        The content of ``evaluation.json``: ``data``, ``sequences``, ``task``, ``metrics`` (and
+        ``min_recall``).
+
+    Raises:
+        InputError: see :func:`load_evaluation_data`.
+    """
+    contract, sequences = load_evaluation_data(run_dir, data, min_recall=min_recall, label_col=label_col,
+                                               fill=fill)
+    return evaluate_sequences(run_dir, contract, sequences, data=str(data), min_recall=min_recall)
+
+
+def evaluate_sequences(run_dir: Path, contract, sequences, *, data: str,
+                       min_recall: float | None = None) -> dict[str, Any]:
+    """:func:`evaluate_run` on sequences already loaded by :func:`load_evaluation_data`."""
+    from tfseq.evaluation import classification_metrics, regression_metrics
+    from tfseq.export.runtimes import load_runner
+    from tfseq.io import write_json_atomic
+    from tfseq.plots import plot_confusion_matrices, plot_pr_curve, plot_roc_curve
+    from tfseq.run import update_contract
+
+    run_dir = Path(run_dir)
+    runner = load_runner(run_dir)
+    output = head_output(runner.predict(sequences.x), contract, run_dir)
+    plots = run_dir / "plots"
+    result: dict[str, Any] = {"data": str(data), "sequences": len(sequences), "task": contract.task}
+    if contract.task in ("binary", "multiclass"):
+        threshold = contract.threshold
+        if min_recall is not None:
+            threshold = threshold_for_recall(sequences.y, output, min_recall)
+            update_contract(run_dir, threshold=threshold)
+            result["min_recall"] = min_recall
+        metrics = classification_metrics(sequences.y, output, threshold=threshold)
+        plot_confusion_matrices({f"evaluation ({len(sequences):,} sequences)": metrics["confusion_matrix"]},
+                                contract.class_names, plots / "evaluation_confusion_matrix.png")
+        if contract.task == "binary" and len(np.unique(sequences.y)) == 2:
+            plot_roc_curve(sequences.y, output, plots / "roc_curve.png", threshold=threshold)
+            plot_pr_curve(sequences.y, output, plots / "pr_curve.png", threshold=threshold)
+    else:
+        metrics = regression_metrics(sequences.y, output)
+    result["metrics"] = metrics
+    write_json_atomic(run_dir / "evaluation.json", result)
+    return result

@@ -1,0 +1,111 @@
+"""Data in as a trained model expects it, outputs out as the table users read."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from tfseq.errors import InputError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from tfseq.data.sequences import SequenceSet
+    from tfseq.run import DataContract
+
+
+def load_for_contract(path: Path | pd.DataFrame, contract: DataContract, *, labels: bool,
+                      fill: str | None = None, label_col: str | None = None,
+                      source: str | None = None) -> SequenceSet:
+    """Loads ``path`` as a trained model expects it: its features in its order, padded or cut to its steps.
+
+    Feature columns the contract names must all be present (extra columns are
+    ignored); with ``labels`` the label column must be present and hold only
+    classes the model was trained on.
+
+    Args:
+        path: Long-format data file, or a DataFrame of whole sequences (not for forecasts).
+        contract: The model's :class:`tfseq.run.DataContract`.
+        labels: Read the targets (evaluate) or not (predict).
+        fill: ``ffill`` / ``zero`` repair of NaN / inf; default: the training run's setting.
+        label_col: Target column overriding the contract's.
+        source: How messages name the data (default: the path, or ``DataFrame``).
+
+    Raises:
+        InputError: for missing columns, unseen classes and bad data.
+    """
+    from tfseq.data.long_format import fit_steps, load_long_format, missing_column, read_columns
+
+    import pandas as pd
+
+    frame = path if isinstance(path, pd.DataFrame) else None
+    name = Path(source or ("DataFrame" if frame is not None else path))
+    fill = fill if fill is not None else contract.extra.get("fill")
+    label_col = label_col or contract.label_col
+    if labels:
+        columns = read_columns(path) if frame is None else [str(c) for c in frame.columns]
+        if label_col is None:
+            raise InputError(f"{name}: the model's contract names no label column; expected label_col.",
+                             arguments=("label_col",))
+        if label_col not in columns:
+            raise missing_column(name, "label_col", label_col, columns)
+    if contract.task == "forecast":
+        from tfseq.data.windows import load_last_windows, load_windows
+
+        if frame is not None:
+            raise InputError("Received a DataFrame for a forecasting model; expected a long-format file.",
+                             arguments=("path",))
+        id_col = contract.id_col if contract.id_col in read_columns(path) else None
+        if labels:
+            data, _ = load_windows(path, target=label_col, window=contract.steps,
+                                   horizon=int(contract.extra.get("horizon") or 1), time_col=contract.time_col,
+                                   id_col=id_col, features=contract.feature_names, fill=fill, val_fraction=0.0)
+            return data
+        return load_last_windows(path, window=contract.steps, time_col=contract.time_col,
+                                 feature_names=contract.feature_names, id_col=id_col, fill=fill)
+    data, _ = load_long_format(
+        path, id_col=contract.id_col, time_col=contract.time_col, label_col=label_col if labels else None,
+        features=contract.feature_names, max_steps=contract.steps, fill=fill,
+        task=contract.task if labels else None, class_names=contract.class_names if labels else None,
+        source=source,
+    )
+    return fit_steps(data, contract.steps) if contract.steps else data
+
+
+def head_output(outputs: dict, contract: DataContract, artifact: Path) -> np.ndarray:
+    """The output array answering the contract's task (by head name, or the only output)."""
+    if contract.head in outputs:
+        return np.asarray(outputs[contract.head])
+    if len(outputs) == 1:
+        return np.asarray(next(iter(outputs.values())))
+    raise InputError(f"{artifact}: has outputs {', '.join(outputs)}; expected one named {contract.head!r}.")
+
+
+def predictions_frame(ids: np.ndarray, output: np.ndarray, contract: DataContract) -> pd.DataFrame:
+    """The predictions table: id column, ``predicted`` and ``p_<class>`` per class for classifiers."""
+    import pandas as pd
+
+    frame = pd.DataFrame({contract.id_col: ids})
+    output = np.asarray(output, dtype=np.float64)
+    if contract.task == "binary":
+        p = output.reshape(len(ids), -1)[:, -1]
+        names = contract.class_names or ["0", "1"]
+        frame["predicted"] = np.asarray(names, dtype=object)[(p >= contract.threshold).astype(int)]
+        frame[f"p_{names[0]}"] = 1.0 - p
+        frame[f"p_{names[1]}"] = p
+    elif contract.task == "multiclass":
+        names = contract.class_names or [str(k) for k in range(output.shape[-1])]
+        frame["predicted"] = np.asarray(names, dtype=object)[output.argmax(axis=-1)]
+        for k, name in enumerate(names):
+            frame[f"p_{name}"] = output[:, k]
+    elif contract.task == "forecast":
+        from tfseq.data.windows import forecast_names
+
+        values = output.reshape(len(ids), -1)
+        for k, name in enumerate(forecast_names(values.shape[1])):
+            frame[name] = values[:, k]
+    else:
+        frame["predicted"] = output.reshape(len(ids), -1)[:, 0]
+    return frame
