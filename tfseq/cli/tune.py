@@ -99,7 +99,7 @@ def add_parser(sub) -> None:
 
 def _check_args(args: argparse.Namespace):
     """Checks every argument before data loading and TensorFlow; returns the search space."""
-    from tfseq.tuning.search import parse_objective
+    from tfseq.tuning.objective import parse_objective
     from tfseq.tuning.space import SearchSpace, parse_values
 
     if args.out is None:
@@ -134,7 +134,7 @@ def run(args: argparse.Namespace) -> int:
             and not _retrained_from(_retrain_dir(args), args.out):
         raise InputError(f"{_retrain_dir(args)}: already exists; choose another --retrain RUN or pass --overwrite.")
     train, val, task = load_split_from_args(args, args.data, seed=args.seed)  # bad data fails before TF starts
-    from tfseq.tuning.search import env_is_chief
+    from tfseq.tuning.distributed import env_is_chief
 
     if args.trials_per_process and not env_is_chief():
         return _supervise(args)
@@ -215,7 +215,8 @@ def _search(args, space, train, val, task, *, started: float, overwrite_run: boo
     from tfseq.startup import start_tensorflow
 
     start_tensorflow(threads=True)
-    from tfseq.tuning.search import env_is_worker, tune
+    from tfseq.tuning.distributed import env_is_worker
+    from tfseq.tuning.search import tune
     from tfseq.workflows.retrain import retrain
 
     result = tune(

@@ -11,14 +11,14 @@ Example:
 
 from __future__ import annotations
 
-from tfseq.tuning.search import (
-    TUNERS as TUNERS,
+from tfseq.tuning.objective import parse_objective as parse_objective
+from tfseq.tuning.results import (
     TuningResult as TuningResult,
     best_train_config as best_train_config,
     load_result as load_result,
-    parse_objective as parse_objective,
-    tune as tune,
 )
+from tfseq.tuning.search import TUNERS as TUNERS
+from tfseq.tuning.search import tune as tune
 from tfseq.tuning.space import (
     HYPERPARAMETERS as HYPERPARAMETERS,
     Range as Range,

@@ -12,7 +12,7 @@ import numpy as np
 from tfseq.data.sequences import SequenceSet
 from tfseq.errors import InputError
 from tfseq.data.sequences import infer_task
-from tfseq.tuning.search import TuningResult
+from tfseq.tuning.results import TuningResult
 
 
 def retrain(
