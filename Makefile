@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: demo test newcomer bench clean
+.PHONY: demo test test-slow newcomer bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,8 +28,12 @@ $(VENV)/.installed-bench: setup.cfg pyproject.toml | $(BIN)/python
 demo: $(VENV)/.installed-runtime
 	$(BIN)/tfseq demo
 
+# The fast tier; `make test-slow` runs the kill/resume, multi-process and end-to-end checks.
 test: $(VENV)/.installed-test
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -m "not slow" --durations=15
+
+test-slow: $(VENV)/.installed-test
+	$(BIN)/python -m pytest -q -m slow --durations=10
 
 # The path a new user takes, in a fresh venv with a plain `pip install .` (CI runs it after `make test`).
 newcomer:

@@ -42,6 +42,7 @@ def test_demo_writes_report_metrics_plots_and_models(demo_dir):
     assert not list(demo_dir.rglob(".*partial"))  # every temporary directory was renamed
 
 
+@pytest.mark.slow
 def test_a_failed_export_keeps_the_models_and_a_rerun_continues(tmp_path, monkeypatch):
     import tfseq.workflows.demo
     from tfseq.errors import ExportError

@@ -37,6 +37,7 @@ def _train(data, out, strategy, tf_config=None):
     return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
+@pytest.mark.slow
 def test_two_workers_on_loopback_match_single_process_training(tmp_path):
     data = tmp_path / "tests.csv"
     to_long_frame(make_semiconductor_data(800, n_cycles=10, seed=4)).to_csv(data, index=False)
@@ -105,6 +106,7 @@ def test_slurm_task_0_is_the_chief(monkeypatch):
     assert is_chief()
 
 
+@pytest.mark.slow
 def test_killed_workers_resume_together_from_their_backups(tmp_path):
     """kill -9 of both workers mid-training, then the same commands again: training ends whole."""
     import signal

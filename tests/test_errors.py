@@ -81,6 +81,7 @@ def _fsize_limited(args, limit=100):
                           env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"})
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("processes", [["--trials-per-process", "0"], ["--trials-per-process", "1"]],
                          ids=["one_process", "child_processes"])
 def test_a_full_disk_during_tune_exits_2_in_the_main_process_and_in_child_processes(tiny_run, tmp_path, processes):

@@ -17,6 +17,8 @@ from tfseq.models.builders import build_model
 from tfseq.models.spec import ModelSpec
 from tfseq.training.fit import fit
 
+pytestmark = pytest.mark.slow  # a fresh interpreter per check
+
 WITHOUT_TFSEQ = 'import sys; sys.modules["tfseq"] = None  # import tfseq now fails\n'
 
 

@@ -1,5 +1,6 @@
 """The README's Python examples run as written (the quick start first), so the README cannot drift."""
 
+import pytest
 import subprocess
 import sys
 from pathlib import Path
@@ -7,6 +8,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.slow
 def test_readme_python_examples_run_as_written(tmp_path):
     done = subprocess.run([sys.executable, str(ROOT / ".ci" / "readme_examples.py"), str(ROOT / "README.md")],
                           cwd=tmp_path, capture_output=True, text=True, timeout=900)

@@ -29,6 +29,7 @@ def _epochs_logged(history_csv):
         return 0
 
 
+@pytest.mark.slow
 def test_kill_9_during_train_then_the_same_command_resumes_and_finishes(tmp_path):
     data = tmp_path / "tests.csv"
     to_long_frame(make_semiconductor_data(1500, n_cycles=10, seed=1)).to_csv(data, index=False)

@@ -78,6 +78,7 @@ def _alive_in_session(sid: int) -> int:
     return alive
 
 
+@pytest.mark.slow
 def test_sigkill_mid_search_then_the_same_command_continues(csv, tmp_path, capfd):
     out = tmp_path / "s"
     # Two trials per search process: the re-run also restarts its process once, losing nothing.
@@ -132,6 +133,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_chief_and_two_workers_on_loopback_run_every_trial_once(csv, tmp_path):
     out = tmp_path / "shared"
     args = [sys.executable, "-m", "tfseq", *_command(csv, out, "--trials", "4", "--objective", "val_loss")]
