@@ -12,8 +12,9 @@ Example:
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from tfseq._lazy import attach
 
 __version__ = "0.1.0"
 
@@ -80,13 +81,7 @@ if TYPE_CHECKING:  # what a type checker sees; at run time __getattr__ imports o
 
 __all__ = sorted(_EXPORTS) + ["__version__"]
 
-
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        value = getattr(importlib.import_module(_EXPORTS[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'tfseq' has no attribute {name!r}")
+__getattr__ = attach(__name__, _EXPORTS)[0]
 
 
 def __dir__() -> list[str]:

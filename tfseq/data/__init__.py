@@ -6,8 +6,9 @@ argument parsers do) does not wait for scikit-learn or pandas.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from tfseq._lazy import attach
 
 if TYPE_CHECKING:  # what a type checker sees; at run time __getattr__ imports on first use
     from tfseq.data.sequences import SequenceSet as SequenceSet
@@ -26,14 +27,4 @@ _EXPORTS = {
 
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        value = getattr(importlib.import_module(_EXPORTS[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'tfseq.data' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return __all__
+__getattr__, __dir__ = attach(__name__, _EXPORTS)

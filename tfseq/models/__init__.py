@@ -6,8 +6,9 @@ poolings and heads) is then importable without Keras.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from tfseq._lazy import attach
 
 if TYPE_CHECKING:  # what a type checker sees; at run time __getattr__ imports on first use
     from tfseq.models.builders import build_model as build_model
@@ -28,14 +29,4 @@ _EXPORTS = {
 
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        value = getattr(importlib.import_module(_EXPORTS[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'tfseq.models' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return __all__
+__getattr__, __dir__ = attach(__name__, _EXPORTS)

@@ -1,17 +1,9 @@
 """The search: Keras Tuner over :class:`~tfseq.models.spec.ModelSpec`, with results users can act on.
 
-(Objectives: :mod:`tfseq.tuning.objective`; results files: :mod:`tfseq.tuning.results`; Keras
-Tuner's classes: :mod:`tfseq.tuning.tuners`.) Layout of a search directory ``DIR``::
+(Objectives: :mod:`tfseq.tuning.objective`; the search directory and its results files:
+:mod:`tfseq.tuning.results`; Keras Tuner's classes: :mod:`tfseq.tuning.tuners`.)
 
-    DIR/tuning.json        the settings of the search (a re-run must match them)
-    DIR/trials.csv         one row per finished trial, rewritten as each trial ends
-    DIR/best_spec.json     the winner as a ``tfseq train --config`` file
-    DIR/best_trial.json    the winner's score, trial, epochs and full ModelSpec
-    DIR/scores.png         score by trial, with the best so far
-    DIR/records/           one JSON per finished trial (what trials.csv is made of)
-    DIR/keras_tuner/       Keras Tuner's project: oracle state, trial checkpoints
-
-Re-running the same search on the same ``DIR`` continues it: finished trials
+Re-running the same search on the same directory continues it: finished trials
 are kept and the trial that was running when the process died starts again.
 """
 
