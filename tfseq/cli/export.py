@@ -63,12 +63,12 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tfseq.export._pipeline import FORMATS, _as_tuple
+    from tfseq.export import FORMATS, choices_tuple
     from tfseq.export.tflite import QUANTIZATIONS
 
     # Check the flags before TensorFlow starts: bad input answers at once.
-    formats = _as_tuple(args.format, FORMATS, "--format")
-    modes = _as_tuple(args.quantize, QUANTIZATIONS, "--quantize")
+    formats = choices_tuple(args.format, FORMATS, "--format")
+    modes = choices_tuple(args.quantize, QUANTIZATIONS, "--quantize")
     if "tflite" in formats:
         from tfseq.export.tflite import require_litert
 

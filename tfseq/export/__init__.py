@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from tfseq.export._pipeline import EXPORT_SAMPLE as EXPORT_SAMPLE
 from tfseq.export._pipeline import FORMATS as FORMATS
+from tfseq.export._pipeline import choices_tuple as choices_tuple
 from tfseq.export._pipeline import export_model as export_model
 from tfseq.export._pipeline import export_run as export_run
 from tfseq.export.manifest import check_manifest as check_manifest
@@ -37,6 +38,7 @@ __all__ = [
     "QUANTIZATIONS",
     "Runner",
     "check_manifest",
+    "choices_tuple",
     "convert_tflite",
     "export_model",
     "export_onnx",

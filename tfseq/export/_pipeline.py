@@ -24,7 +24,12 @@ EXPORT_SAMPLE = "export_sample.npz"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
-def _as_tuple(value: str | Sequence[str], allowed: tuple[str, ...], argument: str) -> tuple[str, ...]:
+def choices_tuple(value: str | Sequence[str], allowed: tuple[str, ...], argument: str) -> tuple[str, ...]:
+    """``value`` (a name, ``"a,b"``, a sequence, or ``all``) as distinct names from ``allowed``.
+
+    Raises:
+        InputError: naming ``argument`` for an empty value or a name not allowed.
+    """
     items = [value] if isinstance(value, str) else list(value)
     items = [p.strip() for item in items for p in str(item).split(",") if p.strip()]
     if "all" in items:
@@ -182,8 +187,8 @@ def export_model(
     )
     from tfseq.export.tflite import convert_tflite, require_litert
 
-    formats = _as_tuple(formats, FORMATS, "formats")
-    modes = _as_tuple(quantize, QUANTIZATIONS, "quantize")
+    formats = choices_tuple(formats, FORMATS, "formats")
+    modes = choices_tuple(quantize, QUANTIZATIONS, "quantize")
     if "tflite" in formats:
         require_litert()
     if not isinstance(name, str) or not _NAME.match(name):
@@ -389,7 +394,7 @@ def export_run(
             "synthetic sequences drawn from the normalisation statistics (the RUN has no "
             f"{EXPORT_SAMPLE}); no targets, so no metric change"
         )
-    if representative is None and "int8" in _as_tuple(quantize, QUANTIZATIONS, "quantize"):
+    if representative is None and "int8" in choices_tuple(quantize, QUANTIZATIONS, "quantize"):
         representative = _synthetic_sample(model, contract, steps, 256, seed + 1)
         notes["calibration_data"] = "synthetic sequences drawn from the normalisation statistics"
     return export_model(
