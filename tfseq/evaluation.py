@@ -106,8 +106,18 @@ def latency(predict_batch, x: np.ndarray, *, batch_size: int = 1024, single_call
 
 
 def keras_predict_function(model):
-    """A traced ``model(x, training=False)`` for timing and serving Keras models in-process."""
+    """A traced ``model(x, training=False)`` for timing and serving Keras models in-process.
+
+    In-process, LSTM layers may run the fused op (:func:`tfseq.models.recurrent.fused_inference`):
+    this graph is never saved.
+    """
     import tensorflow as tf
 
-    fn = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
+    from tfseq.models.recurrent import fused_inference
+
+    def call(x):
+        with fused_inference():
+            return model(x, training=False)
+
+    fn = tf.function(call, reduce_retracing=True)
     return lambda x: tf.nest.map_structure(lambda t: t.numpy(), fn(tf.constant(x)))
