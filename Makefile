@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: demo test test-slow newcomer bench clean
+.PHONY: demo test test-slow newcomer bench lint docs clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -39,8 +39,25 @@ test-slow: $(VENV)/.installed-test
 newcomer:
 	bash .ci/newcomer
 
+$(VENV)/.installed-lint: setup.cfg pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[lint]'
+	touch $@ $(VENV)/.installed-runtime
+
+$(VENV)/.installed-docs: setup.cfg pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[docs]'
+	touch $@ $(VENV)/.installed-runtime
+
+# ruff and mypy over the package (CI runs it).
+lint: $(VENV)/.installed-lint
+	$(BIN)/ruff check tfseq tests benchmarks .ci
+	$(BIN)/python -m mypy
+
+# The documentation site, built strictly into site/ (CI runs it).
+docs: $(VENV)/.installed-docs
+	$(BIN)/mkdocs build --strict
+
 bench: $(VENV)/.installed-bench
 	$(BIN)/python benchmarks/run.py
 
 clean:
-	rm -rf $(VENV) runs build *.egg-info .pytest_cache
+	rm -rf $(VENV) runs build site *.egg-info .pytest_cache .mypy_cache .ruff_cache
