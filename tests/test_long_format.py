@@ -6,8 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tfseq.data import long_format
-from tfseq.data.long_format import fit_steps, infer_task, load_long_format
+from tfseq.data import files
+from tfseq.data.long_format import fit_steps, load_long_format
+from tfseq.data.sequences import task_of_targets
 from tfseq.data.synthetic import make_semiconductor_data, to_long_frame
 from tfseq.errors import InputError
 
@@ -63,7 +64,8 @@ def test_variable_lengths_are_padded_at_the_end_and_capped(tmp_path):
     ],
 )
 def test_task_inference(labels, task):
-    assert infer_task(pd.Series(labels * 2)) == task
+    assert task_of_targets(labels * 2) == task
+    assert task_of_targets(pd.Series(labels * 2, dtype=object).to_numpy()) == task  # as read from a file
 
 
 def test_string_classes_and_given_class_names(tmp_path):
@@ -93,7 +95,7 @@ def test_chunked_read_gives_the_same_sequences(frame, tmp_path, monkeypatch):
     data, long = frame
     long.to_csv(tmp_path / "c.csv", index=False)
     long.to_parquet(tmp_path / "c.parquet", row_group_size=17)
-    monkeypatch.setattr(long_format, "CHUNK_ROWS", 7)  # many chunks; ids straddle chunk borders
+    monkeypatch.setattr(files, "CHUNK_ROWS", 7)  # many chunks; ids straddle chunk borders
     for name in ("c.csv", "c.parquet"):
         got, _ = load_long_format(tmp_path / name, id_col="device_id", time_col="cycle", label_col="status")
         np.testing.assert_allclose(got.x, data.x, rtol=1e-6)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import numbers
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -80,12 +81,32 @@ class SequenceSet:
         )
 
 
-def infer_task(data: SequenceSet) -> Task:
-    """The task ``data``'s targets imply: the one rule tfseq uses wherever no task is given.
+def task_of_targets(values: np.ndarray | list) -> Task:
+    """The one rule tfseq infers a task by, applied to one raw target per sequence.
 
-    Several target columns (forecast windows) make ``forecast``; class names, or integer labels
-    with up to :data:`MAX_INFERRED_CLASSES` distinct values, make ``binary`` (two) or
-    ``multiclass`` (more); anything else is ``regression``.
+    Booleans and text are classes; numbers are classes when every one is an integer and there are
+    at most :data:`MAX_INFERRED_CLASSES` distinct values, else a regression target. Classes are
+    ``binary`` when there are at most two, else ``multiclass``.
+    """
+    values = np.asarray(values)
+    if values.dtype.kind == "O" and all(isinstance(v, numbers.Real) and not isinstance(v, bool) for v in values):
+        values = values.astype(np.float64)
+    distinct = len(np.unique(values))
+    if values.dtype.kind in "iuf":
+        as_float = values.astype(np.float64)
+        integral = bool(np.all(np.isfinite(as_float)) and np.all(as_float == np.round(as_float)))
+        if not integral or distinct > MAX_INFERRED_CLASSES:
+            return "regression"
+    return "binary" if distinct <= 2 else "multiclass"
+
+
+def infer_task(data: SequenceSet) -> Task:
+    """The task ``data``'s targets imply, wherever no task is given (:func:`task_of_targets`).
+
+    Several target columns (forecast windows) make ``forecast``; class names make ``binary`` (two)
+    or ``multiclass`` (more); float targets are a regression target (the loaders store classes as
+    integer indices, so a float ``y`` says the task was decided as regression); integer targets
+    follow :func:`task_of_targets`.
 
     Raises:
         InputError: if ``data`` has no targets.
@@ -97,12 +118,9 @@ def infer_task(data: SequenceSet) -> Task:
         return "forecast"
     if data.class_names:
         return "binary" if len(data.class_names) <= 2 else "multiclass"
-    if not np.issubdtype(y.dtype, np.integer) and not np.issubdtype(y.dtype, np.bool_):
+    if y.dtype.kind == "f":
         return "regression"
-    distinct = len(np.unique(y))
-    if distinct <= 2:
-        return "binary"
-    return "multiclass" if distinct <= MAX_INFERRED_CLASSES else "regression"
+    return task_of_targets(y)
 
 
 def num_classes(data: SequenceSet) -> int:

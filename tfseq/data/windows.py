@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from tfseq.data.long_format import missing_column, read_columns, read_frame
+from tfseq.data.files import missing_column, read_columns
+from tfseq.data.frames import read_frame
 from tfseq.data.sequences import SequenceSet
 from tfseq.checks import positive_int
 from tfseq.errors import InputError
@@ -86,7 +87,7 @@ def load_windows(
         ``"<id>@<time of the window's last step>"``.
 
     Raises:
-        InputError: for bad arguments, bad data (as :func:`load_long_format`)
+        InputError: for bad arguments, bad data (as :func:`tfseq.data.long_format.load_long_format`)
             or series too short for a single window.
     """
     window, horizon, stride = positive_int("window", window), positive_int("horizon", horizon), positive_int("stride", stride)
