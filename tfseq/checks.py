@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Literal, overload
 
 import numpy as np
 
 from tfseq.errors import InputError
+
+
+@overload
+def positive_int(argument: str, value: Any, *, allow_none: Literal[False] = False) -> int: ...
+@overload
+def positive_int(argument: str, value: Any, *, allow_none: bool) -> int | None: ...
 
 
 def positive_int(argument: str, value: Any, *, allow_none: bool = False) -> int | None:
@@ -23,6 +29,12 @@ def positive_int(argument: str, value: Any, *, allow_none: bool = False) -> int 
         raise InputError(f"Received an invalid value for argument {argument}, expected {expected}, got {value!r}.",
                          arguments=(argument,))
     return int(value)
+
+
+@overload
+def positive_number(argument: str, value: Any, *, allow_none: Literal[False]) -> float: ...
+@overload
+def positive_number(argument: str, value: Any, *, allow_none: bool = True) -> float | None: ...
 
 
 def positive_number(argument: str, value: Any, *, allow_none: bool = True) -> float | None:

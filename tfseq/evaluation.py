@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from sklearn import metrics as skm
+
+if TYPE_CHECKING:  # Keras is imported where it is used
+    import keras
 
 
 def classification_metrics(
@@ -67,7 +71,9 @@ def regression_metrics(y_true: np.ndarray, predicted: np.ndarray) -> dict[str, f
     }
 
 
-def latency(predict_batch, x: np.ndarray, *, batch_size: int = 1024, single_calls: int = 200) -> dict[str, float]:
+def latency(
+    predict_batch: Callable[[np.ndarray], Any], x: np.ndarray, *, batch_size: int = 1024, single_calls: int = 200
+) -> dict[str, float]:
     """Times a prediction function batched and one sequence at a time.
 
     Args:
@@ -105,7 +111,7 @@ def latency(predict_batch, x: np.ndarray, *, batch_size: int = 1024, single_call
     }
 
 
-def keras_predict_function(model):
+def keras_predict_function(model: keras.Model) -> Callable[[np.ndarray], Any]:
     """A traced ``model(x, training=False)`` for timing and serving Keras models in-process.
 
     In-process, LSTM layers may run the fused op (:func:`tfseq.models.recurrent.fused_inference`):
@@ -115,7 +121,7 @@ def keras_predict_function(model):
 
     from tfseq.models.recurrent import fused_inference
 
-    def call(x):
+    def call(x: Any) -> Any:
         with fused_inference():
             return model(x, training=False)
 

@@ -4,11 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING
 
 import numpy as np
+import numpy.typing as npt
+
+if TYPE_CHECKING:  # matplotlib is imported where it is used
+    from matplotlib.figure import Figure
 
 
-def _pyplot():
+def _pyplot() -> ModuleType:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -17,7 +23,7 @@ def _pyplot():
     return plt
 
 
-def _save(fig, path: Path) -> Path:
+def _save(fig: Figure, path: Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
@@ -89,7 +95,7 @@ def plot_comparison(
     return _save(fig, path)
 
 
-def plot_roc_curve(y_true: Sequence[int], probabilities: Sequence[float], path: Path,
+def plot_roc_curve(y_true: npt.ArrayLike, probabilities: npt.ArrayLike, path: Path,
                    *, threshold: float | None = None) -> Path:
     """ROC curve of a binary classifier (class 1 positive), AUC in the title, the threshold marked."""
     from sklearn import metrics as skm
@@ -109,7 +115,7 @@ def plot_roc_curve(y_true: Sequence[int], probabilities: Sequence[float], path: 
     return _save(fig, path)
 
 
-def plot_pr_curve(y_true: Sequence[int], probabilities: Sequence[float], path: Path,
+def plot_pr_curve(y_true: npt.ArrayLike, probabilities: npt.ArrayLike, path: Path,
                   *, threshold: float | None = None) -> Path:
     """Precision-recall curve of a binary classifier, average precision in the title, the threshold marked."""
     from sklearn import metrics as skm

@@ -23,13 +23,18 @@ import json
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from tfseq.data.sequences import Task
 from tfseq.errors import InputError
 from tfseq.io import write_json_atomic
+
+if TYPE_CHECKING:  # Keras and the model package are imported where they are used
+    import keras
+
+    from tfseq.models.spec import ModelSpec
 
 
 @dataclass
@@ -75,8 +80,8 @@ class DataContract:
 
 def save_run(
     run_dir: Path,
-    model,
-    spec,
+    model: keras.Model,
+    spec: ModelSpec,
     contract: DataContract,
     *,
     metrics: dict[str, Any] | None = None,
@@ -105,7 +110,7 @@ def save_run(
         arrays = {"x": np.asarray(x[:sample_size], np.float32), "x_train": np.asarray(x_train[:sample_size], np.float32)}
         if y is not None:
             arrays["y"] = np.asarray(y[:sample_size])
-        np.savez_compressed(run_dir / "export_sample.npz", **arrays)
+        np.savez_compressed(run_dir / "export_sample.npz", **arrays)  # type: ignore[arg-type]  # mypy: **arrays may hit allow_pickle
     shutil.rmtree(run_dir / "backup", ignore_errors=True)
     return run_dir
 
@@ -132,7 +137,7 @@ def update_contract(run_dir: Path, **changes: Any) -> DataContract:
     return contract
 
 
-def load_run(run_dir: Path):
+def load_run(run_dir: Path) -> tuple[keras.Model, ModelSpec, DataContract]:
     """Returns ``(model, spec, contract)`` of a RUN directory; the model loads in safe mode.
 
     Raises:

@@ -48,7 +48,9 @@ def _seed(seed: int | None, offset: int) -> int | None:
     return None if seed is None else seed + offset
 
 
-def _target_scale(head: HeadSpec, targets) -> tuple[float, float] | None:
+def _target_scale(
+    head: HeadSpec, targets: np.ndarray | Mapping[str, np.ndarray] | None
+) -> tuple[float, float] | None:
     """``(mean, std)`` of a regression or forecast head's training targets, or None."""
     if targets is None or head.kind not in ("regression", "forecast"):
         return None
@@ -62,7 +64,13 @@ def _target_scale(head: HeadSpec, targets) -> tuple[float, float] | None:
     return float(values.mean()), float(values.std()) or 1.0
 
 
-def _head(head: HeadSpec, x, seed: int | None, offset: int, targets):
+def _head(
+    head: HeadSpec,
+    x: keras.KerasTensor,
+    seed: int | None,
+    offset: int,
+    targets: np.ndarray | Mapping[str, np.ndarray] | None,
+) -> keras.KerasTensor:
     """The head's output; regression and forecast heads with targets answer in their units.
 
     Their linear layer learns standardised targets and a fixed rescaling by the training
@@ -84,7 +92,7 @@ def _head(head: HeadSpec, x, seed: int | None, offset: int, targets):
     return keras.layers.Rescaling(scale=std, offset=mean, dtype="float32", name=head.name)(dense(x))
 
 
-def _loss_and_metrics(head: HeadSpec) -> tuple[keras.losses.Loss, list]:
+def _loss_and_metrics(head: HeadSpec) -> tuple[keras.losses.Loss, list[keras.metrics.Metric]]:
     if head.kind == "binary":
         return keras.losses.BinaryCrossentropy(), [
             keras.metrics.BinaryAccuracy(name="accuracy"),

@@ -37,12 +37,16 @@ import signal
 import stat
 import subprocess
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
+from typing import Any
 
 import tensorflow as tf
 
 from tfseq.cpus import available_cpus, intra_op_set_by_tfseq
 
+fcntl: ModuleType | None
 try:  # not on native Windows: there the gate-by-gate loop runs
     import fcntl
 except ImportError:  # pragma: no cover - exercised in a subprocess by the tests
@@ -130,7 +134,7 @@ def _check_ancestors(path: Path) -> None:
             raise RuntimeError(f"{directory} may be changed by another user; refusing to load a library under it")
 
 
-def load_library(path: Path):
+def load_library(path: Path) -> ModuleType:
     """Loads the op library at ``path`` after checking it, through the very file it checked.
 
     Raises:
@@ -242,7 +246,7 @@ def build(directory: Path | None = None, *, announce: bool = True) -> Path:
 
 
 @functools.cache
-def ops():
+def ops() -> ModuleType | None:
     """The loaded op library, or None where it is switched off or cannot be built here."""
     if os.environ.get(SWITCH, "1") == "0":
         return None
@@ -257,8 +261,17 @@ def ops():
         return None
 
 
-def fused_lstm(projected, bias, h0, c0, kernel, mask=None, *, return_sequences: bool,
-               zero_output_for_mask: bool = False):
+def fused_lstm(
+    projected: tf.Tensor,
+    bias: tf.Tensor,
+    h0: tf.Tensor,
+    c0: tf.Tensor,
+    kernel: tf.Tensor,
+    mask: tf.Tensor | None = None,
+    *,
+    return_sequences: bool,
+    zero_output_for_mask: bool = False,
+) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
     """Runs the recurrence over ``projected`` (``[steps, batch, 4 units]``, ``inputs @ kernel``).
 
     Args:
@@ -278,16 +291,20 @@ def fused_lstm(projected, bias, h0, c0, kernel, mask=None, *, return_sequences: 
         are the final states.
     """
     library = ops()
+    if library is None:
+        raise RuntimeError(f"the fused LSTM op is switched off ({SWITCH}=0) or does not build here; see ops()")
     workers = threads()
     mask = tf.zeros([0], tf.bool) if mask is None else tf.cast(mask, tf.bool)
 
     @tf.custom_gradient
-    def run(projected, bias, h0, c0, kernel):
+    def run(
+        projected: tf.Tensor, bias: tf.Tensor, h0: tf.Tensor, c0: tf.Tensor, kernel: tf.Tensor
+    ) -> tuple[tuple[tf.Tensor, tf.Tensor, tf.Tensor], Callable[..., Any]]:
         h_seq, c_seq, gates, h_last, c_last, out_seq, out_last = library.tfseq_lstm(
             projected, bias, h0, c0, kernel, mask, zero_output_for_mask=zero_output_for_mask,
             threads=workers)
 
-        def grad(d_outputs, d_h_last, d_c_last):
+        def grad(d_outputs: tf.Tensor | None, d_h_last: tf.Tensor | None, d_c_last: tf.Tensor | None) -> Any:
             # The backward op takes every step's output gradient, or only the last output's when
             # only that is used: no dense zeros for the steps in between.
             if d_outputs is None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import keras
 from keras import ops
 
@@ -18,19 +20,19 @@ class AttentionPooling(keras.layers.Layer):
         seed: Seed of the weight initialisers.
     """
 
-    def __init__(self, seed: int | None = None, **kwargs):
+    def __init__(self, seed: int | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.seed = seed
         self.supports_masking = True
 
-    def build(self, input_shape):
+    def build(self, input_shape: tuple[int | None, ...]) -> None:
         units = input_shape[-1]
         init = keras.initializers.GlorotUniform(seed=self.seed)
         self.w = self.add_weight(name="w", shape=(units, units), initializer=init)
         self.b = self.add_weight(name="b", shape=(units,), initializer="zeros")
         self.v = self.add_weight(name="v", shape=(units, 1), initializer=init)
 
-    def call(self, inputs, mask=None):
+    def call(self, inputs: Any, mask: Any = None) -> Any:
         scores = ops.matmul(ops.tanh(ops.matmul(inputs, self.w) + self.b), self.v)[..., 0]
         if mask is not None:
             scores = ops.where(mask, scores, ops.full_like(scores, -1e4))
@@ -38,11 +40,11 @@ class AttentionPooling(keras.layers.Layer):
         weights = ops.cast(weights, inputs.dtype)
         return ops.sum(inputs * weights[..., None], axis=1)
 
-    def compute_mask(self, inputs, mask=None):
+    def compute_mask(self, inputs: Any, mask: Any = None) -> None:
         return None
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, int | None]:
         return (input_shape[0], input_shape[-1])
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "seed": self.seed}

@@ -38,18 +38,21 @@ import contextlib
 import functools
 import threading
 import types
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
 
 import keras
 import tensorflow as tf
 
 from tfseq.models import fused_lstm
 
+_Model = TypeVar("_Model")
+
 #: Longest fixed sequence that runs unrolled; longer or variable ones run a ``tf.while_loop``.
 UNROLL_STEPS = 64
 
 
-def read_weight(variable, dtype=None):
+def read_weight(variable: Any, dtype: tf.DType | None = None) -> tf.Tensor:
     """The tensor behind a Keras weight, cast to ``dtype`` when given."""
     value = tf.convert_to_tensor(variable.value if hasattr(variable, "value") else variable)
     return value if dtype is None or value.dtype == dtype else tf.cast(value, dtype)
@@ -60,7 +63,7 @@ def _gpu() -> bool:
     return bool(tf.config.list_logical_devices("GPU"))
 
 
-def _supported(layer) -> bool:
+def _supported(layer: keras.layers.RNN) -> bool:
     """Whether ``layer`` runs gate by gate: on GPUs Keras' own loop can use cuDNN instead."""
     cell = layer.cell
     if isinstance(cell, keras.layers.GRUCell) and not cell.reset_after:
@@ -71,13 +74,14 @@ def _supported(layer) -> bool:
 class _Gates:
     """One cell's weights cut per gate, and its step on pre-projected inputs."""
 
-    def __init__(self, cell, dtype):
+    def __init__(self, cell: keras.layers.Layer, dtype: tf.DType | None) -> None:
         self.cell = cell
         self.kind = type(cell).__name__
         count = {"LSTMCell": 4, "GRUCell": 3}.get(self.kind, 1)
         self.kernels = tf.split(read_weight(cell.kernel, dtype), count, axis=1)
         self.recurrent = tf.split(read_weight(cell.recurrent_kernel, dtype), count, axis=1)
-        self.input_bias = self.recurrent_bias = [None] * count
+        self.input_bias: list[tf.Tensor | None] = [None] * count
+        self.recurrent_bias: list[tf.Tensor | None] = [None] * count
         if cell.use_bias:
             bias = read_weight(cell.bias, dtype)
             if self.kind == "GRUCell":  # reset_after: one bias for the inputs, one for the state
@@ -86,7 +90,7 @@ class _Gates:
             else:
                 self.input_bias = tf.split(bias, count)
 
-    def project(self, flat_inputs):
+    def project(self, flat_inputs: tf.Tensor) -> list[tf.Tensor]:
         """Per gate: ``inputs @ kernel + bias`` for the rows of ``flat_inputs``."""
         out = []
         for kernel, bias in zip(self.kernels, self.input_bias):
@@ -94,17 +98,19 @@ class _Gates:
             out.append(projected if bias is None else projected + bias)
         return out
 
-    def step(self, projected, states):
+    def step(self, projected: list[tf.Tensor], states: list[tf.Tensor]) -> list[tf.Tensor]:
         """One step given each gate's projected input; returns the new states (``h`` first)."""
         cell, h = self.cell, states[0]
-        act, rec = cell.activation, getattr(cell, "recurrent_activation", None)
+        act = cell.activation
         if self.kind == "LSTMCell":
+            rec = cell.recurrent_activation
             x_i, x_f, x_c, x_o = projected
             u_i, u_f, u_c, u_o = self.recurrent
             c = rec(x_f + tf.matmul(h, u_f)) * states[1] + rec(x_i + tf.matmul(h, u_i)) * act(
                 x_c + tf.matmul(h, u_c))
             return [rec(x_o + tf.matmul(h, u_o)) * act(c), c]
         if self.kind == "GRUCell":
+            rec = cell.recurrent_activation
             inner = [tf.matmul(h, u) if b is None else tf.matmul(h, u) + b
                      for u, b in zip(self.recurrent, self.recurrent_bias)]
             z = rec(projected[0] + inner[0])
@@ -143,18 +149,18 @@ def fused_inference() -> Iterator[None]:
 class _FusedScope:
     """A Keras trainer function (train, test or predict step) traced inside :func:`fused_inference`."""
 
-    def __init__(self, function):
+    def __init__(self, function: Callable[..., Any]) -> None:
         self.function = function
 
-    def __call__(self, *args, **kwargs):
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
         with fused_inference():
             return self.function(*args, **kwargs)
 
-    def __getattr__(self, name):
+    def __getattr__(self, name: str) -> Any:
         return getattr(self.function, name)
 
 
-def _fusable(layer, sequences, training) -> bool:
+def _fusable(layer: keras.layers.RNN, sequences: tf.Tensor, training: bool | None) -> bool:
     """Whether ``layer``'s call can run as the fused LSTM op (:mod:`tfseq.models.fused_lstm`).
 
     Training calls can, and inference calls inside :func:`fused_inference`; other inference
@@ -167,7 +173,9 @@ def _fusable(layer, sequences, training) -> bool:
             and not _in_xla() and fused_lstm.ops() is not None)
 
 
-def _fused_rnn(layer, time_major, initial_state, mask):
+def _fused_rnn(
+    layer: keras.layers.RNN, time_major: tf.Tensor, initial_state: list[tf.Tensor], mask: tf.Tensor | None
+) -> tuple[tf.Tensor, tf.Tensor, list[tf.Tensor]]:
     """:func:`per_gate_rnn` for an LSTM as the fused op; ``mask`` is time-major (or None)."""
     cell = layer.cell
     shape = tf.shape(time_major)
@@ -183,7 +191,13 @@ def _fused_rnn(layer, time_major, initial_state, mask):
     return outputs, outputs[:, None, :], [h_last, c_last]
 
 
-def per_gate_rnn(layer, sequences, initial_state, mask=None, training=False):
+def per_gate_rnn(
+    layer: keras.layers.RNN,
+    sequences: tf.Tensor,
+    initial_state: list[tf.Tensor],
+    mask: tf.Tensor | None = None,
+    training: bool | None = False,
+) -> tuple[tf.Tensor, tf.Tensor, list[tf.Tensor]]:
     """``layer``'s recurrence over ``sequences`` ``[batch, steps, features]``, gate by gate.
 
     Returns ``(last_output, outputs, states)`` as ``keras.src.backend.rnn``
@@ -211,7 +225,9 @@ def per_gate_rnn(layer, sequences, initial_state, mask=None, training=False):
     states = [tf.convert_to_tensor(s) for s in initial_state]
     zero_output = layer.zero_output_for_mask
 
-    def advance(step_inputs, step_mask, states, previous):
+    def advance(
+        step_inputs: list[tf.Tensor], step_mask: tf.Tensor | None, states: list[tf.Tensor], previous: tf.Tensor
+    ) -> tuple[list[tf.Tensor], tf.Tensor]:
         new = gates.step(step_inputs, states)
         if step_mask is None:
             return new, new[0]
@@ -233,7 +249,7 @@ def per_gate_rnn(layer, sequences, initial_state, mask=None, training=False):
         mask_array = tf.TensorArray(tf.bool, size=dynamic[0]).unstack(mask) if mask is not None else None
         written = tf.TensorArray(sequences.dtype, size=dynamic[0]) if layer.return_sequences else None
 
-        def body(t, previous, *loop_vars):
+        def body(t: tf.Tensor, previous: tf.Tensor, *loop_vars: Any) -> tuple[Any, ...]:
             step_mask = mask_array.read(t) if mask_array is not None else None
             new, output = advance([a.read(t) for a in arrays], step_mask, list(loop_vars[:len(states)]),
                                   previous)
@@ -249,7 +265,9 @@ def per_gate_rnn(layer, sequences, initial_state, mask=None, training=False):
     return previous, sequence, states
 
 
-def _fast_inner_loop(self, sequences, initial_state, mask, training=False):
+def _fast_inner_loop(
+    self: keras.layers.RNN, sequences: tf.Tensor, initial_state: Any, mask: Any, training: bool | None = False
+) -> tuple[tf.Tensor, tf.Tensor, list[tf.Tensor]]:
     """A Keras recurrent layer's ``inner_loop``: supported calls run :func:`per_gate_rnn`."""
     if isinstance(mask, (list, tuple)):
         mask = mask[0]
@@ -266,11 +284,11 @@ def _fast_inner_loop(self, sequences, initial_state, mask, training=False):
 _KERAS_CLASSES = (keras.layers.LSTM, keras.layers.GRU, keras.layers.SimpleRNN)
 
 
-def _keras_class(layer) -> type:
+def _keras_class(layer: keras.layers.RNN) -> type[keras.layers.RNN]:
     return next(cls for cls in _KERAS_CLASSES if isinstance(layer, cls))
 
 
-def accelerate(model):
+def accelerate(model: _Model) -> _Model:
     """Gives every Keras ``LSTM``, ``GRU`` and ``SimpleRNN`` layer in ``model`` tfseq's faster loop.
 
     Only the layer instances change, in this process: the model's classes, configuration,
@@ -298,10 +316,10 @@ def accelerate(model):
     return model
 
 
-def _fused_maker(model, kind: str, make):
+def _fused_maker(model: keras.Model, kind: str, make: Callable[..., Any]) -> Callable[..., Any]:
     """``model.make_<kind>_function`` whose function traces inside :func:`fused_inference`."""
 
-    def make_function(force=False):
+    def make_function(force: bool = False) -> Any:
         make(force=force)  # Keras sets model.<kind>_function (and returns it only sometimes)
         function = getattr(model, f"{kind}_function", None)
         if function is not None and not isinstance(function, _FusedScope):
@@ -309,14 +327,14 @@ def _fused_maker(model, kind: str, make):
             setattr(model, f"{kind}_function", function)
         return function
 
-    make_function._tfseq_fused = True
+    setattr(make_function, "_tfseq_fused", True)  # the mark accelerate() checks; mypy models no function attributes
     return make_function
 
 
 class _Accelerated:
     """Mixin: a Keras recurrent layer class whose instances run the fast loop from the start."""
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         accelerate(self)
 

@@ -18,12 +18,15 @@ Example:
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+if TYPE_CHECKING:  # TensorFlow is imported where it is used
+    import tensorflow as tf
 
-def _tensor(array):
+
+def _tensor(array: Any) -> tf.Tensor:
     import tensorflow as tf
 
     array = np.asarray(array)
@@ -39,8 +42,8 @@ def make_dataset(
     sample_weight: np.ndarray | None = None,
     shuffle: bool = True,
     seed: int | None = None,
-    strategy=None,
-):
+    strategy: tf.distribute.Strategy | None = None,
+) -> tf.data.Dataset:
     """A ``tf.data.Dataset`` of batches of ``x``, ``y`` and ``sample_weight``.
 
     Args:
@@ -75,14 +78,16 @@ def make_dataset(
     return dataset.with_options(options)
 
 
-def make_validation_dataset(validation_data: tuple, *, batch_size: int, strategy=None):
+def make_validation_dataset(
+    validation_data: tuple[Any, ...], *, batch_size: int, strategy: tf.distribute.Strategy | None = None
+) -> tf.data.Dataset:
     """``(x, y[, sample_weight])`` as batches in their given order (see :func:`make_dataset`)."""
     x, y, *weight = validation_data
     return make_dataset(x, y, batch_size=batch_size, sample_weight=weight[0] if weight else None,
                         shuffle=False, strategy=strategy)
 
 
-def _sharded(parts, global_batch: int, shuffle: bool, seed: int | None):
+def _sharded(parts: tuple[Any, ...], global_batch: int, shuffle: bool, seed: int | None) -> tf.data.Dataset:
     import tensorflow as tf
 
     dataset = tf.data.Dataset.from_tensor_slices(parts)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
+from typing import Any
 
 import keras
 
@@ -67,12 +68,18 @@ class ResumeState(keras.callbacks.Callback):
     callbacks it restores, which reset themselves when training begins.
     """
 
-    def __init__(self, path: Path, early_stopping, plateau, checkpoint):
+    def __init__(
+        self,
+        path: Path,
+        early_stopping: keras.callbacks.EarlyStopping,
+        plateau: keras.callbacks.ReduceLROnPlateau,
+        checkpoint: keras.callbacks.ModelCheckpoint,
+    ) -> None:
         super().__init__()
         self.path = Path(path)
         self.early_stopping, self.plateau, self.checkpoint = early_stopping, plateau, checkpoint
 
-    def on_train_begin(self, logs=None):
+    def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
         if not self.path.is_file():
             return
         state = json.loads(self.path.read_text())
@@ -84,7 +91,7 @@ class ResumeState(keras.callbacks.Callback):
         if es.restore_best_weights and best.is_file():
             es.best_weights = keras.saving.load_model(best, safe_mode=True, compile=False).get_weights()
 
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         from tfseq.io import write_json_atomic
 
         es, lr = self.early_stopping, self.plateau
@@ -95,12 +102,12 @@ class ResumeState(keras.callbacks.Callback):
         })
 
 
-def _dump(value):
+def _dump(value: float | None) -> float | str | None:
     if value is None:
         return None
     value = float(value)
     return value if math.isfinite(value) else str(value)
 
 
-def _load(value):
+def _load(value: float | str | None) -> float | None:
     return float(value) if value is not None else None

@@ -17,9 +17,12 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tfseq.errors import InputError
+
+if TYPE_CHECKING:  # TensorFlow is imported where it is used
+    import tensorflow as tf
 
 STRATEGIES = ("auto", "none", "mirrored", "multi-worker")
 
@@ -66,7 +69,7 @@ def is_chief() -> bool:
     return task.get("type") == "worker" and int(task.get("index", 0)) == 0 and "chief" not in config["cluster"]
 
 
-def make_strategy(name: str = "auto"):
+def make_strategy(name: str = "auto") -> tf.distribute.Strategy:
     """Returns the ``tf.distribute.Strategy`` for ``name``.
 
     Args:
@@ -119,7 +122,7 @@ def make_strategy(name: str = "auto"):
     return tf.distribute.MultiWorkerMirroredStrategy()
 
 
-def is_distributed(strategy) -> bool:
+def is_distributed(strategy: tf.distribute.Strategy | None) -> bool:
     import tensorflow as tf
 
     return strategy is not None and strategy is not tf.distribute.get_strategy() and (

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import keras
 import numpy as np
@@ -14,6 +14,9 @@ from tfseq.errors import InputError
 from tfseq.training.callbacks import default_callbacks
 from tfseq.training.batches import make_dataset, make_validation_dataset
 from tfseq.training.distribute import cluster_spec, is_chief, is_distributed
+
+if TYPE_CHECKING:  # TensorFlow is imported where it is used
+    import tensorflow as tf
 
 
 def balanced_sample_weights(labels: np.ndarray) -> np.ndarray:
@@ -51,7 +54,7 @@ def fit(
     callbacks: Sequence[keras.callbacks.Callback] = (),
     seed: int | None = None,
     verbose: int | str = "auto",
-    strategy: Any = None,
+    strategy: tf.distribute.Strategy | None = None,
 ) -> keras.callbacks.History:
     """Trains ``model`` with early stopping, checkpoints and crash recovery.
 
@@ -145,13 +148,15 @@ def fit(
     )
 
 
-def _is_multi_worker(strategy) -> bool:
+def _is_multi_worker(strategy: tf.distribute.Strategy | None) -> bool:
     import tensorflow as tf
 
     return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
 
 
-def _fit_multi_worker(model: keras.Model, strategy, fit_kwargs: dict) -> keras.callbacks.History:
+def _fit_multi_worker(
+    model: keras.Model, strategy: tf.distribute.Strategy, fit_kwargs: dict[str, Any]
+) -> keras.callbacks.History:
     # Keras 3.15 breaks under MultiWorkerMirroredStrategy (keras-team/keras#20585) twice: its
     # eager "symbolic build" reduces a PerReplica batch across workers, and its train function
     # reduces the scalar logs with strategy.reduce("MEAN", v, axis=0), which needs an axis 0.
@@ -160,8 +165,8 @@ def _fit_multi_worker(model: keras.Model, strategy, fit_kwargs: dict) -> keras.c
     # second, so every worker sees the mean across workers and stops at the same epoch.
     import tensorflow as tf
 
-    def vectorised(step):
-        def run(data):
+    def vectorised(step: Callable[[Any], Any]) -> Callable[[Any], Any]:
+        def run(data: Any) -> Any:
             return tf.nest.map_structure(lambda v: tf.reshape(v, [-1]), step(data))
 
         return run
