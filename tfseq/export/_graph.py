@@ -9,9 +9,12 @@ serving, TF Lite and tf2onnx).
 from __future__ import annotations
 
 import copy
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:  # Keras is imported where it is used
+    import keras
 
 _RNN_CLASSES = {"SimpleRNN", "LSTM", "GRU"}
 
@@ -41,14 +44,14 @@ def _rewrite(node: Any, *, unroll: bool, loop: bool, rotate: bool) -> None:
 
 
 def export_clone(
-    model,
+    model: keras.Model,
     *,
     steps: int,
     batch_size: int | None = None,
     unroll: bool = False,
     loop: bool = False,
     rotate: bool = False,
-):
+) -> keras.Model:
     """Returns a float32 copy of ``model`` with input ``[batch_size, steps, features]``.
 
     Args:
@@ -85,7 +88,7 @@ def export_clone(
     return clone
 
 
-def predict_dict(model, x: np.ndarray, batch_size: int = 1024) -> dict[str, np.ndarray]:
+def predict_dict(model: keras.Model, x: np.ndarray, batch_size: int = 1024) -> dict[str, np.ndarray]:
     """Runs ``model`` on ``x``; returns ``{output name: float32 array}``."""
     out = model.predict(np.asarray(x, dtype=np.float32), batch_size=batch_size, verbose=0)
     if not isinstance(out, dict):

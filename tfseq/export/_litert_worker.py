@@ -11,6 +11,9 @@ import json
 import os
 import sys
 import time
+from collections.abc import Sequence
+from types import ModuleType
+from typing import Any
 
 #: Sequences per invoke for files with a dynamic batch axis (tfseq.export.runtimes.TFLITE_BATCH;
 #: this worker imports nothing of tfseq, to run where TensorFlow cannot be imported).
@@ -21,7 +24,7 @@ THREADS = os.cpu_count() or 1
 class _Block(importlib.abc.MetaPathFinder):
     BLOCKED = ("tensorflow", "tf_keras", "keras", "tensorflow_intel", "tf2onnx")
 
-    def find_spec(self, name, path=None, target=None):
+    def find_spec(self, name: str, path: Sequence[str] | None = None, target: ModuleType | None = None) -> None:
         if name.split(".")[0] in self.BLOCKED:
             raise ImportError(f"{name} is blocked: the LiteRT check runs without TensorFlow")
         return None
@@ -33,7 +36,7 @@ for _name in list(sys.modules):
         del sys.modules[_name]
 
 
-def _interpreter(path):
+def _interpreter(path: str) -> tuple[Any, Any, str, bool]:
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
     try:
@@ -49,7 +52,7 @@ def _interpreter(path):
     return interpreter, interpreter.get_signature_runner("serving_default"), "builtin kernels", False
 
 
-def main(argv):
+def main(argv: list[str]) -> int:
     import numpy as np
 
     data_path, out_dir, paths = argv[0], argv[1], argv[2:]
@@ -60,9 +63,10 @@ def main(argv):
         tensorflow_importable = True
     except ImportError:
         tensorflow_importable = False
+    files: list[dict[str, Any]] = []
     report = {"tensorflow_importable": tensorflow_importable,
               "tensorflow_loaded": any(m.split(".")[0] == "tensorflow" for m in sys.modules),
-              "files": []}
+              "files": files}
     for i, path in enumerate(paths):
         _, runner, delegate, _ = _interpreter(path)
         try:
@@ -77,7 +81,7 @@ def main(argv):
             runner, delegate = interpreter.get_signature_runner("serving_default"), "builtin kernels"
         signature = runner.get_input_details()["sequence"]["shape_signature"]
         batch = BATCH if int(signature[0]) == -1 else 1
-        outputs = {}
+        outputs: dict[str, list[np.ndarray]] = {}
         start = time.perf_counter()
         for row in range(0, len(x), batch):
             out = runner(sequence=x[row:row + batch])
@@ -92,8 +96,9 @@ def main(argv):
             t0 = time.perf_counter()
             runner(sequence=one)
             times.append(time.perf_counter() - t0)
-        np.savez(f"{out_dir}/{i}.npz", **{k: np.concatenate(v) for k, v in outputs.items()})
-        report["files"].append({
+        arrays = {k: np.concatenate(v) for k, v in outputs.items()}
+        np.savez(f"{out_dir}/{i}.npz", **arrays)  # type: ignore[arg-type]  # mypy: **arrays may hit allow_pickle
+        files.append({
             "path": path,
             "delegate": delegate,
             "batch1_latency_ms": float(np.median(times) * 1e3),

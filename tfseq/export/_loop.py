@@ -15,19 +15,26 @@ crashes on a loop variable passed through unchanged.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 import keras
 import tensorflow as tf
 
 from tfseq.models.recurrent import read_weight
 
+if TYPE_CHECKING:  # the mixin's methods use and extend a Keras recurrent layer's
+    from keras.layers import RNN as _RecurrentLayer
+else:
+    _RecurrentLayer = object
 
-def _supported(cell) -> bool:
+
+def _supported(cell: keras.layers.Layer) -> bool:
     if isinstance(cell, keras.layers.GRUCell):
         return bool(cell.reset_after)
     return isinstance(cell, (keras.layers.LSTMCell, keras.layers.SimpleRNNCell))
 
 
-def _projection_bias(cell):
+def _projection_bias(cell: keras.layers.Layer) -> tf.Tensor | None:
     """The bias added to ``x @ kernel`` (GRU with ``reset_after`` keeps a second one for ``h``)."""
     if not cell.use_bias:
         return None
@@ -35,7 +42,9 @@ def _projection_bias(cell):
     return bias[0] if isinstance(cell, keras.layers.GRUCell) else bias
 
 
-def _step(cell, projected, states):
+def _step(
+    cell: keras.layers.Layer, projected: tf.Tensor, states: list[tf.Tensor]
+) -> tuple[tf.Tensor, list[tf.Tensor]]:
     """One step of ``cell`` given ``x_t @ kernel + bias``; returns ``(output, states)``.
 
     The recurrent weights are read inside the loop body, so that after
@@ -66,8 +75,14 @@ def _step(cell, projected, states):
 
 
 def while_rnn(
-    cell, sequences, initial_state, *, go_backwards: bool, return_sequences: bool, rotate: bool = False
-):
+    cell: keras.layers.Layer,
+    sequences: tf.Tensor,
+    initial_state: list[tf.Tensor],
+    *,
+    go_backwards: bool,
+    return_sequences: bool,
+    rotate: bool = False,
+) -> tuple[tf.Tensor, tf.Tensor, list[tf.Tensor]]:
     """Runs ``cell`` over ``sequences`` ``[batch, steps, features]`` in one ``tf.while_loop``.
 
     Returns ``(last_output, outputs, states)`` as ``keras.src.backend.rnn``
@@ -86,7 +101,7 @@ def while_rnn(
     x = tf.reverse(sequences, axis=[1]) if go_backwards else sequences
     bias = _projection_bias(cell)
 
-    def project(inputs):
+    def project(inputs: tf.Tensor) -> tf.Tensor:
         projected = tf.matmul(inputs, read_weight(cell.kernel))
         return projected if bias is None else projected + bias
 
@@ -102,7 +117,7 @@ def while_rnn(
     carried = [tf.zeros([batch, steps, cell.units], dtype=x.dtype)] if return_sequences else []
     rotating = [pending] if rotate else []
 
-    def body(t, *loop_vars):
+    def body(t: tf.Tensor, *loop_vars: Any) -> tuple[Any, ...]:
         if rotate:
             head, loop_vars = loop_vars[0], loop_vars[1:]
             step_input = project(head[:, 0, :])
@@ -124,21 +139,23 @@ def while_rnn(
     return last, (loop_vars[-1] if return_sequences else last[:, None, :]), states
 
 
-class _WhileLoopRNN:
+class _WhileLoopRNN(_RecurrentLayer):
     """Mixin over a Keras recurrent layer: unmasked calls run :func:`while_rnn`.
 
     Args:
         rotate_inputs: Build the loop the int8 calibrator can run (see :func:`while_rnn`).
     """
 
-    def __init__(self, *args, rotate_inputs: bool = False, **kwargs):
+    def __init__(self, *args: Any, rotate_inputs: bool = False, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.rotate_inputs = rotate_inputs
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "rotate_inputs": self.rotate_inputs}
 
-    def inner_loop(self, sequences, initial_state, mask, training=False):
+    def inner_loop(
+        self, sequences: tf.Tensor, initial_state: Any, mask: Any, training: bool | None = False
+    ) -> tuple[tf.Tensor, tf.Tensor, list[tf.Tensor]]:
         if mask is not None or not _supported(self.cell) or sequences.shape[1] is None:
             return super().inner_loop(sequences, initial_state, mask, training=training)
         if not isinstance(initial_state, (list, tuple)):

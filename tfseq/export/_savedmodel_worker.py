@@ -12,7 +12,7 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
-def main(argv):
+def main(argv: list[str]) -> int:
     import numpy as np
     import tensorflow as tf
 

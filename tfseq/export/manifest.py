@@ -15,6 +15,7 @@ import hashlib
 import json
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 from tfseq.errors import InputError
 
@@ -51,7 +52,7 @@ def size_bytes(path: Path) -> int:
 
 def package_versions() -> dict[str, str | None]:
     """Installed versions of tfseq and the libraries an export depends on."""
-    versions = {}
+    versions: dict[str, str | None] = {}
     for package in ("tfseq", "tensorflow", "keras", "tf2onnx", "onnx", "onnxruntime", "ai-edge-litert", "numpy"):
         try:
             versions[package] = metadata.version(package)
@@ -63,7 +64,7 @@ def package_versions() -> dict[str, str | None]:
     return versions
 
 
-def read_manifest(export_dir: Path) -> dict:
+def read_manifest(export_dir: Path) -> dict[str, Any]:
     """Reads ``export_dir/manifest.json``.
 
     Raises:
@@ -81,7 +82,7 @@ def read_manifest(export_dir: Path) -> dict:
     return manifest
 
 
-def check_manifest(export_dir: Path, *, only: Path | None = None) -> dict:
+def check_manifest(export_dir: Path, *, only: Path | None = None) -> dict[str, Any]:
     """Checks that every artifact named in the manifest exists and matches its sha256.
 
     Args:

@@ -9,15 +9,20 @@ from __future__ import annotations
 
 import collections
 from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING
 
 from tfseq.errors import ExportError, InputError
+
+if TYPE_CHECKING:  # Keras is imported where it is used
+    import keras
 
 DEFAULT_OPSET = 17
 
 __all__ = ["DEFAULT_OPSET", "export_onnx", "count_ops"]
 
 
-def _tf2onnx():
+def _tf2onnx() -> ModuleType:
     try:
         import tf2onnx
     except ImportError:  # pragma: no cover - an install problem
@@ -27,7 +32,7 @@ def _tf2onnx():
     return tf2onnx
 
 
-def export_onnx(model, filepath: Path, *, steps: int, opset: int = DEFAULT_OPSET) -> Path:
+def export_onnx(model: keras.Model, filepath: Path, *, steps: int, opset: int = DEFAULT_OPSET) -> Path:
     """Writes ``model`` as an ONNX file with input ``sequence`` ``[batch, steps, features]``.
 
     The graph is built from a float32 copy of the model with ``use_cudnn=False``,

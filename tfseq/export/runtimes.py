@@ -11,12 +11,15 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
 from tfseq.errors import InputError
 from tfseq.run import DataContract
+
+if TYPE_CHECKING:  # Keras is imported where it is used
+    import keras
 
 
 #: Sequences per invoke when a TF Lite file has a dynamic batch axis: with dynamic-range weights
@@ -197,7 +200,7 @@ def _onnx_runner(path: Path, verify: bool) -> Runner:
     return Runner("onnx", predict, contract, steps)
 
 
-def _keras_runner(model, contract: DataContract | None) -> Runner:
+def _keras_runner(model: keras.Model, contract: DataContract | None) -> Runner:
     def predict(x: np.ndarray) -> dict[str, np.ndarray]:
         out = model.predict(np.asarray(x, dtype=np.float32), batch_size=1024, verbose=0)
         return out if isinstance(out, dict) else {model.output_names[0]: out}

@@ -11,11 +11,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from tfseq.errors import ExportError, InputError
 from tfseq.io import write_text_atomic
+
+if TYPE_CHECKING:  # Keras is imported where it is used
+    import keras
 
 CLASS_INDEX = "class_index"
 
@@ -44,7 +48,7 @@ def next_version(model_base: Path) -> int:
 
 
 def export_saved_model(
-    model,
+    model: keras.Model,
     version_dir: Path,
     *,
     steps: int,
@@ -89,7 +93,7 @@ def export_saved_model(
     names = list(clone.output_names)
     add_class = task in ("binary", "multiclass") and head in names and CLASS_INDEX not in names
 
-    def serve(sequence):
+    def serve(sequence: tf.Tensor) -> dict[str, tf.Tensor]:
         out = clone(sequence, training=False)
         if not isinstance(out, dict):
             out = {names[0]: out}

@@ -28,10 +28,15 @@ import tempfile
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from tfseq.errors import ExportError, InputError, MissingDependencyError
+
+if TYPE_CHECKING:  # Keras and TensorFlow are imported where they are used
+    import keras
+    import tensorflow as tf
 
 QUANTIZATIONS = ("none", "float16", "dynamic", "int8")
 #: Sequences of the representative data set used to calibrate ``int8``.
@@ -125,7 +130,7 @@ def _strip_tensor_names(flat: bytes) -> bytes:
     return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
 
 
-def _saved_clone(model, path: Path, *, steps: int, rotate: bool = False) -> str:
+def _saved_clone(model: keras.Model, path: Path, *, steps: int, rotate: bool = False) -> str:
     """Exports the float32 while-loop clone of ``model`` as a SavedModel at ``path``.
 
     The batch axis stays dynamic: the file runs one device at a time on an edge station
@@ -139,7 +144,7 @@ def _saved_clone(model, path: Path, *, steps: int, rotate: bool = False) -> str:
     return str(path)
 
 
-def _converter(saved: str):
+def _converter(saved: str) -> tf.lite.TFLiteConverter:
     import tensorflow as tf
 
     conv = tf.lite.TFLiteConverter.from_saved_model(saved)
@@ -151,7 +156,7 @@ def _convert_int8(saved: str, calibration: np.ndarray) -> bytes:
     """Full int8, the ops that see raw values kept in float."""
     import tensorflow as tf
 
-    def dataset():
+    def dataset() -> Iterator[list[np.ndarray]]:
         for row in calibration:
             yield [row[None]]
 
@@ -178,7 +183,7 @@ def _convert_int8(saved: str, calibration: np.ndarray) -> bytes:
 
 
 def convert_tflite(
-    model,
+    model: keras.Model,
     *,
     steps: int,
     quantize: str | tuple[str, ...] = "none",
@@ -256,7 +261,7 @@ def convert_tflite(
 
 
 def export_tflite(
-    model,
+    model: keras.Model,
     filepath: Path,
     *,
     steps: int,
