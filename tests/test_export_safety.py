@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 
 from tfseq.errors import InputError, ParityError
-from tfseq.export import check_manifest, export_model, export_run, load_runner
+from tfseq.export import check_manifest, export_model, load_runner
+from tfseq.workflows.export import export_run
 from tfseq.export import verify
 from tfseq.models.builders import build_model
 from tfseq.models.spec import ModelSpec
@@ -122,7 +123,7 @@ def test_export_run_reads_the_run_and_its_sample(trained, tmp_path):
 
 _KILLED_EXPORT = """
 import sys
-from tfseq.export import export_run
+from tfseq import export_run
 export_run(sys.argv[1], sys.argv[2], formats="all", quantize=("none", "dynamic"), name="m")
 """
 

@@ -67,7 +67,7 @@ def test_predict_refuses_a_tampered_artifact_unless_told_not_to_verify(tiny_run,
     import json
 
     from tfseq.cli.main import main
-    from tfseq.export import export_run
+    from tfseq import export_run
 
     run, data = tiny_run
     export_run(run, tmp_path / "export", formats="onnx", allow_degraded=True)

@@ -34,7 +34,7 @@ _EXPORTS = {
     "load_model": "tfseq.models.io",
     "load_long_format": "tfseq.data.long_format",
     "export_model": "tfseq.export",
-    "export_run": "tfseq.export",
+    "export_run": "tfseq.workflows.export",
     "load_runner": "tfseq.export",
     "tune": "tfseq.tuning",
     "retrain": "tfseq.workflows.retrain",
@@ -62,7 +62,7 @@ if TYPE_CHECKING:  # what a type checker sees; at run time __getattr__ imports o
     from tfseq.errors import SpecError as SpecError
     from tfseq.errors import TfseqError as TfseqError
     from tfseq.export import export_model as export_model
-    from tfseq.export import export_run as export_run
+    from tfseq.workflows.export import export_run as export_run
     from tfseq.export import load_runner as load_runner
     from tfseq.models.builders import build_model as build_model
     from tfseq.models.io import load_model as load_model

@@ -82,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
 
     start_tensorflow(threads=True)
     from tfseq.errors import ParityError
-    from tfseq.export import export_run
+    from tfseq.workflows.export import export_run
 
     try:
         manifest = export_run(

@@ -3,8 +3,10 @@
 One module per format (:mod:`~tfseq.export.saved_model`,
 :mod:`~tfseq.export.tflite`, :mod:`~tfseq.export.onnx`), plus
 :mod:`~tfseq.export.verify` (each artifact checked in its own runtime) and
-:mod:`~tfseq.export.manifest`. :func:`export_model` and :func:`export_run` do
-all of it: build beside the target, verify, rename into place.
+:mod:`~tfseq.export.manifest` (its typed keys in :mod:`~tfseq.export.schema`).
+:func:`export_model` does all of it: build beside the target (each format through one interface,
+:mod:`~tfseq.export.artifacts`), verify, rename into place. Exporting a RUN directory is a
+workflow: :func:`tfseq.workflows.export.export_run`, also ``tfseq.export_run``.
 
 TensorFlow, tf2onnx and the runtimes are imported only when a function runs.
 
@@ -17,11 +19,9 @@ Example:
 
 from __future__ import annotations
 
-from tfseq.export._pipeline import EXPORT_SAMPLE as EXPORT_SAMPLE
-from tfseq.export._pipeline import FORMATS as FORMATS
-from tfseq.export._pipeline import choices_tuple as choices_tuple
-from tfseq.export._pipeline import export_model as export_model
-from tfseq.export._pipeline import export_run as export_run
+from tfseq.export.artifacts import FORMATS as FORMATS
+from tfseq.export.pipeline import choices_tuple as choices_tuple
+from tfseq.export.pipeline import export_model as export_model
 from tfseq.export.manifest import check_manifest as check_manifest
 from tfseq.export.manifest import read_manifest as read_manifest
 from tfseq.export.onnx import export_onnx as export_onnx
@@ -33,7 +33,6 @@ from tfseq.export.tflite import convert_tflite as convert_tflite
 from tfseq.export.tflite import export_tflite as export_tflite
 
 __all__ = [
-    "EXPORT_SAMPLE",
     "FORMATS",
     "QUANTIZATIONS",
     "Runner",
@@ -42,7 +41,6 @@ __all__ = [
     "convert_tflite",
     "export_model",
     "export_onnx",
-    "export_run",
     "export_saved_model",
     "export_tflite",
     "load_runner",

@@ -22,7 +22,7 @@ from tfseq.data.synthetic import make_semiconductor_data, to_long_frame
 from tfseq.errors import InputError
 from tfseq.evaluation import classification_metrics, keras_predict_function, latency
 from tfseq import __version__
-from tfseq.export import export_run
+from tfseq.workflows.export import export_run
 from tfseq.export.manifest import MANIFEST
 from tfseq.export.tflite import require_litert
 from tfseq.io import atomic_directory, write_json_atomic, write_text_atomic

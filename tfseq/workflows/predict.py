@@ -48,7 +48,7 @@ def check_prediction_inputs(artifact: Path, data: Path, out: Path, *, overwrite:
         InputError: for an existing ``out`` (without ``overwrite``), a missing artifact, an
             unreadable ``data`` file, or data without the columns the RUN's contract names.
     """
-    from tfseq.data.long_format import read_columns
+    from tfseq.data.files import read_columns
 
     if Path(out).exists() and not overwrite:
         raise InputError(f"{out}: already exists; choose another out or pass overwrite.", arguments=("out", "overwrite"))
@@ -129,7 +129,7 @@ def sequence_blocks(path: Path, id_col: str, block_rows: int) -> Iterator[pd.Dat
     """
     import pandas as pd
 
-    from tfseq.data.long_format import read_chunks, read_columns
+    from tfseq.data.files import read_chunks, read_columns
 
     done: set = set()
     carry = empty = None
@@ -209,7 +209,7 @@ def _load(data, contract, fill, source: str | None = None) -> SequenceSet:
     """Sequences as the contract wants them, with labels only when the data hold known classes."""
     import pandas as pd
 
-    from tfseq.data.long_format import read_columns
+    from tfseq.data.files import read_columns
 
     columns = [str(c) for c in data.columns] if isinstance(data, pd.DataFrame) else read_columns(data)
     has_labels = bool(contract.label_col) and contract.label_col in columns \

@@ -36,7 +36,8 @@ def load_for_contract(path: Path | pd.DataFrame, contract: DataContract, *, labe
     Raises:
         InputError: for missing columns, unseen classes and bad data.
     """
-    from tfseq.data.long_format import fit_steps, load_long_format, missing_column, read_columns
+    from tfseq.data.files import missing_column, read_columns
+    from tfseq.data.long_format import fit_steps, load_long_format
 
     import pandas as pd
 
