@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import sys
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -37,9 +38,12 @@ def read_config(path: Path) -> dict[str, Any]:
 
             data = yaml.safe_load(text)
         elif suffix == ".toml":
-            import tomllib
+            if sys.version_info >= (3, 11):
+                import tomllib
 
-            data = tomllib.loads(text)
+                data = tomllib.loads(text)
+            else:
+                raise InputError(f"{path}: TOML configs need Python 3.11 or newer (tomllib); use .yaml here.")
         else:
             raise InputError(f"{path}: unsupported config type {suffix or 'without suffix'!r}; expected .yaml, .yml, .json or .toml.")
     except InputError:

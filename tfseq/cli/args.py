@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
+from typing import TypeAlias
+
+#: What each command's ``add_parser(sub)`` receives: the result of ``parser.add_subparsers()``.
+Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
 
 def positive_int(text: str) -> int:
@@ -15,7 +20,9 @@ def positive_int(text: str) -> int:
     return value
 
 
-def number_in(low: float, high: float | None = None, *, low_closed: bool = False, high_closed: bool = False):
+def number_in(
+    low: float, high: float | None = None, *, low_closed: bool = False, high_closed: bool = False
+) -> Callable[[str], float]:
     """An argparse type for a float in an interval, e.g. ``number_in(0, 1, high_closed=True)`` for (0, 1].
 
     With no ``high`` it is a number above ``low`` (``number_in(0)``: a positive number).

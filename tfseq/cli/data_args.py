@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from tfseq.cli.args import number_in, positive_int
-from tfseq.data.sequences import SequenceSet
+from tfseq.data.sequences import SequenceSet, Task
 from tfseq.errors import InputError
 
 #: Dests of the data flags (config files may set them too).
@@ -47,14 +47,15 @@ def _require(args: argparse.Namespace, *names: str) -> None:
             raise InputError(f"Received no value for argument {flag}; expected {flag} C (or {name}: C in --config).")
 
 
-def load_from_args(args: argparse.Namespace, path: Path) -> tuple[SequenceSet, str]:
+def load_from_args(args: argparse.Namespace, path: Path) -> tuple[SequenceSet, Task | None]:
     """Loads ``path`` as the data flags in ``args`` say.
 
     Returns:
-        ``(sequences, task)``. With ``--window`` the sequences are every
-        forecast window (training windows first, then validation windows, in
-        time order) and the task is ``forecast``; use
-        :func:`load_split_from_args` to keep the time split.
+        ``(sequences, task)``; the task is None without a label column and
+        ``--task``. With ``--window`` the sequences are every forecast window
+        (training windows first, then validation windows, in time order) and
+        the task is ``forecast``; use :func:`load_split_from_args` to keep the
+        time split.
 
     Raises:
         InputError: for missing flags or bad data.
@@ -79,7 +80,7 @@ def load_from_args(args: argparse.Namespace, path: Path) -> tuple[SequenceSet, s
 
 def load_split_from_args(
     args: argparse.Namespace, path: Path, *, seed: int = 0
-) -> tuple[SequenceSet, SequenceSet | None, str]:
+) -> tuple[SequenceSet, SequenceSet | None, Task]:
     """Loads training and validation data: ``--val`` file, time split of windows, or a split of ``path``.
 
     Sequences are split by id (no sequence in two splits), stratified by class
@@ -101,12 +102,13 @@ def load_split_from_args(
             train, _ = load_windows(path, val_fraction=0.0, **common)
             val, _ = load_windows(args.val, val_fraction=0.0, **common)
             return train, val, "forecast"
-        train, val = load_windows(path, val_fraction=fraction, **common)
-        return train, val, "forecast"
+        train, split_off = load_windows(path, val_fraction=fraction, **common)
+        return train, split_off, "forecast"
     from tfseq.data.long_format import fit_steps, load_long_format
 
     _require(args, "id_col", "time_col", "label_col")
     data, task = load_from_args(args, path)
+    assert task is not None  # the label column is required above, and labelled data always has a task
     if getattr(args, "val", None):
         val, _ = load_long_format(
             args.val, id_col=args.id_col, time_col=args.time_col, label_col=args.label_col,
@@ -123,6 +125,7 @@ def load_split_from_args(
 
     classifier = task in ("binary", "multiclass")
     if classifier:
+        assert data.y is not None and data.class_names is not None  # set for labelled classifier data
         counts = np.bincount(data.y, minlength=len(data.class_names))
         if counts.min() < 2:
             rare = data.class_names[int(counts.argmin())]

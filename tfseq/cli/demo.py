@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from tfseq.cli.args import positive_int
+from tfseq.cli.args import Subparsers, positive_int
 
 EXAMPLES = """examples:
   tfseq demo                                   50,000 devices, up to 20 epochs each (about 3 min on 2 cores)
@@ -14,7 +14,7 @@ EXAMPLES = """examples:
   tfseq demo --out runs/study --predict-at 12  warn 8 cycles ahead instead of 5"""
 
 
-def add_parser(sub) -> None:
+def add_parser(sub: Subparsers) -> None:
     parser = sub.add_parser(
         "demo",
         help="SimpleRNN vs LSTM vs GRU vs BiLSTM on synthetic semiconductor test data",

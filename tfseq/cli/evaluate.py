@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from tfseq.cli.args import number_in
+from tfseq.cli.args import Subparsers, number_in
+
+if TYPE_CHECKING:
+    from tfseq.run import DataContract
 
 EXAMPLES = """examples:
   tfseq evaluate runs/lstm holdout.csv
   tfseq evaluate runs/lstm holdout.csv --min-recall 0.95    pick and store the threshold that catches 95 % of fails"""
 
 
-def add_parser(sub) -> None:
+def add_parser(sub: Subparsers) -> None:
     parser = sub.add_parser(
         "evaluate",
         help="metrics, confusion matrix, ROC and PR curves of a RUN on labelled data",
@@ -53,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print(result: dict[str, Any], contract, args) -> None:
+def _print(result: dict[str, Any], contract: DataContract, args: argparse.Namespace) -> None:
     metrics = result["metrics"]
     rows = [("data", f"{args.data}: {result['sequences']:,} sequences, task {contract.task}")]
     for key in ("accuracy", "precision", "recall", "f1", "auc", "mae", "rmse", "r2"):
@@ -64,6 +67,7 @@ def _print(result: dict[str, Any], contract, args) -> None:
         rows.append(("threshold", f"{metrics['threshold']:.4g}{stored}"))
     if "confusion_matrix" in metrics:
         names = contract.class_names
+        assert names is not None  # a classifier's contract names its classes
         width = max(len(n) for n in names)
         rows.append(("confusion", "rows: true, columns: predicted " + " ".join(f"{n:>{width}}" for n in names)))
         for name, row in zip(names, metrics["confusion_matrix"]):

@@ -6,6 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from tfseq.cli.args import Subparsers
+
 EXAMPLES = """examples:
   tfseq export runs/demo/lstm --out export                       SavedModel + float32 TF Lite + ONNX
   tfseq export runs/demo/lstm --out export --format tflite --quantize int8
@@ -26,7 +28,7 @@ and compared with Keras. An artifact below its parity thresholds fails the expor
 unless --allow-degraded is given."""
 
 
-def add_parser(sub) -> None:
+def add_parser(sub: Subparsers) -> None:
     parser = sub.add_parser(
         "export",
         help="export a RUN to SavedModel, TF Lite and ONNX, each verified in its own runtime",

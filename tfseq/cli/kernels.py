@@ -6,6 +6,8 @@ import argparse
 import time
 from pathlib import Path
 
+from tfseq.cli.args import Subparsers
+
 EXAMPLES = """examples:
   tfseq build-kernels                          into ~/.cache/tfseq/kernels (or $TFSEQ_CACHE_DIR)
   TFSEQ_CACHE_DIR=/opt/tfseq tfseq build-kernels   in a Dockerfile: RUN this, then ENV TFSEQ_CACHE_DIR=/opt/tfseq
@@ -14,7 +16,7 @@ The kernel is compiled for the CPU it is built on (-march=native): build the ima
 machine class that runs it. Without a C++ compiler, LSTM layers use the gate-by-gate loop."""
 
 
-def add_parser(sub) -> None:
+def add_parser(sub: Subparsers) -> None:
     parser = sub.add_parser(
         "build-kernels",
         help="compile the fused LSTM training kernel now instead of on first use",

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from tfseq import __version__
 from tfseq.errors import InputError, describe
@@ -35,7 +36,7 @@ class UsageError(InputError):
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):  # one line, exit status 2 (argparse prints usage too)
+    def error(self, message: str) -> NoReturn:  # one line, exit status 2 (argparse prints usage too)
         raise UsageError(f"{self.prog}: {message}")
 
 

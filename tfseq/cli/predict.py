@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from tfseq.cli.args import positive_int
+from tfseq.cli.args import Subparsers, positive_int
 
 EXAMPLES = """examples:
   tfseq predict runs/lstm new_devices.csv --out predictions.csv
@@ -17,7 +17,7 @@ DATA needs the id, time and every feature column the model was trained on (extra
 a label column, if present, must hold only classes the model knows."""
 
 
-def add_parser(sub) -> None:
+def add_parser(sub: Subparsers) -> None:
     parser = sub.add_parser(
         "predict",
         help="predict with a RUN dir, .keras, SavedModel, .tflite or .onnx artifact",

@@ -38,7 +38,7 @@ class SequenceSet:
     y: np.ndarray | None
     ids: np.ndarray
     feature_names: list[str]
-    lengths: np.ndarray = field(default=None)  # type: ignore[assignment]
+    lengths: np.ndarray = field(default=None)  # type: ignore[arg-type]  # None: __post_init__ fills it in
     class_names: list[str] | None = None
 
     def __post_init__(self) -> None:

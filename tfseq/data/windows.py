@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
@@ -31,7 +32,15 @@ def forecast_names(horizon: int) -> list[str]:
     return ["predicted"] if horizon == 1 else [f"predicted_{k}" for k in range(1, horizon + 1)]
 
 
-def _series(path, *, target, id_col, time_col, features, fill):
+def _series(
+    path: Path,
+    *,
+    target: str,
+    id_col: str | None,
+    time_col: str,
+    features: str | Sequence[str] | None,
+    fill: str | None,
+) -> tuple[list[str], list[tuple[Any, np.ndarray, np.ndarray, np.ndarray]]]:
     """Returns ``(feature_names, [(id, values, target values, times) per series])``."""
     path = Path(path)
     frame, feature_names = read_frame(path, id_col=id_col, time_col=time_col, features=features, fill=fill)
@@ -63,7 +72,7 @@ def load_windows(
     fill: str | None = None,
     stride: int = 1,
     val_fraction: float = 0.2,
-) -> tuple[SequenceSet, SequenceSet]:
+) -> tuple[SequenceSet, SequenceSet | None]:
     """Cuts long series into forecast windows, split in time.
 
     Args:
@@ -84,7 +93,8 @@ def load_windows(
     Returns:
         ``(train, validation)``: SequenceSets with ``x`` ``[n, window,
         features]`` and ``y`` float32 ``[n, horizon]``; ids are
-        ``"<id>@<time of the window's last step>"``.
+        ``"<id>@<time of the window's last step>"``. With ``val_fraction=0`` the
+        validation set is None.
 
     Raises:
         InputError: for bad arguments, bad data (as :func:`tfseq.data.long_format.load_long_format`)
@@ -94,7 +104,7 @@ def load_windows(
     if not 0.0 <= val_fraction < 1.0:
         raise InputError(f"Received an invalid value for argument val_fraction, expected a number in [0, 1), "
                          f"got {val_fraction!r}.", arguments=("val_fraction",))
-    parts: dict[str, list] = {"train": [], "val": []}
+    parts: dict[str, list[tuple[np.ndarray, np.ndarray, np.ndarray]]] = {"train": [], "val": []}
     feature_names, series = _series(path, target=target, id_col=id_col, time_col=time_col,
                                     features=features, fill=fill)
     longest = 0
@@ -112,7 +122,7 @@ def load_windows(
         val = starts + window >= cut
         parts["train"].append((xs[train], ys[train], ids[train]))
         parts["val"].append((xs[val], ys[val], ids[val]))
-    out = []
+    out: list[SequenceSet | None] = []
     for name in ("train", "val"):
         chunks = [p for p in parts[name] if len(p[0])]
         if not chunks:
@@ -128,7 +138,9 @@ def load_windows(
             x=np.concatenate([c[0] for c in chunks]), y=np.concatenate([c[1] for c in chunks]),
             ids=np.concatenate([c[2] for c in chunks]), feature_names=list(feature_names),
         ))
-    return out[0], out[1]
+    train_set = out[0]
+    assert train_set is not None  # only the validation set may be absent
+    return train_set, out[1]
 
 
 def load_last_windows(

@@ -12,7 +12,8 @@ from __future__ import annotations
 import io
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from types import TracebackType
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
@@ -46,7 +47,9 @@ def _targets(data: SequenceSet, task: str) -> np.ndarray:
     return y.astype("float32") if task in ("regression", "forecast") else y
 
 
-def _model_metric_names(base: ModelSpec, data: SequenceSet, task: str, normalization) -> list[str]:
+def _model_metric_names(
+    base: ModelSpec, data: SequenceSet, task: str, normalization: tuple[np.ndarray, np.ndarray] | None
+) -> list[str]:
     """The metric names the model reports, found by evaluating a tiny model on two sequences."""
     import keras
 
@@ -239,10 +242,10 @@ def tune(
 class _quiet_tuner:
     """Keras Tuner prints a block per trial; keep it unless the caller asked for silence."""
 
-    def __init__(self, verbose):
+    def __init__(self, verbose: int | str) -> None:
         self.silent = verbose in (0, "0")
 
-    def __enter__(self):
+    def __enter__(self) -> _quiet_tuner:
         if self.silent:
             import contextlib
 
@@ -250,7 +253,9 @@ class _quiet_tuner:
             self._redirect.__enter__()
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, traceback: TracebackType | None
+    ) -> Literal[False]:
         if self.silent:
-            self._redirect.__exit__(*exc)
+            self._redirect.__exit__(kind, error, traceback)
         return False

@@ -23,6 +23,8 @@ from typing import TYPE_CHECKING, Any
 from tfseq.errors import InputError
 
 if TYPE_CHECKING:
+    import keras_tuner as kt
+
     from tfseq.models.spec import ModelSpec
 
 # One vocabulary: tfseq.models.spec imports no Keras, so the command line can check its flags first.
@@ -269,7 +271,7 @@ class SearchSpace:
             pooling="last" if "last" in poolings else ("mean" if "mean" in poolings else poolings[0]),
         )
 
-    def declare(self, hp) -> dict[str, Any]:
+    def declare(self, hp: kt.HyperParameters) -> dict[str, Any]:
         """Declares the space on a ``keras_tuner.HyperParameters``; returns the values of this trial.
 
         ``units`` becomes ``units_0``, ``units_1`` ... one per active layer.
@@ -303,7 +305,7 @@ class SearchSpace:
         return sorted(value) if isinstance(value, list) else [int(value)]
 
 
-def _declare(hp, name: str, value: Any) -> Any:
+def _declare(hp: kt.HyperParameters, name: str, value: Any) -> Any:
     if isinstance(value, Range):
         if isinstance(value.min, int) and isinstance(value.max, int) and not value.log:
             return hp.Int(name, int(value.min), int(value.max), step=value.step or 1)

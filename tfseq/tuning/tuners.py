@@ -12,18 +12,28 @@ import json
 import math
 import os
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import keras
 import keras_tuner as kt
+import numpy as np
 
 from tfseq.errors import InputError
 from tfseq.io import write_json_atomic
 from tfseq.tuning.distributed import env_is_worker
 from tfseq.tuning.results import budget_problem, read_records, record_path, size_mb, write_trials_csv
-from tfseq.tuning.space import HYPERPARAMETERS, spec_from_values
+from tfseq.tuning.space import HYPERPARAMETERS, SearchSpace, spec_from_values
+
+if TYPE_CHECKING:
+    from keras_tuner import Oracle as _Oracle  # the mixins below extend an oracle's and a tuner's methods
+    from keras_tuner import Tuner as _Tuner
+
+    from tfseq.models.spec import ModelSpec
+else:
+    _Oracle = _Tuner = object
 
 
 class CallLimit(Exception):
@@ -33,11 +43,11 @@ class CallLimit(Exception):
 class DeadlineCallback(keras.callbacks.Callback):
     """Stops training at the end of the epoch in which the search's wall-clock deadline passed."""
 
-    def __init__(self, deadline: float | None):
+    def __init__(self, deadline: float | None) -> None:
         super().__init__()
         self.deadline = deadline
 
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         if self.deadline is not None and time.time() >= self.deadline:
             self.model.stop_training = True
 
@@ -45,15 +55,28 @@ class DeadlineCallback(keras.callbacks.Callback):
 class SpecHyperModel(kt.HyperModel):
     """Builds the ModelSpec a trial's hyperparameters describe; fits with the trial's batch size."""
 
-    def __init__(self, space, base, *, n_features: int, steps: int | None, normalization, seed: int | None,
-                 objective: str, direction: str, patience: int, deadline: float | None, targets=None):
+    def __init__(
+        self,
+        space: SearchSpace,
+        base: ModelSpec,
+        *,
+        n_features: int,
+        steps: int | None,
+        normalization: tuple[np.ndarray, np.ndarray] | None,
+        seed: int | None,
+        objective: str,
+        direction: str,
+        patience: int,
+        deadline: float | None,
+        targets: np.ndarray | Mapping[str, np.ndarray] | None = None,
+    ) -> None:
         super().__init__(name="tfseq_spec")
         self.space, self.base = space, base
         self.n_features, self.steps, self.normalization, self.targets = n_features, steps, normalization, targets
         self.seed, self.objective, self.direction = seed, objective, direction
         self.patience, self.deadline = patience, deadline
 
-    def space_values(self, hp) -> dict[str, Any]:
+    def space_values(self, hp: kt.HyperParameters) -> dict[str, Any]:
         values = {k: v for k, v in hp.values.items() if not k.startswith("tuner/")}
         layers = int(values.get("layers", 1))
         values["units"] = [int(values[f"units_{i}"]) for i in range(layers) if f"units_{i}" in values]
@@ -61,7 +84,7 @@ class SpecHyperModel(kt.HyperModel):
             values["bidirectional"] = bool(values["bidirectional"])
         return {k: values[k] for k in HYPERPARAMETERS if k in values}
 
-    def build(self, hp):
+    def build(self, hp: kt.HyperParameters) -> keras.Model:
         from tfseq.models.builders import build_model
 
         values = self.space.declare(hp)
@@ -69,8 +92,21 @@ class SpecHyperModel(kt.HyperModel):
         return build_model(spec, n_features=self.n_features, steps=self.steps, normalization=self.normalization,
                            targets=self.targets, seed=self.seed)
 
-    def fit(self, hp, model, x, y, *, sample_weight=None, validation_data=None, callbacks=(),
-            epochs=1, initial_epoch=0, verbose=0, **kwargs):
+    def fit(
+        self,
+        hp: kt.HyperParameters,
+        model: keras.Model,
+        x: np.ndarray,
+        y: Any,
+        *,
+        sample_weight: np.ndarray | None = None,
+        validation_data: tuple[Any, ...] | None = None,
+        callbacks: Sequence[keras.callbacks.Callback] = (),
+        epochs: int = 1,
+        initial_epoch: int = 0,
+        verbose: int | str = 0,
+        **kwargs: Any,
+    ) -> keras.callbacks.History:
         from tfseq.training.batches import make_dataset, make_validation_dataset
 
         if self.seed is not None:
@@ -87,13 +123,13 @@ class SpecHyperModel(kt.HyperModel):
         )
 
 
-class _Deadline:
+class _Deadline(_Oracle):
     """Oracle mixin: stops handing out trials once the wall-clock budget is spent (the chief's
     oracle decides this in distributed mode). Set ``deadline`` (a ``time.time()``) after building."""
 
     deadline: float | None = None
 
-    def populate_space(self, trial_id):
+    def populate_space(self, trial_id: str) -> dict[str, Any]:
         if self.deadline is not None and time.time() >= self.deadline:
             return {"status": kt.engine.trial.TrialStatus.STOPPED, "values": None}
         return super().populate_space(trial_id)
@@ -123,12 +159,15 @@ class Recording:
     trials_per_call: int | None = None
 
 
-class _RecordingTuner:
+class _RecordingTuner(_Tuner):
     """Tuner mixin: writes one record per finished trial and clears the Keras session after each."""
 
     recording: Recording
+    hypermodel: SpecHyperModel
+    _params: int | None
+    _pending: tuple[str, keras.callbacks.History | None, float, str | None] | None
 
-    def _try_build(self, hp):
+    def _try_build(self, hp: kt.HyperParameters) -> keras.Model:
         model = super()._try_build(hp)
         self._params = int(model.count_params())
         problem = budget_problem(self._params, self.recording.max_params, self.recording.max_size_mb)
@@ -136,7 +175,7 @@ class _RecordingTuner:
             raise kt.errors.FailedTrialError(f"Skipped: the model has {problem}.")
         return model
 
-    def run_trial(self, trial, *args, **kwargs):
+    def run_trial(self, trial: kt.engine.trial.Trial, *args: Any, **kwargs: Any) -> Any:
         self._params, started = None, time.perf_counter()
         status, history, error = "failed", None, None
         try:
@@ -157,7 +196,14 @@ class _RecordingTuner:
             keras.backend.clear_session()
             gc.collect()
 
-    def _record(self, trial, status, history, seconds, error):
+    def _record(
+        self,
+        trial: kt.engine.trial.Trial,
+        status: str,
+        history: keras.callbacks.History | None,
+        seconds: float,
+        error: str | None,
+    ) -> None:
         recording = self.recording
         values = self.hypermodel.space_values(trial.hyperparameters)
         record: dict[str, Any] = {
@@ -188,7 +234,7 @@ class _RecordingTuner:
             log.write(json.dumps({"trial": trial.trial_id, "status": record["status"],
                                   "score": record["score"], "pid": os.getpid()}) + "\n")
 
-    def on_trial_end(self, trial):
+    def on_trial_end(self, trial: kt.engine.trial.Trial) -> None:
         super().on_trial_end(trial)
         if not env_is_worker():
             # Keras Tuner saved the oracle before dropping this trial from its ongoing
@@ -200,7 +246,7 @@ class _RecordingTuner:
         self._ended = getattr(self, "_ended", 0) + 1
         write_trials_csv(self.recording.records_dir, read_records(self.recording.records_dir))
 
-    def pre_create_trial(self):
+    def pre_create_trial(self) -> None:
         limit = self.recording.trials_per_call
         if limit is not None and getattr(self, "_ended", 0) >= limit:
             raise CallLimit()
@@ -210,7 +256,7 @@ class _RecordingTuner:
 class SequenceTuner(_RecordingTuner, kt.Tuner):
     """Keras Tuner's tuner over a given oracle (random search, Bayesian), recording each trial."""
 
-    def __init__(self, *, recording: Recording, **kwargs):
+    def __init__(self, *, recording: Recording, **kwargs: Any) -> None:
         self.recording = recording
         super().__init__(**kwargs)
 
@@ -218,13 +264,13 @@ class SequenceTuner(_RecordingTuner, kt.Tuner):
 class SequenceHyperband(_RecordingTuner, kt.Hyperband):
     """Keras Tuner's Hyperband tuner over a given oracle, recording each trial."""
 
-    def __init__(self, *, recording: Recording, **kwargs):
+    def __init__(self, *, recording: Recording, **kwargs: Any) -> None:
         self.recording = recording
         kt.Tuner.__init__(self, **kwargs)  # Hyperband's own __init__ would build another oracle
 
 
 def make_tuner(kind: str, *, hypermodel: SpecHyperModel, recording: Recording, max_trials: int, epochs: int,
-               seed: int | None, directory: Path, deadline: float | None, overwrite: bool = False):
+               seed: int | None, directory: Path, deadline: float | None, overwrite: bool = False) -> kt.Tuner:
     """The tuner of ``kind`` (``random``, ``bayesian`` or ``hyperband``) over ``hypermodel``."""
     common = dict(objective=kt.Objective(recording.objective, recording.direction), seed=seed,
                   max_consecutive_failed_trials=max_trials + 1)
