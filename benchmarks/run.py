@@ -1,7 +1,8 @@
 """tfseq benchmark suite: training and inference side by side with PyTorch and the arithmetic floor.
 
 Run with ``make bench`` (installs the ``bench`` extra: PyTorch 2.13 CPU). Writes
-``benchmarks/results.json`` and ``benchmarks/results.md`` (the table the README shows).
+``benchmarks/results.json`` and ``benchmarks/results.md``; the documentation site renders its
+tables from ``results.json`` with :func:`render` (``docs/hooks/benchmarks.py``).
 Everything is measured in one run on one machine; ratios compare numbers from that run only.
 
     python benchmarks/run.py                 # the study's sizes (about 17 minutes on 2 cores)
@@ -427,7 +428,8 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     quick = args.quick
     size = dict(steps=5 if quick else 20, features=15, units=8 if quick else 128)
-    results = {"machine": machine(),
+    results = {"date": time.strftime("%Y-%m-%d"),  # shown with the tables on the documentation site
+               "machine": machine(),
                "matmul_peak": matmul_peak(256 if quick else 2048, 0.2 if quick else 2.0)}
     results["training"] = training_section(256 if quick else 20_000, batch=128, epochs=2 if quick else 4,
                                            rounds=1 if quick else 3, **size)
