@@ -1,0 +1,150 @@
+"""MkDocs hook: benchmark tables rendered from the measurements at build time, never copied by hand.
+
+A page asks for a table with a placeholder line; the hook replaces it before the Markdown is
+converted:
+
+``<!-- benchmarks: results -->``
+    ``benchmarks/results.json`` (written by ``make bench``) through ``render()`` of
+    ``benchmarks/run.py``, the same function that writes ``benchmarks/results.md``, headed by the
+    date of the run and the machine it ran on.
+``<!-- benchmarks: targets -->``
+    The speed issue's targets against the same ``results.json``, each marked met or not.
+``<!-- benchmarks: tuning-memory -->``
+    ``benchmarks/tuning_memory_process.json`` and ``tuning_memory_cli.json`` (written by
+    ``benchmarks/bench_tuning.py``): memory over a 30-trial search, one process against
+    ``tfseq tune``'s fresh process every 10 trials.
+
+The date is the ``date`` that ``benchmarks/run.py`` records; for results written before it
+recorded one, the date of the last commit that changed the file. An unknown placeholder or a
+missing file is a warning, so ``mkdocs build --strict`` fails rather than publish a page without
+its table.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import logging
+import re
+import subprocess
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+log = logging.getLogger("mkdocs.hooks.benchmarks")
+
+ROOT = Path(__file__).resolve().parents[2]
+BENCHMARKS = ROOT / "benchmarks"
+PLACEHOLDER = re.compile(r"^<!-- benchmarks: ([a-z-]+) -->[ \t]*$", re.MULTILINE)
+
+
+def _run_module() -> ModuleType:
+    """``benchmarks/run.py`` as a module (it imports only NumPy at the top; no benchmark runs)."""
+    spec = importlib.util.spec_from_file_location("tfseq_benchmarks_run", BENCHMARKS / "run.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _load(name: str) -> dict[str, Any]:
+    return json.loads((BENCHMARKS / name).read_text(encoding="utf-8"))
+
+
+def run_date(results: dict[str, Any], name: str) -> str:
+    """The date the measurements were taken: recorded in the file, else its last commit's."""
+    if results.get("date"):
+        return str(results["date"])
+    try:
+        done = subprocess.run(["git", "log", "-1", "--format=%cs", "--", f"benchmarks/{name}"], cwd=ROOT,
+                              capture_output=True, text=True, timeout=30)
+        if done.returncode == 0 and done.stdout.strip():
+            return done.stdout.strip()
+    except OSError:
+        pass
+    return "an unrecorded date"
+
+
+def results_section() -> str:
+    results = _load("results.json")
+    table = _run_module().render(results).strip()
+    return (f"Measured on {run_date(results, 'results.json')} by `make bench` (`benchmarks/run.py`), "
+            f"rendered from `benchmarks/results.json`.\n\n{table}\n")
+
+
+def _mark(met: bool) -> str:
+    return "yes" if met else "**no**"
+
+
+def targets_section() -> str:
+    """The speed issue's targets, each with what ``results.json`` holds and whether it is met."""
+    results = _load("results.json")
+    models = results["training"]["models"]
+    ratios = []
+    for name, row in models.items():
+        spread = row.get("round_ratios") or [row["ratio_vs_pytorch"]]
+        ratios.append(f"{name} {row['ratio_vs_pytorch']:.2f}x (rounds {min(spread):.2f}-{max(spread):.2f}x)")
+    training_met = all(row["ratio_vs_pytorch"] >= 1.0 for row in models.values())
+
+    rows = results["inference"]["rows"]
+    torch_rate = rows["PyTorch eager"]["sequences_per_second"]
+    dynamic, int8 = rows.get("TF Lite dynamic (LiteRT)"), rows.get("TF Lite int8 (LiteRT)")
+    onnx = rows.get("onnxruntime")
+    lines = ["| target | measured | met |", "|---|---|:-:|",
+             f"| training >= 1.0x PyTorch on the same model | {', '.join(ratios)} | {_mark(training_met)} |"]
+    if dynamic:
+        ratio = dynamic["sequences_per_second"] / torch_rate
+        onnx_text = f" (onnxruntime {onnx['sequences_per_second'] / torch_rate:.2f}x)" if onnx else ""
+        lines.append(f"| recommended batched artifact >= 1.5x PyTorch eager | TF Lite dynamic-range "
+                     f"{ratio:.2f}x{onnx_text} | {_mark(ratio >= 1.5)} |")
+    if int8:
+        dynamic_text = f" (dynamic-range: {dynamic['single_p50_us']:.0f} us)" if dynamic else ""
+        lines.append(f"| {results['inference']['model'].upper()} int8 TF Lite batch-1 p50 <= 100 us "
+                     f"| {int8['single_p50_us']:.0f} us{dynamic_text} | {_mark(int8['single_p50_us'] <= 100)} |")
+    if "demo" in results:
+        demo = results["demo"]
+        met = demo["wall_seconds"] <= 300 and demo["peak_rss_mb"] <= 4000
+        lines.append(f"| full demo <= 5 min, peak <= 4 GB | {demo['wall_seconds']:.0f} s, "
+                     f"{demo['peak_rss_mb'] / 1000:.1f} GB | {_mark(met)} |")
+    return (f"From the same run ({run_date(results, 'results.json')}):\n\n" + "\n".join(lines) + "\n")
+
+
+def tuning_memory_section() -> str:
+    runs = {"process": _load("tuning_memory_process.json"), "cli": _load("tuning_memory_cli.json")}
+    window = runs["process"]["window_trials"]
+    count = len(runs["process"]["peak_rss_mb_per_window"])
+    heads = [f"trials {i * window + 1}-{(i + 1) * window}" for i in range(count)]
+    names = {"process": "one process (`--mode process`)",
+             "cli": f"`tfseq tune {runs['cli']['mode'].partition(', ')[2]}` (`--mode cli`)"}
+    lines = ["| search | " + " | ".join(f"peak RSS, {h}" for h in heads)
+             + " | growth per trial after warm-up | wall time |",
+             "|---|" + "---:|" * (count + 2)]
+    for key, run in runs.items():
+        peaks = " | ".join(f"{mb / 1000:.2f} GB" for mb in run["peak_rss_mb_per_window"])
+        lines.append(f"| {names[key]} | {peaks} | {run['rss_growth_mb_per_trial_after_warmup']:.1f} MB "
+                     f"| {run['seconds']:.0f} s |")
+    first = runs["process"]
+    return (f"Measured on {run_date(first, 'tuning_memory_process.json')} by `benchmarks/bench_tuning.py` "
+            f"({first['trials']} {first['tuner']}-search trials, {first['data']}), rendered from "
+            "`benchmarks/tuning_memory_process.json` and `benchmarks/tuning_memory_cli.json`:\n\n"
+            + "\n".join(lines) + "\n")
+
+
+SECTIONS = {"results": results_section, "targets": targets_section, "tuning-memory": tuning_memory_section}
+
+
+def on_page_markdown(markdown: str, page: Any, **kwargs: Any) -> str:
+    def replace(match: re.Match) -> str:
+        name = match.group(1)
+        if name not in SECTIONS:
+            log.warning("%s: unknown placeholder '<!-- benchmarks: %s -->'; known: %s",
+                        page.file.src_path, name, ", ".join(SECTIONS))
+            return match.group(0)
+        try:
+            return SECTIONS[name]()
+        except (OSError, KeyError, ValueError) as exc:
+            log.warning("%s: cannot render the '%s' benchmark table: %s: %s", page.file.src_path, name,
+                        type(exc).__name__, exc)
+            return match.group(0)
+
+    return PLACEHOLDER.sub(replace, markdown)
