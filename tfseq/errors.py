@@ -47,7 +47,7 @@ class InputError(TfseqError, ValueError):
 
     exit_code = 2
 
-    def __init__(self, message: str = "", *, arguments: tuple[str, ...] = ()):
+    def __init__(self, message: str = "", *, arguments: tuple[str, ...] = ()) -> None:
         super().__init__(message)
         self.arguments = tuple(arguments)
 
@@ -59,7 +59,7 @@ class SpecError(InputError):
 class MissingDependencyError(InputError, ImportError):
     """An optional package a command needs is not installed; the message gives the install command."""
 
-    def __init__(self, package: str, needed_for: str, install: str | None = None):
+    def __init__(self, package: str, needed_for: str, install: str | None = None) -> None:
         self.package = package
         self.install = install or f"pip install {package}"
         super().__init__(f"{needed_for} needs the package {package!r}, which is not installed; "
