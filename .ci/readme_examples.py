@@ -100,7 +100,7 @@ def main(argv: list[str]) -> int:
         if not code:
             continue
         if len(files) > 1:  # each file in a new empty directory of its own
-            workdir = home / label(path).replace(os.sep, "-")
+            workdir = home / label(path).strip(os.sep).replace(os.sep, "-")
             workdir.mkdir()
             os.chdir(workdir)
         file_started = time.perf_counter()
