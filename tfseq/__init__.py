@@ -62,7 +62,6 @@ if TYPE_CHECKING:  # what a type checker sees; at run time __getattr__ imports o
     from tfseq.errors import SpecError as SpecError
     from tfseq.errors import TfseqError as TfseqError
     from tfseq.export import export_model as export_model
-    from tfseq.workflows.export import export_run as export_run
     from tfseq.export import load_runner as load_runner
     from tfseq.models.builders import build_model as build_model
     from tfseq.models.io import load_model as load_model
@@ -76,8 +75,9 @@ if TYPE_CHECKING:  # what a type checker sees; at run time __getattr__ imports o
     from tfseq.training.fit import fit as fit
     from tfseq.training.threads import configure_threads as configure_threads
     from tfseq.tuning import SearchSpace as SearchSpace
-    from tfseq.workflows.retrain import retrain as retrain
     from tfseq.tuning import tune as tune
+    from tfseq.workflows.export import export_run as export_run
+    from tfseq.workflows.retrain import retrain as retrain
 
 __all__ = sorted(_EXPORTS) + ["__version__"]
 

@@ -12,7 +12,6 @@ import numpy as np
 from tfseq.checks import positive_int
 from tfseq.errors import InputError
 
-
 #: What a model answers: one of these, everywhere in tfseq (specs, contracts, data, flags).
 Task = Literal["binary", "multiclass", "regression", "forecast"]
 TASKS: tuple[Task, ...] = ("binary", "multiclass", "regression", "forecast")

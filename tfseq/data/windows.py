@@ -18,10 +18,10 @@ from typing import Any
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from tfseq.checks import positive_int
 from tfseq.data.files import missing_column, read_columns
 from tfseq.data.frames import read_frame
 from tfseq.data.sequences import SequenceSet
-from tfseq.checks import positive_int
 from tfseq.errors import InputError
 
 __all__ = ["load_windows", "load_last_windows", "forecast_names"]

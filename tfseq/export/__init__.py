@@ -20,11 +20,11 @@ Example:
 from __future__ import annotations
 
 from tfseq.export.artifacts import FORMATS as FORMATS
-from tfseq.export.pipeline import choices_tuple as choices_tuple
-from tfseq.export.pipeline import export_model as export_model
 from tfseq.export.manifest import check_manifest as check_manifest
 from tfseq.export.manifest import read_manifest as read_manifest
 from tfseq.export.onnx import export_onnx as export_onnx
+from tfseq.export.pipeline import choices_tuple as choices_tuple
+from tfseq.export.pipeline import export_model as export_model
 from tfseq.export.runtimes import Runner as Runner
 from tfseq.export.runtimes import load_runner as load_runner
 from tfseq.export.saved_model import export_saved_model as export_saved_model

@@ -70,9 +70,8 @@ def export_clone(
     """
     import keras
 
-    from tfseq.models import layers as _layers  # noqa: F401  (registers custom layers)
-
     from tfseq.export._loop import WHILE_LAYERS
+    from tfseq.models import layers as _layers  # noqa: F401  (registers custom layers)
 
     config = copy.deepcopy(model.get_config())
     _rewrite(config, unroll=unroll, loop=loop, rotate=rotate)

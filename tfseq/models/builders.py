@@ -11,8 +11,8 @@ from tfseq.checks import positive_int
 from tfseq.errors import InputError
 from tfseq.models import recurrent
 from tfseq.models.layers import AttentionPooling
-from tfseq.models.spec import HeadSpec, ModelSpec
 from tfseq.models.precision import resolve_precision
+from tfseq.models.spec import HeadSpec, ModelSpec
 
 MASK_VALUE = 0.0
 INPUT_NAME = "sequence"

@@ -24,7 +24,6 @@ README.md, "How the defaults were chosen"), not for the synthetic set:
 
 from __future__ import annotations
 
-
 from tfseq.models.spec import HeadSpec, ModelSpec
 
 

@@ -11,8 +11,8 @@ import numpy as np
 
 from tfseq.checks import positive_int
 from tfseq.errors import InputError
-from tfseq.training.callbacks import default_callbacks
 from tfseq.training.batches import make_dataset, make_validation_dataset
+from tfseq.training.callbacks import default_callbacks
 from tfseq.training.distribute import cluster_spec, is_chief, is_distributed
 
 if TYPE_CHECKING:  # TensorFlow is imported where it is used

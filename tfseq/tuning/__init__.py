@@ -12,19 +12,15 @@ Example:
 from __future__ import annotations
 
 from tfseq.tuning.objective import parse_objective as parse_objective
-from tfseq.tuning.results import (
-    TuningResult as TuningResult,
-    best_train_config as best_train_config,
-    load_result as load_result,
-)
+from tfseq.tuning.results import TuningResult as TuningResult
+from tfseq.tuning.results import best_train_config as best_train_config
+from tfseq.tuning.results import load_result as load_result
 from tfseq.tuning.search import TUNERS as TUNERS
 from tfseq.tuning.search import tune as tune
-from tfseq.tuning.space import (
-    HYPERPARAMETERS as HYPERPARAMETERS,
-    Range as Range,
-    SearchSpace as SearchSpace,
-    parse_values as parse_values,
-)
+from tfseq.tuning.space import HYPERPARAMETERS as HYPERPARAMETERS
+from tfseq.tuning.space import Range as Range
+from tfseq.tuning.space import SearchSpace as SearchSpace
+from tfseq.tuning.space import parse_values as parse_values
 
 __all__ = [
     "HYPERPARAMETERS",
