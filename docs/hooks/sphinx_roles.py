@@ -13,6 +13,8 @@ that Markdown would show as typed. Before mkdocstrings renders a docstring this 
 - An ``Args:`` entry naming several parameters (``label_col, id_col: ...``) becomes one entry per
   parameter, as griffe expects.
 - A reST simple table (columns under ``=====  =====`` rules) becomes a Markdown table.
+- A reST literal (````x````) becomes a Markdown code span (`` `x` ``), which also holds in the
+  tables mkdocstrings renders the ``Args:`` and ``Returns:`` sections into.
 
 Registered in mkdocs.yml under the python handler's ``extensions``.
 """
@@ -31,6 +33,7 @@ EXAMPLE_TITLE = re.compile(r"^([ \t]*)Example:[ \t]*$", re.MULTILINE)
 ARGS_TITLE = re.compile(r"^([ \t]*)(?:Args|Arguments|Parameters):[ \t]*$")
 SEVERAL_NAMES = re.compile(r"^([ \t]+)(\*{0,2}\w+(?:,[ \t]*\*{0,2}\w+)+):(.*)$")
 TABLE_RULE = re.compile(r"^[ \t]*=+(?:[ \t]+=+)+[ \t]*$")
+RST_LITERAL = re.compile(r"``([^`]+?)``")
 
 
 def _parents(obj: griffe.Object):
@@ -142,6 +145,7 @@ def rewrite(obj: griffe.Object, text: str) -> str:
     text = EXAMPLE_TITLE.sub(r"\1Examples:", text)
     text = _split_parameters(text)
     text = LITERAL_BLOCK.sub(r"\1:", text)
+    text = RST_LITERAL.sub(r"`\1`", text)
     return _roles(obj, text)
 
 
