@@ -10,6 +10,8 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 import atexit  # noqa: E402
 import shutil  # noqa: E402
 import tempfile  # noqa: E402
+import time  # noqa: E402
+from collections.abc import Callable  # noqa: E402
 
 # The fused LSTM kernel builds into a cache of this test session (subprocesses inherit it),
 # never into the user's ~/.cache.
@@ -19,6 +21,18 @@ atexit.register(shutil.rmtree, _KERNEL_CACHE, True)
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+
+
+def wait_until(condition: Callable[[], bool], *, timeout: float = 120.0, poll: float = 0.05) -> bool:
+    """Polls ``condition`` until it holds (True) or ``timeout`` seconds pass (False): tests wait
+    for an event this way, never for a fixed time."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if condition():
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(poll)
 
 
 @pytest.fixture(scope="session")

@@ -38,3 +38,21 @@ def test_the_public_api_a_type_checker_sees_is_the_one_users_get():
     assert set(typed) == set(tfseq._EXPORTS)
     for name, module in typed.items():
         assert getattr(tfseq, name) is getattr(__import__(module, fromlist=[name]), name), name
+
+
+def test_nothing_below_the_workflows_imports_them():
+    """The RUN workflows sit above data, models, training, export and tuning: none of those imports them."""
+    import ast
+
+    below = ("data", "models", "training", "export", "tuning")
+    broken = []
+    for path in sorted((ROOT / "tfseq").rglob("*.py")):
+        part = path.relative_to(ROOT / "tfseq").parts[0]
+        if part not in below:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            broken += [f"{path.relative_to(ROOT)}:{node.lineno} imports {n}" for n in names
+                       if n == "tfseq.workflows" or n.startswith("tfseq.workflows.")]
+    assert broken == []

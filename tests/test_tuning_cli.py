@@ -8,12 +8,12 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
+from conftest import wait_until
 from tfseq.cli.main import main
 
 DATA_FLAGS = ["--id-col", "device_id", "--time-col", "cycle", "--label-col", "status"]
@@ -88,16 +88,13 @@ def test_sigkill_mid_search_then_the_same_command_continues(csv, tmp_path, capfd
     proc = subprocess.Popen([sys.executable, "-m", "tfseq", *args], env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, start_new_session=True)
     try:
-        deadline = time.time() + 180
-        while len(_runs(out)) < 1 and proc.poll() is None and time.time() < deadline:
-            time.sleep(0.1)
+        wait_until(lambda: len(_runs(out)) >= 1 or proc.poll() is not None, timeout=180)  # trial 0 done
         assert proc.poll() is None, "the search ended before it could be killed"
-        time.sleep(0.5)  # into trial 1
-        assert _alive_in_session(proc.pid) >= 2  # the supervisor and its search process
+        assert _alive_in_session(proc.pid) >= 2  # the supervisor and its search process, into trial 1
         proc.send_signal(signal.SIGKILL)  # the supervisor alone: its search process must follow
         proc.wait()
-        time.sleep(3)  # a surviving search process would go on with its trial meanwhile
-        assert _alive_in_session(proc.pid) == 0, "the search process outlived its killed supervisor"
+        assert wait_until(lambda: _alive_in_session(proc.pid) == 0, timeout=30), \
+            "the search process outlived its killed supervisor"
     finally:
         try:
             os.killpg(proc.pid, signal.SIGKILL)
@@ -127,6 +124,11 @@ def test_sigkill_mid_search_then_the_same_command_continues(csv, tmp_path, capfd
     assert json.loads((run / "spec.json").read_text())["cell"] == best["cell"]
 
 
+def _listening(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -144,8 +146,8 @@ def test_chief_and_two_workers_on_loopback_run_every_trial_once(csv, tmp_path):
                "KERASTUNER_ORACLE_IP": "127.0.0.1", "KERASTUNER_ORACLE_PORT": port}
         procs[tuner_id] = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                            text=True, start_new_session=True)
-        if tuner_id == "chief":
-            time.sleep(1.0)
+        if tuner_id == "chief":  # the workers ask the chief's oracle for trials: start it first
+            assert wait_until(lambda: _listening(int(port)) or procs["chief"].poll() is not None, timeout=120)
     try:
         outputs = {k: p.communicate(timeout=300)[0] for k, p in procs.items()}
     finally:

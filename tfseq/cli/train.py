@@ -132,17 +132,17 @@ def run(args: argparse.Namespace) -> int:
             setattr(args, key, value)
     if args.out is None:
         raise InputError("Received no value for argument --out; expected --out RUN (a directory to create).")
-    if args.out.exists() and not args.overwrite:
-        raise InputError(f"{args.out}: already exists; choose another --out or pass --overwrite.")
+    from tfseq.workflows.train import check_new_run, claim_partial, train_run
+
+    check_new_run(args.out, overwrite=bool(args.overwrite))
     started = time.perf_counter()
     train, val, task = load_split_from_args(args, args.data, seed=args.seed)  # bad data fails before TF starts
-
-    _claim_partial(args)
+    claim_partial(args.out, {k: v for k, v in sorted(vars(args).items()) if k not in _NOT_RESUME_KEYS},
+                  overwrite=bool(args.overwrite))
 
     from tfseq.startup import start_tensorflow
 
     start_tensorflow(threads=True)
-    from tfseq.workflows.train import train_run
 
     result = train_run(
         train, val, task, args.out, id_col=args.id_col, time_col=args.time_col,
@@ -164,45 +164,6 @@ def run(args: argparse.Namespace) -> int:
 
 #: Flags that do not change what is trained, so a resume may differ in them.
 _NOT_RESUME_KEYS = {"run", "overwrite", "strategy"}
-
-
-def _claim_partial(args: argparse.Namespace) -> None:
-    """Resumes ``.RUN.partial`` only for the same command; records the command for the next run.
-
-    A crash backup holds the weights and optimiser of one model: resumed under other
-    flags (another cell, units or data) it would fail inside Keras, or train the wrong model.
-    """
-    import json
-
-    from tfseq.io import partial_path, write_json_atomic
-
-    partial = partial_path(args.out)
-    command = json.loads(json.dumps(
-        {k: v for k, v in sorted(vars(args).items()) if k not in _NOT_RESUME_KEYS}, default=str
-    ))
-    record = partial / "command.json"
-    if (partial / "backup").is_dir():
-        try:
-            previous = json.loads(record.read_text())
-        except (OSError, ValueError):
-            previous = None
-        if previous == command:
-            print(f"resuming the unfinished run in {partial} from its last finished epoch")
-        elif args.overwrite:
-            import shutil
-
-            print(f"discarding the unfinished run of another command in {partial}")
-            shutil.rmtree(partial)
-        else:
-            changed = sorted(k for k in set(command) | set(previous or {})
-                             if (previous or {}).get(k) != command.get(k))
-            raise InputError(
-                f"{partial}: holds an unfinished run of another command (differs in "
-                f"{', '.join(changed[:5]) or 'an unknown way'}); expected the same command to resume it, "
-                "or --overwrite to start afresh."
-            )
-    partial.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(record, command)
 
 
 def _fmt(metrics: dict[str, Any]) -> str:

@@ -130,27 +130,17 @@ def run(args: argparse.Namespace) -> int:
     if args.trials_per_process is not None and args.trials_per_process < 0:
         raise InputError(f"Received an invalid value for argument --trials-per-process, expected 0 (never restart) "
                          f"or a positive integer, got {args.trials_per_process}.")
-    if _retrain_dir(args) is not None and _retrain_dir(args).exists() and not args.overwrite \
-            and not _retrained_from(_retrain_dir(args), args.out):
-        raise InputError(f"{_retrain_dir(args)}: already exists; choose another --retrain RUN or pass --overwrite.")
+    retrain_dir = _retrain_dir(args)
+    if retrain_dir is not None:
+        from tfseq.workflows.retrain import check_retrain_target
+
+        check_retrain_target(retrain_dir, args.out, overwrite=bool(args.overwrite))
     train, val, task = load_split_from_args(args, args.data, seed=args.seed)  # bad data fails before TF starts
     from tfseq.tuning.distributed import env_is_chief
 
     if args.trials_per_process and not env_is_chief():
         return _supervise(args)
     return _search(args, space, train, val, task, started=time.time(), overwrite_run=bool(args.overwrite))
-
-
-def _retrained_from(run_dir: Path, search_dir: Path) -> bool:
-    """Whether ``run_dir`` is a RUN retrained from the search in ``search_dir`` (a re-run then
-    keeps it if it is the best trial's, see :func:`tfseq.workflows.retrain.retrain`)."""
-    import json
-
-    try:
-        contract = json.loads((run_dir / "contract.json").read_text())
-    except (OSError, ValueError):
-        return False
-    return isinstance(contract, dict) and (contract.get("extra") or {}).get("tuned_in") == str(search_dir)
 
 
 def _retrain_dir(args: argparse.Namespace) -> Path | None:

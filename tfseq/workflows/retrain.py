@@ -75,6 +75,28 @@ def retrain(
     return {**run, "skipped": False}
 
 
+def check_retrain_target(out: Path, search_dir: Path, *, overwrite: bool) -> None:
+    """Checks, before a search starts, that its best trial may be retrained into ``out``.
+
+    ``out`` may be new, or a RUN retrained from this search before (:func:`retrain` keeps it if it
+    is the best trial's, or trains it again).
+
+    Raises:
+        InputError: if ``out`` exists, is not a RUN retrained from the search in ``search_dir``,
+            and ``overwrite`` is false.
+    """
+    out = Path(out)
+    if not out.exists() or overwrite:
+        return
+    try:
+        contract = json.loads((out / "contract.json").read_text())
+    except (OSError, ValueError):
+        contract = None
+    if not (isinstance(contract, dict) and (contract.get("extra") or {}).get("tuned_in") == str(search_dir)):
+        raise InputError(f"{out}: already exists; choose another retrain directory or set overwrite.",
+                         arguments=("retrain", "overwrite"))
+
+
 def _retrained_before(out: Path, result) -> dict[str, Any] | None:
     """The metrics of ``out`` if it is a whole RUN retrained from ``result``'s best trial."""
     from tfseq.run import read_contract

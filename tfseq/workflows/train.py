@@ -10,7 +10,6 @@ from typing import Any
 
 from tfseq.data.sequences import SequenceSet
 from tfseq.errors import InputError
-from tfseq.training.defaults import default_spec
 
 
 def _curves(history_csv: Path, history) -> dict[str, list[float]]:
@@ -30,6 +29,58 @@ def _threshold_metrics(task: str, y, output, threshold: float = 0.5) -> dict[str
     if task in ("binary", "multiclass"):
         return classification_metrics(y, output, threshold=threshold)
     return regression_metrics(y, output)
+
+
+def check_new_run(out: Path, *, overwrite: bool) -> None:
+    """Checks, before any data is loaded, that ``out`` may be written.
+
+    Raises:
+        InputError: if ``out`` exists and ``overwrite`` is false.
+    """
+    if Path(out).exists() and not overwrite:
+        raise InputError(f"{out}: already exists; choose another out or set overwrite.",
+                         arguments=("out", "overwrite"))
+
+
+def claim_partial(out: Path, command: dict[str, Any], *, overwrite: bool) -> None:
+    """Resumes ``.RUN.partial`` only for the same command; records ``command`` for the next run.
+
+    A crash backup holds the weights and optimiser of one model: resumed under another command
+    (another cell, units or data) it would fail inside Keras, or train the wrong model. So the
+    command (any JSON-able mapping of what decides the model and data) is kept beside it.
+
+    Raises:
+        InputError: if an unfinished run of another command is there and ``overwrite`` is false
+            (with ``overwrite`` it is discarded).
+    """
+    import json
+    import shutil
+
+    from tfseq.io import partial_path, write_json_atomic
+
+    partial = partial_path(Path(out))
+    command = json.loads(json.dumps(command, default=str))
+    record = partial / "command.json"
+    if (partial / "backup").is_dir():
+        try:
+            previous = json.loads(record.read_text())
+        except (OSError, ValueError):
+            previous = None
+        if previous == command:
+            print(f"resuming the unfinished run in {partial} from its last finished epoch")
+        elif overwrite:
+            print(f"discarding the unfinished run of another command in {partial}")
+            shutil.rmtree(partial)
+        else:
+            changed = sorted(k for k in set(command) | set(previous or {})
+                             if (previous or {}).get(k) != command.get(k))
+            raise InputError(
+                f"{partial}: holds an unfinished run of another command (differs in "
+                f"{', '.join(changed[:5]) or 'an unknown way'}); expected the same command to resume it, "
+                "or overwrite to start afresh.", arguments=("overwrite",)
+            )
+    partial.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(record, command)
 
 
 def train_run(
@@ -87,6 +138,7 @@ def train_run(
     from tfseq.plots import plot_confusion_matrices, plot_training_curves
     from tfseq.run import DataContract, save_run
     from tfseq.training.distribute import is_chief, make_strategy
+    from tfseq.training.defaults import default_spec
     from tfseq.training.fit import fit
 
     horizon = int(train.y.shape[1]) if task == "forecast" else 1
