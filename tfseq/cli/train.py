@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tfseq.cli.args import number_in, positive_int
+from tfseq.cli.args import Subparsers, number_in, positive_int
 from tfseq.cli.data_args import DATA_KEYS, add_data_arguments, load_split_from_args
 from tfseq.errors import InputError
 
@@ -55,7 +55,7 @@ def _units(text: str) -> tuple[int, ...]:
     return units
 
 
-def add_parser(sub) -> None:
+def add_parser(sub: Subparsers) -> None:
     parser = sub.add_parser(
         "train",
         help="train a recurrent model on long-format CSV/Parquet data",

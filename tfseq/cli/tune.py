@@ -8,7 +8,15 @@ import sys
 import time
 from pathlib import Path
 
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from tfseq.cli.args import Subparsers
 from tfseq.errors import InputError
+
+if TYPE_CHECKING:
+    from tfseq.data.sequences import SequenceSet, Task
+    from tfseq.tuning.space import SearchSpace
 
 EXAMPLES = """examples:
   tfseq tune tests.csv --id-col device_id --time-col cycle --label-col status --out search
@@ -29,7 +37,7 @@ results in --out: trials.csv (one row per trial, as each ends), best_spec.json (
 file), best_trial.json, scores.png. Killed? Run the same command again: the search continues and only
 the trial that was running starts over.
 
-distributed (one shared --out, same command everywhere, see README.md, "Distributed search"):
+distributed (one shared --out, same command everywhere, see docs/guide/tune.md, "Distributed search"):
   KERASTUNER_TUNER_ID=chief  KERASTUNER_ORACLE_IP=10.0.0.5 KERASTUNER_ORACLE_PORT=8000 tfseq tune ...
   KERASTUNER_TUNER_ID=tuner0 KERASTUNER_ORACLE_IP=10.0.0.5 KERASTUNER_ORACLE_PORT=8000 tfseq tune ..."""
 
@@ -47,7 +55,7 @@ _SPACE_FLAGS = {
 }
 
 
-def add_parser(sub) -> None:
+def add_parser(sub: Subparsers) -> None:
     from tfseq.cli.data_args import add_data_arguments
 
     parser = sub.add_parser(
@@ -97,7 +105,7 @@ def add_parser(sub) -> None:
     parser.set_defaults(run=run)
 
 
-def _check_args(args: argparse.Namespace):
+def _check_args(args: argparse.Namespace) -> SearchSpace:
     """Checks every argument before data loading and TensorFlow; returns the search space."""
     from tfseq.tuning.objective import parse_objective
     from tfseq.tuning.space import SearchSpace, parse_values
@@ -149,7 +157,7 @@ def _retrain_dir(args: argparse.Namespace) -> Path | None:
     return args.out / "run" if args.retrain is True else Path(args.retrain)
 
 
-def _die_with_parent(parent: int):
+def _die_with_parent(parent: int) -> Callable[[], None]:
     """A ``preexec_fn`` that has Linux kill the search process when its supervisor dies.
 
     Without it a ``kill -9`` of ``tfseq tune`` leaves the search running on, and the same command
@@ -200,7 +208,8 @@ def _supervise(args: argparse.Namespace) -> int:
     return rc
 
 
-def _search(args, space, train, val, task, *, started: float, overwrite_run: bool,
+def _search(args: argparse.Namespace, space: SearchSpace, train: SequenceSet, val: SequenceSet | None,
+            task: Task, *, started: float, overwrite_run: bool,
             trials_per_call: int | None = None) -> int:
     from tfseq.startup import start_tensorflow
 
@@ -227,9 +236,10 @@ def _search(args, space, train, val, task, *, started: float, overwrite_run: boo
     print(f"best       trial {result.best_trial}: {result.objective} {result.best_score:.4f} "
           f"({result.best_spec.name}, {result.best_spec.pooling} pooling, epoch {result.best_epoch})")
     print(f"results    {args.out / 'trials.csv'}, {args.out / 'best_spec.json'}, {args.out / 'scores.png'}")
-    if _retrain_dir(args) is not None and not env_is_worker():  # only the chief (or a single process) retrains
+    retrain_dir = _retrain_dir(args)
+    if retrain_dir is not None and not env_is_worker():  # only the chief (or a single process) retrains
         run_result = retrain(
-            result, train, val, _retrain_dir(args), id_col=args.id_col, time_col=args.time_col,
+            result, train, val, retrain_dir, id_col=args.id_col, time_col=args.time_col,
             label_col=args.target if task == "forecast" else args.label_col, task=task,
             predict_at=args.predict_at, seed=args.seed, overwrite=overwrite_run,
             extra={"data": str(args.data), "max_steps": args.max_steps, "fill": args.fill},

@@ -66,7 +66,7 @@ def read_frame(
             (id, time) rows.
     """
     given = path if isinstance(path, pd.DataFrame) else None
-    path = Path(source or ("DataFrame" if given is not None else path))
+    path = Path(source or ("DataFrame" if isinstance(path, pd.DataFrame) else path))
     if fill is not None and fill not in FILLS:
         raise InputError(f"Received an invalid value for argument fill, expected one of {', '.join(FILLS)}, "
                          f"got {fill!r}.", arguments=("fill",))
@@ -153,6 +153,7 @@ def read_frame(
             group = frame[id_col].to_numpy() if id_col else np.zeros(len(frame))
             filled = filled.groupby(group, sort=False).transform(lambda s: s.ffill().bfill())
         frame[feature_names] = filled.fillna(0.0).to_numpy(dtype=np.float32)
+    assert feature_names is not None  # decided on the first chunk, and there is one
     return frame, feature_names
 
 

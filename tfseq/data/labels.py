@@ -62,7 +62,8 @@ def encode_targets(
         labels: The label column, one row per (sequence, step), rows grouped by sequence.
         sequence_ids: The id column of the same rows.
         codes: Sequence index of each row (ascending, as ``pandas.factorize`` of sorted ids gives).
-        label_col, id_col: Column names, for messages.
+        label_col: The label column's name, for messages.
+        id_col: The id column's name, for messages.
         task: The task, or None to infer it (:func:`tfseq.data.sequences.task_of_targets`; with
             ``class_names`` given, their count decides).
         class_names: The model's class names in index order; labels outside them are an error.

@@ -102,7 +102,7 @@ def load_long_format(
                          f"got {task!r}.", arguments=("task",))
     frame, feature_names = read_frame(path, id_col=id_col, time_col=time_col, label_col=label_col,
                                       features=features, fill=fill, source=source)
-    path = Path(source or path)
+    path = Path(source or ("DataFrame" if isinstance(path, pd.DataFrame) else path))
     codes, ids = pd.factorize(frame[id_col], sort=False)  # frame is sorted by id: codes ascend
     counts = np.bincount(codes)
     starts = np.concatenate([[0], np.cumsum(counts)[:-1]])

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from tfseq.data.sequences import SequenceSet
 from tfseq.data.splits import split_sequences
 from tfseq.data.synthetic import make_semiconductor_data, to_long_frame
 from tfseq.errors import InputError
@@ -24,6 +25,7 @@ from tfseq.evaluation import classification_metrics, keras_predict_function, lat
 from tfseq import __version__
 from tfseq.workflows.export import export_run
 from tfseq.export.manifest import MANIFEST
+from tfseq.export.schema import Manifest
 from tfseq.export.tflite import require_litert
 from tfseq.io import atomic_directory, write_json_atomic, write_text_atomic
 from tfseq.models.builders import build_model
@@ -35,7 +37,7 @@ from tfseq.training.fit import fit
 #: The study's success metrics for the model at the early-warning cycle.
 TARGETS = {"accuracy": 0.85, "recall": 0.90, "precision": 0.80}
 
-ARCHITECTURES = {
+ARCHITECTURES: dict[str, dict[str, Any]] = {
     "SimpleRNN": dict(cell="simple_rnn"),
     "LSTM": dict(cell="lstm"),
     "GRU": dict(cell="gru"),
@@ -115,6 +117,7 @@ def run_demo(
     stage = "data"
     try:
         data = make_semiconductor_data(devices, seed=seed)
+        assert data.y is not None and data.class_names is not None  # the synthetic set is labelled
         contract = DataContract(
             feature_names=list(data.feature_names), steps=predict_at, task="binary",
             class_names=list(data.class_names), id_col="device_id", time_col="cycle", label_col="status",
@@ -178,8 +181,8 @@ def run_demo(
     return json.loads(json.dumps(summary, default=str))
 
 
-def _trained(run_dir: Path, name: str, spec: ModelSpec, contract: DataContract, splits, settings,
-             counter: str, log: Callable[[str], None], verbose) -> dict[str, Any]:
+def _trained(run_dir: Path, name: str, spec: ModelSpec, contract: DataContract, splits: dict[str, SequenceSet],
+             settings: dict[str, Any], counter: str, log: Callable[[str], None], verbose: int | str) -> dict[str, Any]:
     """One architecture's results: read from its RUN when it was trained with ``settings``, else
     trained, evaluated and written as a whole RUN directory."""
     done = _read_json(run_dir / "metrics.json")
@@ -189,6 +192,7 @@ def _trained(run_dir: Path, name: str, spec: ModelSpec, contract: DataContract, 
     predict_at = settings["predict_at"]
     train, val, test = splits["train"], splits["validation"], splits["test"]
     tr, va, te = (s.first_steps(predict_at) for s in (train, val, test))
+    assert tr.y is not None and te.y is not None and test.y is not None  # the synthetic set is labelled
     log(f"{counter} {name} ({spec.name}): training up to {settings['epochs']} epochs")
     with atomic_directory(run_dir, overwrite=True) as tmp:
         model = build_model(spec, n_features=tr.x.shape[-1], adapt=tr.x, seed=settings["seed"])
@@ -206,7 +210,7 @@ def _trained(run_dir: Path, name: str, spec: ModelSpec, contract: DataContract, 
         p_early = model.predict(te.x, batch_size=1024, verbose=0)[head]
         p_full = model.predict(test.x, batch_size=1024, verbose=0)[head]
         speed = latency(keras_predict_function(model), te.x)
-        result = {
+        result: dict[str, Any] = {
             "settings": settings,
             "spec": spec.get_config(),
             "parameters": int(model.count_params()),
@@ -268,7 +272,7 @@ def choose_best(results: dict[str, Any], predict_at: int) -> str:
     return min(finalists, key=lambda n: results[n]["latency"]["single_p50_us"])
 
 
-def _export_summary(manifest: dict[str, Any]) -> list[dict[str, Any]]:
+def _export_summary(manifest: Manifest) -> list[dict[str, Any]]:
     """One row per exported artifact: what it is, its size and how it verified."""
     rows = []
     for a in manifest["artifacts"]:
@@ -282,7 +286,8 @@ def _export_summary(manifest: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
-def _write_plots(plots: Path, results, histories, predict_at: int, class_names) -> None:
+def _write_plots(plots: Path, results: dict[str, Any], histories: dict[str, dict[str, list[float]]], predict_at: int,
+                 class_names: list[str]) -> None:
     key = f"cycle_{predict_at}"
     names = list(results)
     plot_training_curves(histories, plots / "training_curves.png")

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from tfseq.errors import InputError
 from tfseq.workflows.scoring import head_output, load_for_contract
+
+if TYPE_CHECKING:
+    from tfseq.data.sequences import SequenceSet
+    from tfseq.run import DataContract
 
 
 def threshold_for_recall(y_true: np.ndarray, p: np.ndarray, min_recall: float) -> float:
@@ -27,7 +31,7 @@ def threshold_for_recall(y_true: np.ndarray, p: np.ndarray, min_recall: float) -
 
 
 def load_evaluation_data(run_dir: Path, data: Path, *, min_recall: float | None = None,
-                            label_col: str | None = None, fill: str | None = None):
+                            label_col: str | None = None, fill: str | None = None) -> tuple[DataContract, SequenceSet]:
     """Reads the RUN's contract and loads ``data`` as it expects (no model is loaded yet).
 
     Returns:
@@ -75,7 +79,7 @@ def evaluate_run(run_dir: Path, data: Path, *, min_recall: float | None = None, 
     return evaluate_sequences(run_dir, contract, sequences, data=str(data), min_recall=min_recall)
 
 
-def evaluate_sequences(run_dir: Path, contract, sequences, *, data: str,
+def evaluate_sequences(run_dir: Path, contract: DataContract, sequences: SequenceSet, *, data: str,
                        min_recall: float | None = None) -> dict[str, Any]:
     """:func:`evaluate_run` on sequences already loaded by :func:`load_evaluation_data`."""
     from tfseq.evaluation import classification_metrics, regression_metrics
@@ -83,6 +87,9 @@ def evaluate_sequences(run_dir: Path, contract, sequences, *, data: str,
     from tfseq.io import write_json_atomic
     from tfseq.plots import plot_confusion_matrices, plot_pr_curve, plot_roc_curve
     from tfseq.run import update_contract
+
+    if sequences.y is None:
+        raise InputError("Received sequences without targets; expected the targets to evaluate on.")
 
     run_dir = Path(run_dir)
     runner = load_runner(run_dir)
@@ -97,7 +104,7 @@ def evaluate_sequences(run_dir: Path, contract, sequences, *, data: str,
             result["min_recall"] = min_recall
         metrics = classification_metrics(sequences.y, output, threshold=threshold)
         plot_confusion_matrices({f"evaluation ({len(sequences):,} sequences)": metrics["confusion_matrix"]},
-                                contract.class_names, plots / "evaluation_confusion_matrix.png")
+                                contract.class_names or [], plots / "evaluation_confusion_matrix.png")
         if contract.task == "binary" and len(np.unique(sequences.y)) == 2:
             plot_roc_curve(sequences.y, output, plots / "roc_curve.png", threshold=threshold)
             plot_pr_curve(sequences.y, output, plots / "pr_curve.png", threshold=threshold)

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from tfseq.data.sequences import SequenceSet
+    from tfseq.export.runtimes import Runner
     from tfseq.run import DataContract
 
 
@@ -152,7 +153,7 @@ def sequence_blocks(path: Path, id_col: str, block_rows: int) -> Iterator[pd.Dat
         yield empty
 
 
-def _check_contiguous(block, id_col: str, done: set):
+def _check_contiguous(block: pd.DataFrame, id_col: str, done: set[object]) -> pd.DataFrame:
     ids = block[id_col]
     unique = ids.unique()
     if (ids != ids.shift()).sum() != len(unique) or done.intersection(unique):
@@ -161,7 +162,8 @@ def _check_contiguous(block, id_col: str, done: set):
     return block
 
 
-def _predict_streamed(runner, contract, artifact, data, out, fill, block_rows, batch_size) -> int:
+def _predict_streamed(runner: Runner, contract: DataContract, artifact: Path, data: Path, out: Path,
+                      fill: str | None, block_rows: int, batch_size: int) -> int:
     from tqdm.auto import tqdm
 
     from tfseq.data.long_format import fit_steps
@@ -191,7 +193,8 @@ def _predict_streamed(runner, contract, artifact, data, out, fill, block_rows, b
     return count
 
 
-def _predict_whole(runner, contract, artifact, data, out, fill, batch_size) -> int:
+def _predict_whole(runner: Runner, contract: DataContract, artifact: Path, data: Path | pd.DataFrame,
+                   out: Path, fill: str | None, batch_size: int) -> int:
     from tfseq.data.long_format import fit_steps
     from tfseq.io import write_text_atomic
 
@@ -205,7 +208,8 @@ def _predict_whole(runner, contract, artifact, data, out, fill, batch_size) -> i
     return len(sequences)
 
 
-def _load(data, contract, fill, source: str | None = None) -> SequenceSet:
+def _load(data: Path | pd.DataFrame, contract: DataContract, fill: str | None,
+          source: str | None = None) -> SequenceSet:
     """Sequences as the contract wants them, with labels only when the data hold known classes."""
     import pandas as pd
 
@@ -217,7 +221,7 @@ def _load(data, contract, fill, source: str | None = None) -> SequenceSet:
     return load_for_contract(data, contract, labels=has_labels, fill=fill, source=source)
 
 
-def _predict(runner, x: np.ndarray, batch_size: int, contract, artifact: Path) -> np.ndarray:
+def _predict(runner: Runner, x: np.ndarray, batch_size: int, contract: DataContract, artifact: Path) -> np.ndarray:
     from tqdm.auto import tqdm
 
     parts = []

@@ -9,9 +9,8 @@ from typing import Any
 
 import numpy as np
 
-from tfseq.data.sequences import SequenceSet
+from tfseq.data.sequences import SequenceSet, Task, infer_task
 from tfseq.errors import InputError
-from tfseq.data.sequences import infer_task
 from tfseq.tuning.results import TuningResult
 
 
@@ -24,7 +23,7 @@ def retrain(
     id_col: str | None = "id",
     time_col: str = "time",
     label_col: str | None = None,
-    task: str | None = None,
+    task: Task | None = None,
     predict_at: int | None = None,
     seed: int = 0,
     overwrite: bool = False,
@@ -97,7 +96,7 @@ def check_retrain_target(out: Path, search_dir: Path, *, overwrite: bool) -> Non
                          arguments=("retrain", "overwrite"))
 
 
-def _retrained_before(out: Path, result) -> dict[str, Any] | None:
+def _retrained_before(out: Path, result: TuningResult) -> dict[str, Any] | None:
     """The metrics of ``out`` if it is a whole RUN retrained from ``result``'s best trial."""
     from tfseq.run import read_contract
 

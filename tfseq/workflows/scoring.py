@@ -42,11 +42,12 @@ def load_for_contract(path: Path | pd.DataFrame, contract: DataContract, *, labe
     import pandas as pd
 
     frame = path if isinstance(path, pd.DataFrame) else None
-    name = Path(source or ("DataFrame" if frame is not None else path))
+    file = None if isinstance(path, pd.DataFrame) else Path(path)
+    name = Path(source) if source else file if file is not None else Path("DataFrame")
     fill = fill if fill is not None else contract.extra.get("fill")
     label_col = label_col or contract.label_col
     if labels:
-        columns = read_columns(path) if frame is None else [str(c) for c in frame.columns]
+        columns = [str(c) for c in frame.columns] if frame is not None else read_columns(name if file is None else file)
         if label_col is None:
             raise InputError(f"{name}: the model's contract names no label column; expected label_col.",
                              arguments=("label_col",))
@@ -55,16 +56,20 @@ def load_for_contract(path: Path | pd.DataFrame, contract: DataContract, *, labe
     if contract.task == "forecast":
         from tfseq.data.windows import load_last_windows, load_windows
 
-        if frame is not None:
+        if file is None:
             raise InputError("Received a DataFrame for a forecasting model; expected a long-format file.",
                              arguments=("path",))
-        id_col = contract.id_col if contract.id_col in read_columns(path) else None
+        if contract.steps is None:
+            raise InputError(f"{name}: the forecasting model's contract has no window (steps); expected a RUN "
+                             "written by tfseq train.")
+        id_col = contract.id_col if contract.id_col in read_columns(file) else None
         if labels:
-            data, _ = load_windows(path, target=label_col, window=contract.steps,
+            assert label_col is not None  # checked above
+            data, _ = load_windows(file, target=label_col, window=contract.steps,
                                    horizon=int(contract.extra.get("horizon") or 1), time_col=contract.time_col,
                                    id_col=id_col, features=contract.feature_names, fill=fill, val_fraction=0.0)
             return data
-        return load_last_windows(path, window=contract.steps, time_col=contract.time_col,
+        return load_last_windows(file, window=contract.steps, time_col=contract.time_col,
                                  feature_names=contract.feature_names, id_col=id_col, fill=fill)
     data, _ = load_long_format(
         path, id_col=contract.id_col, time_col=contract.time_col, label_col=label_col if labels else None,

@@ -8,11 +8,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from tfseq.data.sequences import SequenceSet
+import numpy as np
+
+from tfseq.data.sequences import SequenceSet, Task
 from tfseq.errors import InputError
 
 
-def _curves(history_csv: Path, history) -> dict[str, list[float]]:
+def _curves(history_csv: Path, history: Any) -> dict[str, list[float]]:
     """Per-epoch figures of the whole run: history.csv spans a resumed run's earlier epochs too."""
     import pandas as pd
 
@@ -23,7 +25,7 @@ def _curves(history_csv: Path, history) -> dict[str, list[float]]:
     return {k: [float(v) for v in vs] for k, vs in history.history.items()}
 
 
-def _threshold_metrics(task: str, y, output, threshold: float = 0.5) -> dict[str, Any]:
+def _threshold_metrics(task: str, y: np.ndarray, output: np.ndarray, threshold: float = 0.5) -> dict[str, Any]:
     from tfseq.evaluation import classification_metrics, regression_metrics
 
     if task in ("binary", "multiclass"):
@@ -86,7 +88,7 @@ def claim_partial(out: Path, command: dict[str, Any], *, overwrite: bool) -> Non
 def train_run(
     train: SequenceSet,
     val: SequenceSet | None,
-    task: str,
+    task: Task,
     out: Path,
     *,
     id_col: str | None,
@@ -141,6 +143,8 @@ def train_run(
     from tfseq.training.defaults import default_spec
     from tfseq.training.fit import fit
 
+    if train.y is None or (val is not None and val.y is None):
+        raise InputError("Received sequences without targets; expected targets to train on.")
     horizon = int(train.y.shape[1]) if task == "forecast" else 1
     spec = default_spec(task, num_classes=len(train.class_names or ()) or 2, horizon=horizon)
     overrides = dict(spec_overrides or {})
@@ -156,10 +160,11 @@ def train_run(
         model = build_model(spec, n_features=train.x.shape[-1], steps=train.steps, adapt=train.x,
                             targets=train.y if task in ("regression", "forecast") else None, seed=seed)
     y_train = train.y.astype("float32") if task in ("regression", "forecast") else train.y
-    validation = None if val is None else (val.x, val.y.astype("float32") if task in ("regression", "forecast") else val.y)
+    validation = None if val is None or val.y is None else \
+        (val.x, val.y.astype("float32") if task in ("regression", "forecast") else val.y)
     evaluated = val if val is not None else train
 
-    def train_and_predict(run_dir: Path):
+    def train_and_predict(run_dir: Path) -> tuple[Any, np.ndarray]:
         history = fit(model, train.x, {head: y_train}, validation_data=None if validation is None else
                       (validation[0], {head: validation[1]}), epochs=epochs, batch_size=batch_size,
                       patience=patience, run_dir=run_dir, seed=seed, verbose=verbose, strategy=distribution)
@@ -174,11 +179,12 @@ def train_run(
         import shutil
 
         shutil.rmtree(tmp / ".workers", ignore_errors=True)  # the workers are done once predict returned
+        assert evaluated.y is not None  # checked above
         metrics_val = _threshold_metrics(task, evaluated.y, output)
         curves = _curves(tmp / "history.csv", history)
         plot_training_curves({spec.name: curves}, tmp / "plots" / "training_curves.png")
         if task in ("binary", "multiclass"):
-            plot_confusion_matrices({"validation": metrics_val["confusion_matrix"]}, train.class_names,
+            plot_confusion_matrices({"validation": metrics_val["confusion_matrix"]}, train.class_names or [],
                                     tmp / "plots" / "confusion_matrix.png")
         contract = DataContract(
             feature_names=list(train.feature_names), steps=train.steps, task=task,
