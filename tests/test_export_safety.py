@@ -13,12 +13,11 @@ import numpy as np
 import pytest
 
 from tfseq.errors import InputError, ParityError
-from tfseq.export import check_manifest, export_model, load_runner
-from tfseq.workflows.export import export_run
-from tfseq.export import verify
+from tfseq.export import check_manifest, export_model, load_runner, verify
 from tfseq.models.builders import build_model
 from tfseq.models.spec import ModelSpec
 from tfseq.run import DataContract, save_run
+from tfseq.workflows.export import export_run
 
 STEPS = 5
 

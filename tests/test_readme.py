@@ -1,9 +1,10 @@
 """The README's Python examples run as written (the quick start first), so the README cannot drift."""
 
-import pytest
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 

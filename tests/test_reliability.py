@@ -66,8 +66,8 @@ def test_kill_9_during_train_then_the_same_command_resumes_and_finishes(tmp_path
 def test_predict_refuses_a_tampered_artifact_unless_told_not_to_verify(tiny_run, tmp_path, capsys):
     import json
 
-    from tfseq.cli.main import main
     from tfseq import export_run
+    from tfseq.cli.main import main
 
     run, data = tiny_run
     export_run(run, tmp_path / "export", formats="onnx", allow_degraded=True)

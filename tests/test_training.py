@@ -3,9 +3,9 @@ import pytest
 
 from tfseq.errors import InputError
 from tfseq.models.builders import STEPS_PER_EXECUTION, build_model
+from tfseq.models.precision import resolve_precision
 from tfseq.models.spec import ModelSpec
 from tfseq.training.fit import balanced_sample_weights, fit
-from tfseq.models.precision import resolve_precision
 
 
 def _train(data, run_dir=None, seed=7, epochs=2):

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-
 from conftest import wait_until
+
 from tfseq.cli.main import main
 
 DATA_FLAGS = ["--id-col", "device_id", "--time-col", "cycle", "--label-col", "status"]

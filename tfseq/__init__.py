@@ -3,7 +3,7 @@
 The public names below are imported on first use, so ``import tfseq`` (and the
 ``tfseq`` command's ``--help`` and input checks) does not wait for TensorFlow.
 
-Example:
+Examples:
     >>> import tfseq
     >>> data = tfseq.make_semiconductor_data(2000, seed=0)
     >>> spec = tfseq.ModelSpec(cell="lstm", units=(32,))

@@ -20,7 +20,7 @@ def add_parser(sub: Subparsers) -> None:
         help="SimpleRNN vs LSTM vs GRU vs BiLSTM on synthetic semiconductor test data",
         description=(
             "Generate the synthetic semiconductor data set (devices x 20 test cycles x 15 parametric "
-            "measurements, 20 %% failing with accelerating drift), train SimpleRNN, LSTM, GRU and "
+            "measurements, 20 % failing with accelerating drift), train SimpleRNN, LSTM, GRU and "
             "BiLSTM on the first --predict-at cycles, compare them, and write report.md, "
             "metrics.json and plots/ to --out."
         ),

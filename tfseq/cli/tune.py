@@ -6,9 +6,8 @@ import argparse
 import os
 import sys
 import time
-from pathlib import Path
-
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from tfseq.cli.args import Subparsers

@@ -89,7 +89,7 @@ def load_long_format(
         InputError: for any problem with the file, its columns or values,
             each named in one line.
 
-    Example:
+    Examples:
         >>> data, task = load_long_format("tests.csv", id_col="device_id",
         ...                               time_col="cycle", label_col="status")  # doctest: +SKIP
     """

@@ -66,7 +66,7 @@ def make_semiconductor_data(
     Raises:
         InputError: for a non-positive size or a fail rate outside (0, 1).
 
-    Example:
+    Examples:
         >>> data = make_semiconductor_data(1000, seed=1)
         >>> data.x.shape
         (1000, 20, 15)

@@ -10,7 +10,7 @@ workflow: :func:`tfseq.workflows.export.export_run`, also ``tfseq.export_run``.
 
 TensorFlow, tf2onnx and the runtimes are imported only when a function runs.
 
-Example:
+Examples:
     >>> from tfseq.export import export_model
     >>> manifest = export_model(model, contract, Path("export"), name="lstm",
     ...                         holdout=(x_val, y_val), quantize="all",

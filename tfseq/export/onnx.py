@@ -51,7 +51,7 @@ def export_onnx(model: keras.Model, filepath: Path, *, steps: int, opset: int = 
         InputError: for an opset below 17.
         ExportError: if tf2onnx fails.
 
-    Example:
+    Examples:
         >>> export_onnx(model, Path("out/lstm.onnx"), steps=20)
         PosixPath('out/lstm.onnx')
     """

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from tfseq.errors import InputError, ParityError
-from tfseq.export.artifacts import FORMATS, ARTIFACT_FORMATS, Built, ExportJob
+from tfseq.export.artifacts import ARTIFACT_FORMATS, FORMATS, Built, ExportJob
 from tfseq.export.manifest import MANIFEST
 from tfseq.export.schema import Manifest, artifact_record, build_manifest
 from tfseq.export.tflite import QUANTIZATIONS
@@ -159,7 +159,7 @@ def export_model(
         ParityError: (an :class:`ExportError`, exit status 3 on the command line) if
             an artifact misses its parity thresholds and ``allow_degraded`` is false.
 
-    Example:
+    Examples:
         >>> manifest = export_model(model, contract, Path("export"), name="lstm",
         ...                         holdout=(x_val, y_val), representative=x_train,
         ...                         quantize=("none", "int8"))

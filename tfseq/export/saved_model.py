@@ -75,7 +75,7 @@ def export_saved_model(
         InputError: if ``version_dir`` exists.
         ExportError: if TensorFlow fails to write the SavedModel.
 
-    Example:
+    Examples:
         >>> export_saved_model(model, Path("out/savedmodel/lstm/1"), steps=20,
         ...                    head="binary", task="binary")
         PosixPath('out/savedmodel/lstm/1')

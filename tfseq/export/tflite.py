@@ -210,7 +210,7 @@ def convert_tflite(
         InputError: for an unknown mode, or ``int8`` without representative data.
         ExportError: if the converter fails.
 
-    Example:
+    Examples:
         >>> flat = convert_tflite(model, steps=20, quantize=("none", "dynamic"))
         >>> len(flat["dynamic"]) < len(flat["none"])
         True

@@ -149,7 +149,7 @@ def build_model(
     Raises:
         InputError: for invalid ``n_features``, ``steps`` or statistics shapes.
 
-    Example:
+    Examples:
         >>> model = build_model(ModelSpec(cell="gru", units=(8,)), n_features=3, steps=5)
         >>> model.output_names
         ['binary']

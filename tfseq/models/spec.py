@@ -99,7 +99,7 @@ class ModelSpec:
             ``"auto"`` (resolved by :func:`tfseq.models.precision.resolve_precision`
             when the model is built). Output layers always stay float32.
 
-    Example:
+    Examples:
         >>> spec = ModelSpec(cell="gru", units=(32, 16), pooling="attention")
         >>> ModelSpec.from_config(spec.get_config()) == spec
         True

@@ -11,7 +11,7 @@ the same epoch through Keras' adapter.
 Under a distribution strategy every worker builds the same shuffled dataset
 and ``AutoShardPolicy.DATA`` gives each its own share.
 
-Example:
+Examples:
     >>> train = make_dataset(x, y, batch_size=128, seed=0)   # doctest: +SKIP
     >>> model.fit(train, epochs=3)                            # doctest: +SKIP
 """

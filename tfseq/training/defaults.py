@@ -4,7 +4,7 @@
 
 Users run ``tfseq train`` without tuning, so these are chosen for real
 multivariate sensor and speech-like sequences of variable length (see
-README.md, "How the defaults were chosen"), not for the synthetic set:
+docs/design/defaults.md, "How the defaults were chosen"), not for the synthetic set:
 
 * normalisation inside the model (per-feature mean / variance of the training
   steps, padding left out) and masking of the zero padding;

@@ -6,7 +6,7 @@ Nothing of our own: ``MirroredStrategy`` for the GPUs of one host,
 across workers (``AutoShardPolicy.DATA``) with a global batch of
 ``batch_size`` per replica.
 
-Example:
+Examples:
     >>> strategy = make_strategy("auto")           # doctest: +SKIP
     >>> with strategy.scope():                     # doctest: +SKIP
     ...     model = tfseq.build_model(spec, n_features=15, adapt=x)
@@ -109,7 +109,7 @@ def make_strategy(name: str = "auto") -> tf.distribute.Strategy:
             raise InputError(
                 "Received a Slurm job of several tasks on a node without GPUs; TensorFlow's "
                 "SlurmClusterResolver places tasks by GPU, so on CPU-only nodes set TF_CONFIG in each "
-                "task (see the README's 'Scaling out')."
+                "task (see docs/scaling.md)."
             )
         return tf.distribute.MultiWorkerMirroredStrategy(
             cluster_resolver=tf.distribute.cluster_resolver.SlurmClusterResolver(gpus_per_node=gpus)
@@ -117,7 +117,7 @@ def make_strategy(name: str = "auto") -> tf.distribute.Strategy:
     if not config:
         raise InputError(
             "Received strategy 'multi-worker' without TF_CONFIG or a Slurm job of several tasks; "
-            "set TF_CONFIG on every worker (see the README's 'Scaling out')."
+            "set TF_CONFIG on every worker (see docs/scaling.md)."
         )
     return tf.distribute.MultiWorkerMirroredStrategy()
 

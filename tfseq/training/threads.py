@@ -15,7 +15,7 @@ The thread pools start with TensorFlow's first operation and cannot change
 afterwards: the ``tfseq`` command calls :func:`configure_threads` before
 anything else; from Python, call it before building a model.
 
-Example:
+Examples:
     >>> import tfseq
     >>> tfseq.configure_threads()   # doctest: +SKIP
     True

@@ -2,7 +2,7 @@
 
 (Retraining the winner into a RUN is a workflow: :func:`tfseq.workflows.retrain.retrain`.)
 
-Example:
+Examples:
     >>> from tfseq.tuning import SearchSpace, tune
     >>> result = tune(train, val, "search", objective="val_auc", max_trials=20,
     ...               space=SearchSpace({"cell": ["lstm", "gru"]}), max_params=100_000)

@@ -139,7 +139,7 @@ def tune(
             settings that differ from an earlier search in ``directory``, or
             empty data.
 
-    Example:
+    Examples:
         >>> result = tune(train, val, Path("search"), objective="val_auc", max_trials=20,
         ...               space=SearchSpace({"cell": ["lstm", "gru"]}), max_params=50_000)
         >>> result.best_spec.name

@@ -5,7 +5,7 @@ for numbers, a *range* (``{"min": a, "max": b}``, optionally ``"step"`` and
 ``"log"``). The same three forms come from a config file (JSON, YAML or TOML)
 or from command-line text (``"lstm"``, ``"lstm,gru"``, ``"0:0.3"``).
 
-Example:
+Examples:
     >>> space = SearchSpace.from_config({"cell": ["lstm", "gru"], "layers": 1, "units": [8, 16]})
     >>> space.get_config()["layers"]
     1

@@ -17,13 +17,12 @@ from typing import Any
 
 import numpy as np
 
+from tfseq import __version__
 from tfseq.data.sequences import SequenceSet
 from tfseq.data.splits import split_sequences
 from tfseq.data.synthetic import make_semiconductor_data, to_long_frame
 from tfseq.errors import InputError
 from tfseq.evaluation import classification_metrics, keras_predict_function, latency
-from tfseq import __version__
-from tfseq.workflows.export import export_run
 from tfseq.export.manifest import MANIFEST
 from tfseq.export.schema import Manifest
 from tfseq.export.tflite import require_litert
@@ -33,6 +32,7 @@ from tfseq.models.spec import ModelSpec
 from tfseq.plots import plot_comparison, plot_confusion_matrices, plot_training_curves
 from tfseq.run import DataContract, save_run
 from tfseq.training.fit import fit
+from tfseq.workflows.export import export_run
 
 #: The study's success metrics for the model at the early-warning cycle.
 TARGETS = {"accuracy": 0.85, "recall": 0.90, "precision": 0.80}

@@ -36,10 +36,10 @@ def load_for_contract(path: Path | pd.DataFrame, contract: DataContract, *, labe
     Raises:
         InputError: for missing columns, unseen classes and bad data.
     """
+    import pandas as pd
+
     from tfseq.data.files import missing_column, read_columns
     from tfseq.data.long_format import fit_steps, load_long_format
-
-    import pandas as pd
 
     frame = path if isinstance(path, pd.DataFrame) else None
     file = None if isinstance(path, pd.DataFrame) else Path(path)

@@ -139,8 +139,8 @@ def train_run(
     from tfseq.models.builders import build_model
     from tfseq.plots import plot_confusion_matrices, plot_training_curves
     from tfseq.run import DataContract, save_run
-    from tfseq.training.distribute import is_chief, make_strategy
     from tfseq.training.defaults import default_spec
+    from tfseq.training.distribute import is_chief, make_strategy
     from tfseq.training.fit import fit
 
     if train.y is None or (val is not None and val.y is None):
