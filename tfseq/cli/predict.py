@@ -30,7 +30,7 @@ def add_parser(sub: Subparsers) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("artifact", type=Path, metavar="ARTIFACT", help="model artifact")
-    parser.add_argument("--no-verify", action="store_true",
+    parser.add_argument("--no-verify", dest="verify", action="store_false",
                         help="run an exported artifact even if its sha256 differs from manifest.json")
     parser.add_argument("data", type=Path, metavar="DATA", help="long-format .csv or .parquet file")
     parser.add_argument("--out", type=Path, required=True, metavar="PRED.csv", help="predictions CSV to write")
@@ -55,6 +55,6 @@ def run(args: argparse.Namespace) -> int:
     from tfseq.workflows.predict import predict_file
 
     done = predict_file(args.artifact, args.data, args.out, overwrite=args.overwrite, fill=args.fill,
-                        block_rows=args.block_rows, batch_size=args.batch_size, verify=not args.no_verify)
+                        block_rows=args.block_rows, batch_size=args.batch_size, verify=args.verify)
     print(f"predicted {done.sequences:,} sequences with {args.artifact} ({done.kind}); wrote {done.out}")
     return 0

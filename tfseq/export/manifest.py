@@ -102,7 +102,7 @@ def check_manifest(export_dir: Path, *, only: Path | None = None) -> dict[str, A
     if only is not None and Path(only).resolve() not in listed:
         raise InputError(
             f"{only}: not listed in {export_dir / MANIFEST}, so its sha256 cannot be checked; "
-            "expected an artifact of that export (--no-verify runs it anyway)."
+            "expected an artifact of that export, or no check (verify).", arguments=("verify",)
         )
     for artifact in manifest["artifacts"]:
         try:

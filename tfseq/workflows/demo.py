@@ -359,7 +359,7 @@ def render_report(summary: dict[str, Any]) -> str:
             "It meets every target and, among the models within 0.005 F1 of the best, misses the "
             "fewest failing devices."
             if meets_targets(b)
-            else "No model met every target on this run; train longer (--epochs) or on more devices."
+            else "No model met every target on this run; train for more epochs or on more devices."
         ),
         "",
         "Plots: `plots/training_curves.png`, `plots/confusion_matrices.png`, `plots/accuracy.png`, "
