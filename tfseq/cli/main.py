@@ -15,8 +15,15 @@ from tfseq import __version__
 from tfseq.errors import InputError, describe
 
 # Sub-command modules, in the order --help lists them.
-COMMAND_MODULES = ("tfseq.cli.demo", "tfseq.cli.train", "tfseq.cli.evaluate", "tfseq.cli.tune", "tfseq.cli.export", "tfseq.cli.predict",
-                   "tfseq.cli.kernels")
+COMMAND_MODULES = (
+    "tfseq.cli.demo",
+    "tfseq.cli.train",
+    "tfseq.cli.evaluate",
+    "tfseq.cli.tune",
+    "tfseq.cli.export",
+    "tfseq.cli.predict",
+    "tfseq.cli.kernels",
+)
 
 EPILOG = """examples:
   tfseq demo                                  the classic study on 50,000 synthetic devices
