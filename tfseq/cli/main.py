@@ -22,6 +22,7 @@ COMMAND_MODULES = (
     "tfseq.cli.tune",
     "tfseq.cli.export",
     "tfseq.cli.predict",
+    "tfseq.cli.explain",
     "tfseq.cli.kernels",
 )
 
@@ -33,6 +34,7 @@ EPILOG = """examples:
   tfseq tune tests.csv --id-col device_id --time-col cycle --label-col status --out tuning --trials 20
   tfseq export runs/lstm --out export --quantize none,dynamic,int8
   tfseq predict export/lstm-64-int8.tflite new.csv --out predictions.csv
+  tfseq explain runs/lstm holdout.csv --out why  which features, at which cycles, drive the answers
   tfseq build-kernels                         compile the fused LSTM kernel now (container images)
 
 run 'tfseq COMMAND --help' for a command's flags and examples."""

@@ -11,8 +11,11 @@ EXAMPLES = """examples:
   tfseq predict runs/lstm new_devices.csv --out predictions.csv
   tfseq predict export/lstm.tflite new_devices.parquet --out predictions.csv
   tfseq predict export/lstm.onnx new_devices.csv --out predictions.csv --overwrite
+  tfseq predict runs/lstm new_devices.csv --out predictions.csv --explain 3    adds drivers: Idd_current@12;Vdd_voltage@11;...
 
-output columns: the id column, predicted (class name or value) and, for classifiers, p_<class> per class.
+output columns: the id column, predicted (class name or value) and, for classifiers, p_<class> per class;
+with --explain K, drivers: the sequence's K largest integrated-gradient attributions as feature@step
+(1-based step, largest first; RUN or .keras artifacts only, see tfseq explain).
 DATA needs the id, time and every feature column the model was trained on (extra columns are ignored);
 a label column, if present, must hold only classes the model knows."""
 
@@ -40,6 +43,10 @@ def add_parser(sub: Subparsers) -> None:
                         help="rows read at a time; memory grows with this, not with the file (default: 500000)")
     parser.add_argument("--batch-size", type=positive_int, default=4096, metavar="N",
                         help="sequences per prediction call (default: 4096)")
+    parser.add_argument("--explain", type=positive_int, metavar="K",
+                        help="add a drivers column: each sequence's top K feature@step attributions (RUN or .keras)")
+    parser.add_argument("--ig-steps", type=positive_int, metavar="N",
+                        help="Gauss-Legendre points of --explain's integrated gradients (default: 16)")
     parser.set_defaults(run=run)
 
 
@@ -47,7 +54,8 @@ def run(args: argparse.Namespace) -> int:
     from tfseq.workflows.predict import check_prediction_inputs
 
     # A missing or unreadable DATA, or missing columns, fail before TensorFlow starts.
-    check_prediction_inputs(args.artifact, args.data, args.out, overwrite=args.overwrite, fill=args.fill)
+    check_prediction_inputs(args.artifact, args.data, args.out, overwrite=args.overwrite, fill=args.fill,
+                            explain=args.explain)
 
     from tfseq.startup import start_tensorflow
 
@@ -55,6 +63,7 @@ def run(args: argparse.Namespace) -> int:
     from tfseq.workflows.predict import predict_file
 
     done = predict_file(args.artifact, args.data, args.out, overwrite=args.overwrite, fill=args.fill,
-                        block_rows=args.block_rows, batch_size=args.batch_size, verify=args.verify)
+                        block_rows=args.block_rows, batch_size=args.batch_size, verify=args.verify,
+                        explain=args.explain, ig_steps=args.ig_steps)
     print(f"predicted {done.sequences:,} sequences with {args.artifact} ({done.kind}); wrote {done.out}")
     return 0

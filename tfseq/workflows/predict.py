@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -42,21 +42,34 @@ def contract_of(artifact: Path) -> DataContract | None:
 
 
 def check_prediction_inputs(artifact: Path, data: Path, out: Path, *, overwrite: bool = False,
-                            fill: str | None = None) -> None:
+                            fill: str | None = None, explain: int | None = None) -> None:
     """The checks :func:`predict_file` makes before any model loads: bad input answers at once.
 
     Raises:
         InputError: for an existing ``out`` (without ``overwrite``), a missing artifact, an
-            unreadable ``data`` file, or data without the columns the RUN's contract names.
+            unreadable ``data`` file, data without the columns the RUN's contract names, or
+            ``explain`` that is not a positive integer or asked of an artifact other than a RUN
+            or ``.keras`` file (or of a forecasting model).
     """
+    from tfseq.checks import positive_int
     from tfseq.data.files import read_columns
+    from tfseq.workflows.explain import TASKS
 
     if Path(out).exists() and not overwrite:
         raise InputError(f"{out}: already exists; choose another out or pass overwrite.", arguments=("out", "overwrite"))
     if not Path(artifact).exists():
         raise InputError(f"{artifact}: no such artifact.")
-    columns = read_columns(data)
     contract = contract_of(artifact)
+    if explain is not None:
+        positive_int("explain", explain)
+        keras_artifact = Path(artifact).suffix == ".keras" or (Path(artifact) / "contract.json").is_file()
+        if not keras_artifact:
+            raise InputError(f"{artifact}: explain needs the Keras model (a RUN directory or its model.keras), not an "
+                             "exported artifact; pass the RUN or drop explain.", arguments=("explain",))
+        if contract is not None and contract.task not in TASKS:
+            raise InputError(f"Received explain for a {contract.task} model; expected a {', '.join(TASKS)} model.",
+                             arguments=("explain",))
+    columns = read_columns(data)
     if contract is not None and contract.id_col not in columns:
         _load(data, contract, fill)  # raises the error that names the missing column
 
@@ -71,13 +84,18 @@ def predict_file(
     block_rows: int = 500_000,
     batch_size: int = 4096,
     verify: bool = True,
+    explain: int | None = None,
+    ig_steps: int | None = None,
 ) -> Predicted:
     """Predicts every sequence of a long-format file and writes one CSV row per sequence.
 
     The file is read in blocks of about ``block_rows`` rows of whole sequences, so memory is
     bounded by the block, not the file (a file whose sequences' rows are interleaved is read
     whole). Columns: the id column, ``predicted`` (class name or value) and, for classifiers,
-    ``p_<class>`` per class; the CSV grows beside ``out`` and is renamed into place at the end.
+    ``p_<class>`` per class and, with ``explain``, ``drivers``: the sequence's top ``explain``
+    drivers (``feature@step``, 1-based steps, largest ``|attribution|`` first; see
+    :func:`tfseq.workflows.explain.sequence_drivers`); the CSV grows beside ``out`` and is
+    renamed into place at the end.
 
     Args:
         artifact: A RUN directory, ``.keras`` file, SavedModel directory, ``.tflite`` or ``.onnx``.
@@ -88,6 +106,8 @@ def predict_file(
         block_rows: Rows read at a time.
         batch_size: Sequences per prediction call.
         verify: Check an exported artifact's sha256 against its manifest.
+        explain: Add each sequence's top ``explain`` drivers (a RUN or ``.keras`` artifact only).
+        ig_steps: Gauss-Legendre points of the drivers' integrated gradients (default 16).
 
     Returns:
         The sequences predicted, the runtime that ran and the CSV written.
@@ -99,7 +119,7 @@ def predict_file(
     from tfseq.export.runtimes import load_runner
 
     artifact, data, out = Path(artifact), Path(data), Path(out)
-    check_prediction_inputs(artifact, data, out, overwrite=overwrite, fill=fill)
+    check_prediction_inputs(artifact, data, out, overwrite=overwrite, fill=fill, explain=explain)
     runner = load_runner(artifact, verify=verify)
     contract = runner.contract or contract_of(artifact)
     if contract is None:
@@ -107,15 +127,39 @@ def predict_file(
             f"{artifact}: carries no data contract (feature names, steps, classes); expected a RUN "
             "directory, a .keras file inside one, or an exported artifact with its manifest.json."
         )
+    drivers = _drivers(artifact, contract, explain, ig_steps) if explain is not None else None
     count = None
     if contract.task != "forecast":
         try:
-            count = _predict_streamed(runner, contract, artifact, data, out, fill, block_rows, batch_size)
+            count = _predict_streamed(runner, contract, artifact, data, out, fill, block_rows, batch_size, drivers)
         except _Interleaved:
             pass  # rows of a sequence are scattered through the file: read it whole
     if count is None:
-        count = _predict_whole(runner, contract, artifact, data, out, fill, batch_size)
+        count = _predict_whole(runner, contract, artifact, data, out, fill, batch_size, drivers)
     return Predicted(count, runner.kind, out)
+
+
+#: Each sequence's drivers column, from its sequences (see :func:`_drivers`).
+Drivers = Callable[["SequenceSet"], list[str]]
+
+
+def _drivers(artifact: Path, contract: DataContract, k: int, ig_steps: int | None) -> Drivers:
+    from tfseq.workflows.explain import keras_model_of, sequence_drivers
+
+    model = keras_model_of(artifact)
+
+    def drivers(sequences: SequenceSet) -> list[str]:
+        return sequence_drivers(model, contract, sequences, k, ig_steps=ig_steps)
+
+    return drivers
+
+
+def _frame(sequences: SequenceSet, output: np.ndarray, contract: DataContract,
+           drivers: Drivers | None) -> pd.DataFrame:
+    frame = predictions_frame(sequences.ids, output, contract)
+    if drivers is not None:
+        frame["drivers"] = drivers(sequences)
+    return frame
 
 
 class _Interleaved(Exception):
@@ -163,7 +207,7 @@ def _check_contiguous(block: pd.DataFrame, id_col: str, done: set[object]) -> pd
 
 
 def _predict_streamed(runner: Runner, contract: DataContract, artifact: Path, data: Path, out: Path,
-                      fill: str | None, block_rows: int, batch_size: int) -> int:
+                      fill: str | None, block_rows: int, batch_size: int, drivers: Drivers | None = None) -> int:
     from tqdm.auto import tqdm
 
     from tfseq.data.long_format import fit_steps
@@ -179,7 +223,7 @@ def _predict_streamed(runner: Runner, contract: DataContract, artifact: Path, da
                 if runner.steps is not None and runner.steps != sequences.steps:
                     sequences = fit_steps(sequences, int(runner.steps))
                 output = _predict(runner, sequences.x, batch_size, contract, artifact)
-                predictions_frame(sequences.ids, output, contract).to_csv(handle, index=False, header=count == 0)
+                _frame(sequences, output, contract, drivers).to_csv(handle, index=False, header=count == 0)
                 count += len(sequences)
                 bar.update(len(sequences))
             handle.flush()
@@ -194,7 +238,7 @@ def _predict_streamed(runner: Runner, contract: DataContract, artifact: Path, da
 
 
 def _predict_whole(runner: Runner, contract: DataContract, artifact: Path, data: Path | pd.DataFrame,
-                   out: Path, fill: str | None, batch_size: int) -> int:
+                   out: Path, fill: str | None, batch_size: int, drivers: Drivers | None = None) -> int:
     from tfseq.data.long_format import fit_steps
     from tfseq.io import write_text_atomic
 
@@ -203,7 +247,7 @@ def _predict_whole(runner: Runner, contract: DataContract, artifact: Path, data:
         sequences = fit_steps(sequences, int(runner.steps))
     output = _predict(runner, sequences.x, batch_size, contract, artifact)
     buffer = io.StringIO()
-    predictions_frame(sequences.ids, output, contract).to_csv(buffer, index=False)
+    _frame(sequences, output, contract, drivers).to_csv(buffer, index=False)
     write_text_atomic(out, buffer.getvalue())
     return len(sequences)
 
