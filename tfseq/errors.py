@@ -13,6 +13,8 @@ status  meaning
         cannot be written: something the user can fix
 3       a documented outcome: an export whose artifacts missed their parity thresholds
         (nothing was written; ``--allow-degraded`` keeps them)
+4       a documented outcome: ``tfseq monitor`` found drift (new data unlike the training
+        data; the report was written)
 130     interrupted (Ctrl-C)
 ======  ==============================================================================
 
@@ -28,6 +30,8 @@ import traceback
 
 #: Exit status of :class:`ParityError`: an export that ran but missed its thresholds.
 PARITY_STATUS = 3
+#: Exit status of :class:`DriftFound`: ``tfseq monitor`` found the data drifted from the training data.
+DRIFT_STATUS = 4
 
 
 class TfseqError(Exception):
@@ -77,6 +81,15 @@ class ParityError(ExportError):
     exit_code = PARITY_STATUS
 
 
+class DriftFound(TfseqError):
+    """New data drifted from the training data (``tfseq monitor``): a documented outcome, not a failure.
+
+    The monitor's report is written before this is raised; the message names what drifted.
+    """
+
+    exit_code = DRIFT_STATUS
+
+
 def _as_flags(exc: BaseException, flags: dict[str, str]) -> str:
     text = str(exc)
     for name in getattr(exc, "arguments", ()):
@@ -112,7 +125,7 @@ def describe(exc: BaseException, flags: dict[str, str] | None = None) -> tuple[s
     status = exit_code(exc)
     if isinstance(exc, KeyboardInterrupt):
         return "tfseq: interrupted", status
-    if isinstance(exc, ParityError):
+    if isinstance(exc, (ParityError, DriftFound)):
         return f"tfseq: {exc}", status
     if isinstance(exc, TfseqError) and status == 2:
         return f"tfseq: error: {_as_flags(exc, flags or {})}", status
