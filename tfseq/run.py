@@ -11,6 +11,8 @@ Layout::
     RUN/plots/           training curves and, for classifiers, evaluation plots
     RUN/export_sample.npz  held-out sequences (x, y) and calibration sequences
                          (x_train) that ``tfseq export`` verifies and calibrates on
+    RUN/reference.json   reference statistics of the training data and of the
+                         predictions (tfseq.analysis.reference), for ``tfseq monitor``
 
 ``evaluate``, ``predict``, ``export`` and ``tune --retrain`` all read and
 write this one format through :func:`load_run` and :func:`save_run`.
@@ -29,12 +31,15 @@ import numpy as np
 
 from tfseq.data.sequences import Task
 from tfseq.errors import InputError
-from tfseq.io import write_json_atomic
+from tfseq.io import write_json_atomic, write_text_atomic
 
 if TYPE_CHECKING:  # Keras and the model package are imported where they are used
     import keras
 
     from tfseq.models.spec import ModelSpec
+
+#: The RUN's reference statistics (see :mod:`tfseq.analysis.reference`).
+REFERENCE = "reference.json"
 
 
 @dataclass
@@ -87,6 +92,7 @@ def save_run(
     metrics: dict[str, Any] | None = None,
     export_sample: tuple[np.ndarray, np.ndarray | None, np.ndarray] | None = None,
     sample_size: int = 512,
+    reference: dict[str, Any] | None = None,
 ) -> Path:
     """Writes ``model.keras``, ``spec.json``, ``contract.json`` and ``metrics.json`` into ``run_dir``.
 
@@ -98,6 +104,9 @@ def save_run(
             ``sample_size`` sequences of each go to ``export_sample.npz`` so a
             later ``tfseq export`` verifies on real held-out data and
             calibrates int8 on real training data.
+        reference: Reference statistics of the training data
+            (:func:`tfseq.analysis.reference.compute_reference`), written to
+            ``reference.json`` (compact JSON) for ``tfseq monitor``.
     """
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -105,6 +114,8 @@ def save_run(
     spec.to_json(run_dir / "spec.json")
     write_json_atomic(run_dir / "contract.json", contract.get_config())
     write_json_atomic(run_dir / "metrics.json", metrics or {})
+    if reference is not None:
+        write_text_atomic(run_dir / REFERENCE, json.dumps(reference, separators=(",", ":")) + "\n")
     if export_sample is not None:
         x, y, x_train = export_sample
         arrays = {"x": np.asarray(x[:sample_size], np.float32), "x_train": np.asarray(x_train[:sample_size], np.float32)}

@@ -112,6 +112,7 @@ def export_model(
     spec: Any = None,
     seed: int = 0,
     notes: dict | None = None,
+    reference: dict[str, Any] | None = None,
 ) -> Manifest:
     """Exports ``model`` to SavedModel, TF Lite and ONNX, verifies each, writes the manifest.
 
@@ -148,6 +149,9 @@ def export_model(
         spec: The :class:`~tfseq.models.spec.ModelSpec`, recorded in the manifest.
         seed: Seed of the draw of representative sequences.
         notes: Extra JSON-serialisable facts recorded under ``notes``.
+        reference: Reference statistics of the training data
+            (:func:`tfseq.analysis.reference.compute_reference`), recorded under ``reference``
+            for ``tfseq monitor``.
 
     Returns:
         The manifest (also written to ``out_dir/manifest.json``).
@@ -196,10 +200,10 @@ def export_model(
 
     keras_out = predict_dict(model, x)
     if _is_float32(model):
-        reference = keras_out
+        expected = keras_out
     else:  # artifacts are float32: compare with the float32 computation of the same weights
-        reference = predict_dict(export_clone(model, steps=steps), x)
-    keras_vs_reference = verify.compare_outputs(keras_out, reference, head=head, task=task,
+        expected = predict_dict(export_clone(model, steps=steps), x)
+    keras_vs_reference = verify.compare_outputs(keras_out, expected, head=head, task=task,
                                                 threshold=threshold, y=y)
     job = ExportJob(model=model, name=name, steps=steps, head=head, task=task, threshold=threshold, x=x,
                     quantize=modes, representative=representative, seed=seed, overwrite=overwrite)
@@ -216,7 +220,7 @@ def export_model(
         artifacts = []
         for artifact in built:
             kind = artifact.format if artifact.quantization is None else f"{artifact.format}-{artifact.quantization}"
-            figures = verify.compare_outputs(reference, artifact.outputs, head=head, task=task,
+            figures = verify.compare_outputs(expected, artifact.outputs, head=head, task=task,
                                              threshold=threshold, y=y)
             figures.update({k: v for k, v in artifact.timing.items() if k != "path"})
             artifacts.append(artifact_record(
@@ -236,7 +240,7 @@ def export_model(
             keras_vs_reference=keras_vs_reference,
             thresholds={"per_artifact": verify.THRESHOLDS, "min_class_agreement": verify.MIN_CLASS_AGREEMENT,
                         "max_metric_change_points": verify.MAX_METRIC_CHANGE_POINTS},
-            artifacts=artifacts, trained_float32=_is_float32(model), notes=notes,
+            artifacts=artifacts, trained_float32=_is_float32(model), notes=notes, reference=reference,
         )
         write_json_atomic(tmp / MANIFEST, manifest)
         _readable(tmp)

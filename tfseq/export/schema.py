@@ -74,6 +74,9 @@ class Manifest(TypedDict):
     degraded: bool
     artifacts: list[ArtifactRecord]
     notes: dict[str, Any]
+    # reference statistics of the training data and predictions (tfseq.analysis.reference), for
+    # ``tfseq monitor``; None when the RUN had none (trained before tfseq monitor)
+    reference: dict[str, Any] | None
 
 
 def normalization_of(model: Any) -> dict[str, list[float]] | None:
@@ -129,6 +132,7 @@ def build_manifest(
     artifacts: list[ArtifactRecord],
     trained_float32: bool,
     notes: dict[str, Any] | None,
+    reference: dict[str, Any] | None = None,
 ) -> Manifest:
     """Assembles the manifest of an export of ``model`` (see :class:`Manifest` for the keys)."""
     n_features = int(model.inputs[0].shape[-1])
@@ -156,4 +160,5 @@ def build_manifest(
         "degraded": any(not a.get("passed", True) for a in artifacts),
         "artifacts": artifacts,
         "notes": notes or {},
+        "reference": reference,
     }

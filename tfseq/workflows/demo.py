@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from tfseq import __version__
+from tfseq.analysis.reference import compute_reference
 from tfseq.data.sequences import SequenceSet
 from tfseq.data.splits import split_sequences
 from tfseq.data.synthetic import make_semiconductor_data, to_long_frame
@@ -204,10 +205,12 @@ def _trained(run_dir: Path, name: str, spec: ModelSpec, contract: DataContract, 
             run_dir=tmp, seed=settings["seed"], verbose=verbose,
         )
         train_s = time.perf_counter() - t0
-        save_run(tmp, model, spec, contract, export_sample=(te.x, te.y, tr.x))
         shutil.rmtree(tmp / "checkpoints", ignore_errors=True)  # model.keras is the best epoch
         head = spec.heads[0].name
         p_early = model.predict(te.x, batch_size=1024, verbose=0)[head]
+        reference = compute_reference(tr.x, tr.lengths, contract.feature_names, output=p_early,
+                                      task=contract.task, class_names=contract.class_names, seed=settings["seed"])
+        save_run(tmp, model, spec, contract, export_sample=(te.x, te.y, tr.x), reference=reference)
         p_full = model.predict(test.x, batch_size=1024, verbose=0)[head]
         speed = latency(keras_predict_function(model), te.x)
         result: dict[str, Any] = {

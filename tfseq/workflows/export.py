@@ -1,4 +1,5 @@
-"""Export a RUN: its model, contract and held-out sample, through :func:`tfseq.export.export_model`.
+"""Export a RUN: its model, contract, held-out sample and reference statistics, through
+:func:`tfseq.export.export_model`.
 
 Verification data, first found: the ``data`` given; ``RUN/export_sample.npz`` (written by
 ``tfseq train`` and the demo); otherwise sequences drawn from the model's normalisation
@@ -13,11 +14,12 @@ from typing import Any
 
 import numpy as np
 
+from tfseq.analysis.reference import read_reference
 from tfseq.export.artifacts import FORMATS
 from tfseq.export.pipeline import choices_tuple, export_model, resolve_steps
 from tfseq.export.schema import Manifest, normalization_of
 from tfseq.export.tflite import QUANTIZATIONS
-from tfseq.run import DataContract, load_run
+from tfseq.run import REFERENCE, DataContract, load_run
 
 #: Written by training (or by hand) so that ``tfseq export RUN`` verifies on real data.
 EXPORT_SAMPLE = "export_sample.npz"
@@ -56,7 +58,8 @@ def export_run(
     Verification data, first found: ``data``; ``RUN/export_sample.npz`` (arrays
     ``x``, optional ``y`` and ``x_train`` for int8 calibration); otherwise
     sequences drawn from the model's normalisation statistics (no targets, so
-    no metric change; the manifest says so).
+    no metric change; the manifest says so). The RUN's ``reference.json`` (for
+    ``tfseq monitor``) goes into the manifest under ``reference``.
 
     Args:
         run_dir: A RUN directory written by ``tfseq train`` or the demo.
@@ -97,8 +100,9 @@ def export_run(
     if representative is None and "int8" in choices_tuple(quantize, QUANTIZATIONS, "quantize"):
         representative = _synthetic_sample(model, contract, steps, 256, seed + 1)
         notes["calibration_data"] = "synthetic sequences drawn from the normalisation statistics"
+    reference = read_reference(run_dir / REFERENCE) if (run_dir / REFERENCE).is_file() else None
     return export_model(
         model, contract, out_dir, name=name or spec.name, holdout=data, formats=formats,
         quantize=quantize, representative=representative, allow_degraded=allow_degraded,
-        overwrite=overwrite, spec=spec, seed=seed, notes=notes,
+        overwrite=overwrite, spec=spec, seed=seed, notes=notes, reference=reference,
     )

@@ -129,12 +129,16 @@ def train_run(
         strategy: Distribution strategy (:func:`tfseq.training.distribute.make_strategy`).
             Under several workers every one trains, and only the chief writes the RUN.
 
+    The RUN also holds ``reference.json``: statistics of the training sequences and of the
+    predictions on the validation sequences, which ``tfseq monitor`` compares new data with.
+
     Returns:
         The content of ``metrics.json`` plus ``run_dir``.
 
     Raises:
         InputError: for invalid spec values or an existing ``out``.
     """
+    from tfseq.analysis.reference import compute_reference
     from tfseq.io import atomic_directory, partial_path, write_json_atomic
     from tfseq.models.builders import build_model
     from tfseq.plots import plot_confusion_matrices, plot_training_curves
@@ -204,8 +208,10 @@ def train_run(
             "epochs": len(curves.get("loss", [])),
             "validation": metrics_val,
         }
+        reference = compute_reference(train.x, train.lengths, contract.feature_names, output=output, task=task,
+                                      class_names=contract.class_names, seed=seed)
         save_run(tmp, model, spec, contract, metrics=result,
-                 export_sample=(evaluated.x, evaluated.y, train.x))
+                 export_sample=(evaluated.x, evaluated.y, train.x), reference=reference)
         import shutil
 
         shutil.rmtree(tmp / "checkpoints", ignore_errors=True)  # model.keras holds the best epoch
