@@ -23,6 +23,7 @@ COMMAND_MODULES = (
     "tfseq.cli.export",
     "tfseq.cli.predict",
     "tfseq.cli.explain",
+    "tfseq.cli.monitor",
     "tfseq.cli.kernels",
 )
 
@@ -35,6 +36,7 @@ EPILOG = """examples:
   tfseq export runs/lstm --out export --quantize none,dynamic,int8
   tfseq predict export/lstm-64-int8.tflite new.csv --out predictions.csv
   tfseq explain runs/lstm holdout.csv --out why  which features, at which cycles, drive the answers
+  tfseq monitor export/lstm-64-int8.tflite new.csv     drift from the training data? (exit 4 if so)
   tfseq build-kernels                         compile the fused LSTM kernel now (container images)
 
 run 'tfseq COMMAND --help' for a command's flags and examples."""
