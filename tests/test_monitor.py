@@ -107,6 +107,14 @@ def test_thresholds_out_of_range_are_one_line_exit_2(tiny_run, held_out, tmp_pat
     assert status == 2 and err.count("\n") == 1 and f"argument {named}, expected" in err
 
 
+def test_an_out_that_is_not_a_monitor_report_is_refused(tiny_run, held_out, tmp_path, capsys):
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "notes.txt").write_text("mine")
+    status, _, err = _monitor(capsys, tiny_run[0], held_out[1], "--out", tmp_path / "m")
+    assert status == 2 and "is not a monitor report (drift.json); choose another --out" in err
+    assert (tmp_path / "m" / "notes.txt").read_text() == "mine"
+
+
 def test_a_run_without_reference_statistics_is_one_line_exit_2(tiny_run, held_out, tmp_path, capsys):
     old = tmp_path / "old_run"
     shutil.copytree(tiny_run[0], old)
@@ -122,7 +130,7 @@ def test_data_missing_a_trained_feature_is_one_line_exit_2(tiny_run, held_out, t
     path = tmp_path / "missing.csv"
     pd.read_csv(held_out[1]).drop(columns=[SHIFTED]).to_csv(path, index=False)
     status, _, err = _monitor(capsys, tiny_run[0], path, "--out", tmp_path / "m")
-    assert status == 2 and err.count("\n") == 1 and SHIFTED in err
+    assert status == 2 and err.count("\n") == 1 and f"has no column '{SHIFTED}', a feature the model was trained" in err
     assert not (tmp_path / "m").exists()
 
 

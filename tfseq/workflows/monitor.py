@@ -81,6 +81,7 @@ def load_monitor_inputs(
             an ``out`` that is not a monitor report, an artifact without reference statistics
             (:func:`tfseq.analysis.reference.find_reference`), or data the model cannot take (a missing trained feature ...).
     """
+    from tfseq.data.files import read_columns
     from tfseq.workflows.scoring import load_for_contract
 
     check_thresholds(psi_threshold, alpha, max_out_of_range, range_margin)
@@ -88,6 +89,14 @@ def load_monitor_inputs(
     _check_out(out)
     reference, contract, source, model = find_reference(artifact)
     assert reference is not None and source is not None  # required: find_reference raises otherwise
+    columns = set(read_columns(Path(data)))
+    missing = [name for name in contract.feature_names if name not in columns]
+    if missing:
+        raise InputError(
+            f"{data}: has no column {missing[0]!r}" + (f" (nor {len(missing) - 1} more)" if len(missing) > 1 else "")
+            + f", a feature the model was trained on; expected every trained feature "
+            f"({', '.join(contract.feature_names[:8])}{' ...' if len(contract.feature_names) > 8 else ''})."
+        )
     sequences = load_for_contract(Path(data), contract, labels=False, fill=fill)
     return MonitorInputs(model, contract, reference, source, sequences, str(data), out)
 

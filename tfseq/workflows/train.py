@@ -130,7 +130,8 @@ def train_run(
             Under several workers every one trains, and only the chief writes the RUN.
 
     The RUN also holds ``reference.json``: statistics of the training sequences and of the
-    predictions on the validation sequences, which ``tfseq monitor`` compares new data with.
+    predictions on the validation sequences (the training sequences when ``val`` is None), which
+    ``tfseq monitor`` compares new data with.
 
     Returns:
         The content of ``metrics.json`` plus ``run_dir``.
