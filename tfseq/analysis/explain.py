@@ -40,8 +40,11 @@ __all__ = [
     "plot_permutation_importance", "top_drivers", "training_mean", "valid_steps",
 ]
 
-#: Gauss-Legendre points of the integrated-gradients integral. On the demo's LSTM-128 16 points
-#: kept the completeness error under 1e-3 where a 32-point Riemann sum left about 1e-2.
+#: Gauss-Legendre points of the integrated-gradients integral. Measured on 2 cores: an LSTM-128
+#: trained one epoch on the demo's data (20 steps x 15 features) kept every sequence's relative
+#: completeness error under 3e-5 with 16 points; a RUN of `tfseq train` (LSTM-128, masking,
+#: dropout) had 370 of 10,000 sequences above 0.05, which the refinement (64, then 256 points)
+#: brought under it.
 DEFAULT_IG_STEPS = 16
 #: The largest relative completeness error (see :func:`completeness_error`) reported as within
 #: tolerance; beyond it, raise ``steps``.

@@ -47,8 +47,8 @@ def add_parser(sub: Subparsers) -> None:
                              "explain.json reports a completeness error above its tolerance")
     parser.add_argument("--repeats", type=positive_int, default=3, metavar="N",
                         help="permutations per feature and per window (default: 3)")
-    parser.add_argument("--permutation-sequences", type=positive_int, default=2000, metavar="N",
-                        help="sequences permuted, a sample of those explained (default: 2000)")
+    parser.add_argument("--permutation-sequences", type=positive_int, default=1000, metavar="N",
+                        help="sequences permuted, a sample of those explained (default: 1000)")
     parser.add_argument("--window", type=positive_int, metavar="N",
                         help="steps per permuted window (default: a tenth of the steps, at least 1)")
     parser.add_argument("--artifact", type=Path, metavar="ARTIFACT",

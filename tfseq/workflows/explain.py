@@ -75,7 +75,7 @@ def check_explain_inputs(
     ig_steps: int | None = None,
     top: int = 5,
     repeats: int = 3,
-    permutation_sequences: int = 2000,
+    permutation_sequences: int = 1000,
     window: int | None = None,
     artifact: Path | None = None,
 ) -> tuple[DataContract, SequenceSet, Path]:
@@ -131,7 +131,7 @@ def explain_run(
     ig_steps: int | None = None,
     top: int = 5,
     repeats: int = 3,
-    permutation_sequences: int = 2000,
+    permutation_sequences: int = 1000,
     window: int | None = None,
     artifact: Path | None = None,
     seed: int = 0,
@@ -158,8 +158,8 @@ def explain_run(
         top: Drivers per sequence in ``drivers.csv``.
         repeats: Permutations per feature and per window.
         permutation_sequences: Sequences permuted (a sample of those explained): permutation
-            importance ranks features over the data set, and 2,000 sequences rank them as well
-            as 10,000 at a fifth of the cost.
+            importance ranks features over the data set, and its cost grows with this, not with
+            ``max_sequences``.
         window: Steps per permuted window (default ``max(1, steps // 10)``).
         artifact: Exported artifact (``.tflite``, ``.onnx``, SavedModel, ``.keras``) to run the
             permutations through instead of the RUN's Keras model.
@@ -192,7 +192,7 @@ def explain_sequences(
     ig_steps: int | None = None,
     top: int = 5,
     repeats: int = 3,
-    permutation_sequences: int = 2000,
+    permutation_sequences: int = 1000,
     window: int | None = None,
     artifact: Path | None = None,
     seed: int = 0,
