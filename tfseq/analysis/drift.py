@@ -38,7 +38,7 @@ from tfseq.analysis.reference import (
 from tfseq.errors import InputError
 
 #: Default PSI above which a distribution counts as shifted (with a significant KS test).
-PSI_THRESHOLD = 0.2
+PSI_THRESHOLD = 0.1
 #: Default family-wise significance level of the KS tests (Holm-adjusted over all tests of a run).
 ALPHA = 0.01
 #: Default largest fraction of values outside the training range before a feature counts as drifted.
@@ -146,9 +146,9 @@ def compare_with_reference(
 
     Returns:
         A JSON-able dict: ``drift`` (bool), ``reasons`` (one line per drifted item), ``features``
-        (one entry per feature, highest PSI first: ``psi``, ``ks_statistic``, ``p_value``,
-        ``p_adjusted``, ``out_of_range``, ``mean_shift_std``, ``drift``), ``lengths``,
-        ``prediction`` (or None) and ``thresholds``.
+        (one entry per feature, drifted first, each group by PSI, highest first: ``psi``,
+        ``ks_statistic``, ``p_value``, ``p_adjusted``, ``out_of_range``, ``mean_shift_std``,
+        ``drift``), ``lengths``, ``prediction`` (or None) and ``thresholds``.
 
     Raises:
         InputError: for thresholds out of range, or features the reference does not hold.
@@ -218,7 +218,7 @@ def compare_with_reference(
         entry["p_adjusted"] = float(p_adj)
         shifted = entry["psi"] > psi_threshold and p_adj < alpha
         entry["drift"] = bool(shifted or entry["out_of_range"] > max_out_of_range)
-    features.sort(key=lambda e: -e["psi"])
+    features.sort(key=lambda e: (not e["drift"], -e["psi"]))  # drifted first, then by PSI
     for entry in features:
         if entry["drift"]:
             reasons.append(f"feature {entry['name']}: PSI {entry['psi']:.3f}, KS p {entry['p_adjusted']:.2g}, "

@@ -186,7 +186,7 @@ def monitor_file(
         data: Long-format ``.csv`` / ``.parquet`` with the id, time and trained feature columns.
         out: The report directory (``drift.json``, ``plots/drift.png``).
         fill: ``ffill`` / ``zero`` repair of NaN / inf; default: as in training.
-        psi_threshold: PSI above which a distribution may count as drifted (default 0.2).
+        psi_threshold: PSI above which a distribution may count as drifted (default 0.1).
         alpha: Family-wise significance level of the KS tests, Holm-adjusted (default 0.01).
         max_out_of_range: Largest fraction of values outside the training range (default 0.01).
         range_margin: Widening of the training range (default 0.25).
