@@ -93,7 +93,7 @@ def test_cli_writes_the_report_plots_and_drivers(drift_run):
     assert report["sequences"] == 50 and report["permutation"]["runtime"] == "keras"
 
 
-@pytest.mark.parametrize("case", ["missing feature", "top 0", "ig-steps 0", "existing out"])
+@pytest.mark.parametrize("case", ["missing feature", "top 0", "ig-steps 0", "existing out", "overwrite the RUN"])
 def test_bad_input_is_one_line_and_exit_2(drift_run, tmp_path, capsys, case):
     run, data, out = drift_run
     args = ["explain", str(run), str(data), "--out", str(tmp_path / "why")]
@@ -103,6 +103,8 @@ def test_bad_input_is_one_line_and_exit_2(drift_run, tmp_path, capsys, case):
         args[2] = str(broken)
     elif case == "existing out":
         args[4] = str(out)
+    elif case == "overwrite the RUN":
+        args[4:] = [str(run), "--overwrite"]
     else:
         flag, value = case.split()
         args += [f"--{flag}", value]
@@ -110,6 +112,10 @@ def test_bad_input_is_one_line_and_exit_2(drift_run, tmp_path, capsys, case):
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and err.startswith("tfseq: error:")
     assert "Traceback" not in err
+    expected = {"missing feature": "has no column 'c', a feature the model was trained on", "top 0": "--top",
+                "ig-steps 0": "--ig-steps", "existing out": "--overwrite", "overwrite the RUN": "not an explain report"}
+    assert expected[case] in err
+    assert (run / "model.keras").is_file()
 
 
 def test_library_arguments_are_checked(drift_run, tmp_path):

@@ -79,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
     completeness = done.completeness
     verdict = "within" if completeness["within_tolerance"] else "ABOVE (raise --ig-steps)"
     print(f"explained {done.sequences:,} sequences of {args.data}; completeness error "
-          f"{completeness['max_relative_error']:.2g} max, {verdict} the tolerance {completeness['tolerance']:g}")
+          f"{completeness['max_relative_error']:.3g} max, {verdict} the tolerance {completeness['tolerance']:g}")
     rows = done.features[:args.top]
     width = max(len("feature"), *(len(r["feature"]) for r in rows))
     print(f"{'rank':>4}  {'feature':<{width}}  {'mean |attr|':>11}  {'share':>6}  "

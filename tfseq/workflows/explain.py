@@ -17,6 +17,7 @@ one directory, whole or not at all::
 
 from __future__ import annotations
 
+import difflib
 import io
 import re
 from pathlib import Path
@@ -110,9 +111,22 @@ def check_explain_inputs(
     if out.exists() and not overwrite:
         raise InputError(f"{out}: already exists; choose another out or pass overwrite.",
                          arguments=("out", "overwrite"))
+    if out.exists() and not (out / "explain.json").is_file():
+        # overwrite replaces a whole directory: never a RUN, or anything but an earlier report
+        raise InputError(f"{out}: exists and is not an explain report (no explain.json); choose another out.",
+                         arguments=("out",))
     if artifact is not None and not Path(artifact).exists():
-        raise InputError(f"{artifact}: no such artifact.", arguments=("artifact",))
+        raise InputError(f"{artifact}: no such file; expected an exported model for artifact.",
+                         arguments=("artifact",))
     columns = [str(c) for c in data.columns] if isinstance(data, pd.DataFrame) else read_columns(data)
+    missing = [name for name in contract.feature_names if name not in columns]
+    if missing:
+        close = difflib.get_close_matches(missing[0], columns, n=1, cutoff=0.5)
+        more = f" (nor {len(missing) - 1} more)" if len(missing) > 1 else ""
+        hint = f"; did you mean {close[0]!r}?" if close else "."
+        shown = ", ".join(contract.feature_names[:8]) + (" ..." if len(contract.feature_names) > 8 else "")
+        raise InputError(f"{data}: has no column {missing[0]!r}{more}, a feature the model was trained on; "
+                         f"expected every trained feature ({shown}){hint}", arguments=("data",))
     labels = bool(contract.label_col) and contract.label_col in columns
     sequences = load_for_contract(data, contract, labels=labels, fill=fill)
     if len(sequences) == 0:
