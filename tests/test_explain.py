@@ -185,3 +185,12 @@ def test_multiclass_targets_and_completeness_on_an_untrained_model():
     importance = permutation_importance(keras_predict(model, "multiclass"), x, task="multiclass", valid=valid,
                                         repeats=1)
     assert importance.metric == "mean_abs_change" and importance.features.shape == (3,)
+    # predict --explain's drivers: each sequence's predicted class only, as the full attributions give them
+    from tfseq.data.sequences import SequenceSet
+    from tfseq.run import DataContract
+    from tfseq.workflows.explain import sequence_drivers
+
+    contract = DataContract(["u", "v", "w"], 5, "multiclass", ["x", "y", "z"], head="multiclass")
+    sequences = SequenceSet(x, None, np.arange(12), ["u", "v", "w"], lengths=np.where(valid.all(axis=1), 5, 3))
+    chosen = np.take_along_axis(result.values, result.output.argmax(axis=1)[:, None, None, None], axis=3)[..., 0]
+    assert sequence_drivers(model, contract, sequences, 2) == top_drivers(chosen, ["u", "v", "w"], 2)

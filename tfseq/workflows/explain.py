@@ -430,13 +430,29 @@ def sequence_drivers(model: keras.Model, contract: DataContract, sequences: Sequ
     multiclass one and the value of a regression; attributions are integrated gradients from the
     training mean, as in :func:`explain_run`.
     """
-    from tfseq.analysis.explain import DEFAULT_IG_STEPS, integrated_gradients, top_drivers, valid_steps
+    from tfseq.analysis.explain import (
+        DEFAULT_IG_STEPS,
+        integrated_gradients,
+        keras_predict,
+        top_drivers,
+        valid_steps,
+    )
 
     if contract.task not in TASKS:
         raise InputError(f"Received explain for a {contract.task} model; expected a {', '.join(TASKS)} model.",
                          arguments=("explain",))
-    targets, _ = explain_targets(contract)
-    result = integrated_gradients(model, sequences.x, head=contract.head, targets=targets,
-                                  valid=valid_steps(sequences.lengths, len(sequences), sequences.steps),
-                                  steps=ig_steps or DEFAULT_IG_STEPS)
-    return top_drivers(_chosen(result, contract), contract.feature_names, k)
+    valid = valid_steps(sequences.lengths, len(sequences), sequences.steps)
+    steps = ig_steps or DEFAULT_IG_STEPS
+    if contract.task != "multiclass":
+        targets, _ = explain_targets(contract)
+        result = integrated_gradients(model, sequences.x, head=contract.head, targets=targets, valid=valid,
+                                      steps=steps)
+        return top_drivers(result.values[..., 0], contract.feature_names, k)
+    # Only each sequence's predicted class: one gradient pass per sequence, not one per class.
+    predicted = keras_predict(model, contract.head)(sequences.x).argmax(axis=1)
+    chosen = np.zeros(sequences.x.shape, dtype=np.float32)
+    for label in np.unique(predicted):
+        rows = np.flatnonzero(predicted == label)
+        chosen[rows] = integrated_gradients(model, sequences.x[rows], head=contract.head, targets=(int(label),),
+                                            valid=valid[rows], steps=steps).values[..., 0]
+    return top_drivers(chosen, contract.feature_names, k)
