@@ -35,9 +35,10 @@ if TYPE_CHECKING:  # Keras and TensorFlow are imported where they are used
     import keras
 
 __all__ = [
-    "COMPLETENESS_TOLERANCE", "DEFAULT_IG_STEPS", "REFINE_FACTOR", "REFINE_ROUNDS", "Attributions", "PermutationImportance", "completeness_error",
-    "integrated_gradients", "keras_predict", "mean_baseline", "permutation_importance", "plot_attribution_heatmap",
-    "plot_permutation_importance", "top_drivers", "training_mean", "valid_steps",
+    "COMPLETENESS_TOLERANCE", "DEFAULT_IG_STEPS", "REFINE_FACTOR", "REFINE_ROUNDS", "Attributions",
+    "PermutationImportance", "completeness_error", "integrated_gradients", "keras_predict", "mean_baseline",
+    "permutation_importance", "plot_attribution_heatmap", "plot_permutation_importance", "top_drivers",
+    "training_mean", "valid_steps",
 ]
 
 #: Gauss-Legendre points of the integrated-gradients integral. Measured on 2 cores: an LSTM-128
@@ -47,7 +48,7 @@ __all__ = [
 #: brought under it.
 DEFAULT_IG_STEPS = 16
 #: The largest relative completeness error (see :func:`completeness_error`) reported as within
-#: tolerance; beyond it, raise ``steps``.
+#: tolerance; a sequence beyond it is integrated again with more points (``REFINE_FACTOR``).
 COMPLETENESS_TOLERANCE = 0.05
 #: How many times the points a sequence gets when its integral misses the tolerance, and how
 #: many times that is tried (16 points, then 64, then 256).
@@ -242,13 +243,16 @@ def integrated_gradients(
                          arguments=("x",))
     n = len(x)
     valid = valid_steps(None, n, x.shape[1]) if valid is None else np.asarray(valid, dtype=bool)
+    if valid.shape != x.shape[:2]:
+        raise InputError(f"Received valid of shape {valid.shape}, expected {x.shape[:2]} ([sequences, steps] of x).",
+                         arguments=("valid",))
     if baseline is None:
         baseline = mean_baseline(x, training_mean(model), valid)
     baseline = np.asarray(baseline, dtype=np.float32)
     if baseline.shape != x.shape:
         raise InputError(f"Received a baseline of shape {baseline.shape}, expected {x.shape} as x.",
                          arguments=("baseline",))
-    path_gradients, outputs = _functions(model, head)
+    _, outputs = _functions(model, head)
     width = int(outputs(tf.constant(x[:1] if n else np.zeros((1,) + x.shape[1:], np.float32))).shape[1])
     targets = [int(t) % width for t in targets]  # tf.gather takes no negative index
     with tqdm(total=n * len(targets), unit="seq", desc="integrated gradients", disable=None if progress else True,

@@ -129,8 +129,9 @@ def check_explain_inputs(
                          f"expected every trained feature ({shown}){hint}", arguments=("data",))
     labels = bool(contract.label_col) and contract.label_col in columns
     sequences = load_for_contract(data, contract, labels=labels, fill=fill)
-    if len(sequences) == 0:
-        raise InputError(f"{data}: holds no sequence; expected one row per (sequence, step).", arguments=("data",))
+    if len(sequences) < 2:
+        raise InputError(f"{data}: holds {len(sequences)} sequence(s); expected at least 2, since permutation "
+                         "importance shuffles sequences among each other.", arguments=("data",))
     return contract, sequences, out
 
 
