@@ -29,8 +29,8 @@ For each set, in the same run and on the same split:
 Metrics: accuracy (classification), RMSE (regression), MAE and MASE (forecasting; MAE scaled by
 the in-sample one-step seasonal-naive MAE of the training part). Wall time per model.
 
-    python benchmarks/realdata.py --quick            # smoke run: 4 small sets, 3 epochs (minutes)
-    python benchmarks/realdata.py                    # every set (hours on 2 cores)
+    python benchmarks/realdata.py --quick            # smoke run: 4 small sets, 3 epochs (about a minute)
+    python benchmarks/realdata.py                    # every set, 3 tfseq seeds (about 25 minutes on 2 cores)
     python benchmarks/realdata.py --sets GunPoint,a10
 
 Results go to ``benchmarks/realdata_results.json`` (``--out``); a run of some sets replaces their
@@ -475,9 +475,11 @@ def _best(models: dict[str, Any], keys: tuple[str, ...], higher: bool) -> str | 
     return (max if higher else min)(scored, key=lambda k: scored[k])
 
 
-def _cell(models: dict[str, Any], key: str, best: str | None, digits: int = 3, extra: str = "") -> str:
+def _cell(models: dict[str, Any], key: str, best: str | None, digits: int = 3) -> str:
     row = models.get(key) or {}
-    text = _fmt(row.get("score"), digits) + extra
+    text = _fmt(row.get("score"), digits)
+    if row.get("mase") is not None:
+        text += f" / {row['mase']:.2f}"
     text = f"**{text}**" if key == best else text
     scores = row.get("scores") or []
     if len(scores) > 1:
@@ -519,7 +521,7 @@ def render(results: dict[str, Any]) -> str:
     if cls:
         out += ["", "**Classification** (test accuracy, published TRAIN / TEST split; best of ours in bold)", "",
                 f"| set | train / test, length x channels, classes | {tfseq_head} | random forest | logistic "
-                "| majority class | published best (resample 0) | tfseq epochs | wall s (tfseq / RF / logistic) |",
+                "| majority class | published best (resample 0) | tfseq epochs | wall s (tfseq per seed / RF / logistic) |",
                 "|---|---|---:|---:|---:|---:|---:|---:|---|"]
         for name, row in cls.items():
             mo = row["models"]
@@ -531,7 +533,7 @@ def render(results: dict[str, Any]) -> str:
     if reg:
         out += ["", "**Regression** (test RMSE, published TRAIN / TEST split; lower is better)", "",
                 f"| set | train / test, length x channels | {tfseq_head} | random forest | ridge | train mean "
-                "| published best (resample 0) | tfseq epochs | wall s (tfseq / RF / ridge) |",
+                "| published best (resample 0) | tfseq epochs | wall s (tfseq per seed / RF / ridge) |",
                 "|---|---|---:|---:|---:|---:|---:|---:|---|"]
         for name, row in reg.items():
             mo = row["models"]
@@ -541,19 +543,15 @@ def render(results: dict[str, Any]) -> str:
                        f"| {_cell(mo, 'linear', best, 4)} | {_fmt(row['train_mean_rmse'], 4)} | {published(row, 4)} "
                        f"| {_epochs(mo)} | {seconds(mo, ('tfseq', 'random_forest', 'linear'))} |")
     if fc:
-        out += ["", "**Forecasting** (one step ahead over the held-out last points: MAE, with MASE in brackets; "
-                "lower is better)", "",
+        out += ["", "**Forecasting** (one step ahead over the held-out last points: MAE / MASE, MASE scaling by "
+                "the in-sample seasonal-naive MAE; lower is better)", "",
                 f"| set | points, held out, window, season | {tfseq_head} | last value | seasonal naive | ridge AR "
-                "| tfseq epochs | wall s (tfseq / ridge) |",
+                "| tfseq epochs | wall s (tfseq per seed / ridge) |",
                 "|---|---|---:|---:|---:|---:|---:|---|"]
         for name, row in fc.items():
             mo = row["models"]
             best = _best(mo, ("tfseq", "last_value", "seasonal_naive", "ridge_ar"), False)
-            cells = []
-            for key in ("tfseq", "last_value", "seasonal_naive", "ridge_ar"):
-                r = mo.get(key) or {}
-                mase = f" ({r['mase']:.2f})" if r.get("mase") is not None else ""
-                cells.append(_cell(mo, key, best, 3, mase))
+            cells = [_cell(mo, key, best) for key in ("tfseq", "last_value", "seasonal_naive", "ridge_ar")]
             out.append(f"| {name} | {row['points']} {row['frequency']}, {row['holdout']}, {row['window']}, "
                        f"{row['season']} | " + " | ".join(cells)
                        + f" | {_epochs(mo)} | {seconds(mo, ('tfseq', 'ridge_ar'))} |")
