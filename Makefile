@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: demo test test-slow newcomer bench lint docs clean
+.PHONY: demo test test-slow newcomer bench bench-realdata lint docs clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -59,6 +59,10 @@ docs: $(VENV)/.installed-docs
 
 bench: $(VENV)/.installed-bench
 	$(BIN)/python benchmarks/run.py
+
+# tfseq train's defaults against simple baselines on real public data sets (about 25 min).
+bench-realdata: $(VENV)/.installed-runtime
+	$(BIN)/python benchmarks/realdata.py
 
 clean:
 	rm -rf $(VENV) runs build site *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -77,7 +77,8 @@ def test_predict_columns_and_feature_order_by_name(binary_run, capsys, tmp_path)
     assert main(["predict", str(run / "model.keras"), str(tmp_path / "new.parquet"),
                  "--out", str(tmp_path / "b.csv")]) == 0
     a, b = pd.read_csv(tmp_path / "a.csv"), pd.read_csv(tmp_path / "b.csv")
-    assert list(a.columns) == ["device_id", "predicted", "p_pass", "p_fail"]
+    assert list(a.columns) == ["device_id", "predicted", "p_pass", "p_fail", "out_of_range"]
+    assert not a.out_of_range.any()  # the training data are in the training range
     assert len(a) == 120 and set(a.predicted) <= {"pass", "fail"}
     pd.testing.assert_frame_equal(a, b)
     np.testing.assert_allclose(a.p_pass + a.p_fail, 1.0, atol=1e-6)
@@ -85,6 +86,19 @@ def test_predict_columns_and_feature_order_by_name(binary_run, capsys, tmp_path)
     np.testing.assert_array_equal(a.predicted == "fail", a.p_fail >= threshold)
     rc = main(["predict", str(run), str(root / "train.csv"), "--out", str(tmp_path / "a.csv")])
     assert rc == 2 and "already exists" in capsys.readouterr().err
+
+
+def test_predict_flags_a_device_outside_the_training_range(binary_run, tmp_path):
+    root, run = binary_run
+    frame = pd.read_csv(root / "train.csv").drop(columns="status")
+    feature = frame.columns[2]
+    spread = frame[feature].max() - frame[feature].min()
+    far = frame.device_id == frame.device_id.iloc[0]
+    frame.loc[far, feature] = frame[feature].max() + 5 * spread  # one device, far beyond anything seen
+    frame.to_csv(tmp_path / "new.csv", index=False)
+    assert main(["predict", str(run), str(tmp_path / "new.csv"), "--out", str(tmp_path / "p.csv")]) == 0
+    flagged = pd.read_csv(tmp_path / "p.csv").set_index("device_id").out_of_range
+    assert flagged[frame.device_id.iloc[0]] and flagged.sum() == 1
 
 
 @pytest.mark.parametrize("suffix", [".csv", ".parquet"])
@@ -133,7 +147,7 @@ def test_forecast_windows_train_and_predict(tmp_path, capsys):
     assert "forecast" in capsys.readouterr().out
     assert main(["predict", str(tmp_path / "run"), str(tmp_path / "s.csv"), "--out", str(tmp_path / "p.csv")]) == 0
     pred = pd.read_csv(tmp_path / "p.csv")
-    assert list(pred.columns) == ["tool", "predicted_1", "predicted_2"] and list(pred.tool) == ["t1", "t2"]
+    assert list(pred.columns) == ["tool", "predicted_1", "predicted_2", "out_of_range"] and list(pred.tool) == ["t1", "t2"]
     assert main(["evaluate", str(tmp_path / "run"), str(tmp_path / "s.csv")]) == 0
     assert "rmse" in capsys.readouterr().out
 

@@ -133,7 +133,7 @@ def test_predict_explain_adds_each_sequences_drivers(drift_run, tmp_path):
     out = tmp_path / "pred.csv"
     assert main(["predict", str(run), str(data), "--out", str(out), "--explain", "2"]) == 0
     pred = pd.read_csv(out)
-    assert pred.columns.tolist() == ["device_id", "predicted", "p_pass", "p_fail", "drivers"]
+    assert pred.columns.tolist() == ["device_id", "predicted", "p_pass", "p_fail", "out_of_range", "drivers"]
     cells = pred["drivers"].str.split(";")
     assert (cells.map(len) == 2).all()
     lengths = pd.read_csv(data).groupby("device_id").size()

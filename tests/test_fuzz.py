@@ -205,5 +205,5 @@ def test_predict_on_malformed_files_through_the_command_line(vdd_idd_run, tmp_pa
         event("refused")
     else:
         predictions = pd.read_csv(out)
-        assert list(predictions.columns[1:]) == ["predicted", "p_pass", "p_fail"]
+        assert list(predictions.columns[1:]) == ["predicted", "p_pass", "p_fail", "out_of_range"]
         event("predicted")

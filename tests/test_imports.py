@@ -44,7 +44,7 @@ def test_nothing_below_the_workflows_imports_them():
     """The RUN workflows sit above data, models, training, export and tuning: none of those imports them."""
     import ast
 
-    below = ("data", "models", "training", "export", "tuning")
+    below = ("data", "models", "training", "export", "tuning", "analysis")
     broken = []
     for path in sorted((ROOT / "tfseq").rglob("*.py")):
         part = path.relative_to(ROOT / "tfseq").parts[0]

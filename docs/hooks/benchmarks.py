@@ -13,6 +13,10 @@ converted:
     ``benchmarks/tuning_memory_process.json`` and ``tuning_memory_cli.json`` (written by
     ``benchmarks/bench_tuning.py``): memory over a 30-trial search, one process against
     ``tfseq tune``'s fresh process every 10 trials.
+``<!-- benchmarks: realdata -->``
+    ``benchmarks/realdata_results.json`` (written by ``benchmarks/realdata.py``) through that
+    script's own ``render()``: ``tfseq train``'s defaults against simple baselines and the
+    published best on real public data sets.
 
 The date is the ``date`` that ``benchmarks/run.py`` records; for results written before it
 recorded one, the date of the last commit that changed the file. An unknown placeholder or a
@@ -45,6 +49,21 @@ def _run_module() -> ModuleType:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def _realdata_module() -> ModuleType:
+    """``benchmarks/realdata.py`` as a module (standard-library imports at the top; nothing runs)."""
+    spec = importlib.util.spec_from_file_location("tfseq_benchmarks_realdata", BENCHMARKS / "realdata.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def realdata_section() -> str:
+    results = _load("realdata_results.json")
+    return (f"Run by `benchmarks/realdata.py` (`{results.get('command', '')}`), rendered from "
+            "`benchmarks/realdata_results.json`.\n\n" + _realdata_module().render(results))
 
 
 def _load(name: str) -> dict[str, Any]:
@@ -130,7 +149,8 @@ def tuning_memory_section() -> str:
             + "\n".join(lines) + "\n")
 
 
-SECTIONS = {"results": results_section, "targets": targets_section, "tuning-memory": tuning_memory_section}
+SECTIONS = {"results": results_section, "targets": targets_section, "tuning-memory": tuning_memory_section,
+            "realdata": realdata_section}
 
 
 def on_page_markdown(markdown: str, page: Any, **kwargs: Any) -> str:

@@ -7,7 +7,7 @@ import os
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
@@ -92,7 +92,10 @@ def predict_file(
     The file is read in blocks of about ``block_rows`` rows of whole sequences, so memory is
     bounded by the block, not the file (a file whose sequences' rows are interleaved is read
     whole). Columns: the id column, ``predicted`` (class name or value) and, for classifiers,
-    ``p_<class>`` per class and, with ``explain``, ``drivers``: the sequence's top ``explain``
+    ``p_<class>`` per class, ``out_of_range`` where the artifact carries reference statistics (a
+    RUN or an export of this tfseq: true for a sequence with a feature far outside the training
+    range or a length the model never saw, see :func:`tfseq.analysis.reference.out_of_range`)
+    and, with ``explain``, ``drivers``: the sequence's top ``explain``
     drivers (``feature@step``, 1-based steps, largest ``|attribution|`` first; see
     :func:`tfseq.workflows.explain.sequence_drivers`); the CSV grows beside ``out`` and is
     renamed into place at the end.
@@ -127,38 +130,51 @@ def predict_file(
             f"{artifact}: carries no data contract (feature names, steps, classes); expected a RUN "
             "directory, a .keras file inside one, or an exported artifact with its manifest.json."
         )
-    drivers = _drivers(artifact, contract, explain, ig_steps) if explain is not None else None
+    columns = _columns(artifact, contract, explain, ig_steps)
     count = None
     if contract.task != "forecast":
         try:
-            count = _predict_streamed(runner, contract, artifact, data, out, fill, block_rows, batch_size, drivers)
+            count = _predict_streamed(runner, contract, artifact, data, out, fill, block_rows, batch_size, columns)
         except _Interleaved:
             pass  # rows of a sequence are scattered through the file: read it whole
     if count is None:
-        count = _predict_whole(runner, contract, artifact, data, out, fill, batch_size, drivers)
+        count = _predict_whole(runner, contract, artifact, data, out, fill, batch_size, columns)
     return Predicted(count, runner.kind, out)
 
 
-#: Each sequence's drivers column, from its sequences (see :func:`_drivers`).
-Drivers = Callable[["SequenceSet"], list[str]]
+#: Columns added after the predictions, computed from each block's sequences (see :func:`_columns`).
+Columns = Callable[["SequenceSet"], dict[str, Any]]
 
 
-def _drivers(artifact: Path, contract: DataContract, k: int, ig_steps: int | None) -> Drivers:
-    from tfseq.workflows.explain import keras_model_of, sequence_drivers
+def _columns(artifact: Path, contract: DataContract, explain: int | None, ig_steps: int | None) -> Columns:
+    """``out_of_range`` where the artifact carries reference statistics; ``drivers`` with ``explain``."""
+    from tfseq.analysis.reference import find_reference, out_of_range
 
-    model = keras_model_of(artifact)
+    try:
+        reference = find_reference(artifact, required=False).reference
+    except InputError:  # an artifact outside a RUN or an export (a bare .tflite): no reference to compare with
+        reference = None
+    model = None
+    if explain is not None:
+        from tfseq.workflows.explain import keras_model_of, sequence_drivers
 
-    def drivers(sequences: SequenceSet) -> list[str]:
-        return sequence_drivers(model, contract, sequences, k, ig_steps=ig_steps)
+        model = keras_model_of(artifact)
 
-    return drivers
+    def columns(sequences: SequenceSet) -> dict[str, Any]:
+        added: dict[str, Any] = {}
+        if reference is not None:
+            added["out_of_range"] = out_of_range(sequences, reference)
+        if model is not None and explain is not None:
+            added["drivers"] = sequence_drivers(model, contract, sequences, explain, ig_steps=ig_steps)
+        return added
+
+    return columns
 
 
-def _frame(sequences: SequenceSet, output: np.ndarray, contract: DataContract,
-           drivers: Drivers | None) -> pd.DataFrame:
+def _frame(sequences: SequenceSet, output: np.ndarray, contract: DataContract, columns: Columns) -> pd.DataFrame:
     frame = predictions_frame(sequences.ids, output, contract)
-    if drivers is not None:
-        frame["drivers"] = drivers(sequences)
+    for name, values in columns(sequences).items():
+        frame[name] = values
     return frame
 
 
@@ -207,7 +223,7 @@ def _check_contiguous(block: pd.DataFrame, id_col: str, done: set[object]) -> pd
 
 
 def _predict_streamed(runner: Runner, contract: DataContract, artifact: Path, data: Path, out: Path,
-                      fill: str | None, block_rows: int, batch_size: int, drivers: Drivers | None = None) -> int:
+                      fill: str | None, block_rows: int, batch_size: int, columns: Columns) -> int:
     from tqdm.auto import tqdm
 
     from tfseq.data.long_format import fit_steps
@@ -223,7 +239,7 @@ def _predict_streamed(runner: Runner, contract: DataContract, artifact: Path, da
                 if runner.steps is not None and runner.steps != sequences.steps:
                     sequences = fit_steps(sequences, int(runner.steps))
                 output = _predict(runner, sequences.x, batch_size, contract, artifact)
-                _frame(sequences, output, contract, drivers).to_csv(handle, index=False, header=count == 0)
+                _frame(sequences, output, contract, columns).to_csv(handle, index=False, header=count == 0)
                 count += len(sequences)
                 bar.update(len(sequences))
             handle.flush()
@@ -238,7 +254,7 @@ def _predict_streamed(runner: Runner, contract: DataContract, artifact: Path, da
 
 
 def _predict_whole(runner: Runner, contract: DataContract, artifact: Path, data: Path | pd.DataFrame,
-                   out: Path, fill: str | None, batch_size: int, drivers: Drivers | None = None) -> int:
+                   out: Path, fill: str | None, batch_size: int, columns: Columns) -> int:
     from tfseq.data.long_format import fit_steps
     from tfseq.io import write_text_atomic
 
@@ -247,7 +263,7 @@ def _predict_whole(runner: Runner, contract: DataContract, artifact: Path, data:
         sequences = fit_steps(sequences, int(runner.steps))
     output = _predict(runner, sequences.x, batch_size, contract, artifact)
     buffer = io.StringIO()
-    _frame(sequences, output, contract, drivers).to_csv(buffer, index=False)
+    _frame(sequences, output, contract, columns).to_csv(buffer, index=False)
     write_text_atomic(out, buffer.getvalue())
     return len(sequences)
 
