@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: demo test test-slow newcomer bench bench-realdata lint docs clean
+.PHONY: demo test test-slow newcomer bench bench-realdata bench-explain bench-monitor lint docs clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -63,6 +63,13 @@ bench: $(VENV)/.installed-bench
 # tfseq train's defaults against simple baselines on real public data sets (about 25 min).
 bench-realdata: $(VENV)/.installed-runtime
 	$(BIN)/python benchmarks/realdata.py
+
+# tfseq explain's speed (10,000 sequences of an LSTM-128) and tfseq monitor's alarms (false and true).
+bench-explain: $(VENV)/.installed-runtime
+	$(BIN)/python benchmarks/bench_explain.py --sequences 10000
+
+bench-monitor: $(VENV)/.installed-runtime
+	$(BIN)/python benchmarks/bench_monitor.py
 
 clean:
 	rm -rf $(VENV) runs build site *.egg-info .pytest_cache .mypy_cache .ruff_cache
