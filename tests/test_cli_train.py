@@ -131,7 +131,7 @@ def test_multiclass_string_classes_from_a_toml_config(tmp_path, capsys):
     assert "multiclass (inferred; classes A1, B2, C3)" in out
     assert main(["predict", str(tmp_path / "run"), str(tmp_path / "m.csv"), "--out", str(tmp_path / "p.csv")]) == 0
     pred = pd.read_csv(tmp_path / "p.csv")
-    assert list(pred.columns) == ["device_id", "predicted", "p_A1", "p_B2", "p_C3"]
+    assert list(pred.columns) == ["device_id", "predicted", "p_A1", "p_B2", "p_C3", "out_of_range"]
     contract = json.loads((tmp_path / "run" / "contract.json").read_text())
     assert contract["feature_names"] == ["Vdd_voltage", "Jitter", "SNR"] and contract["steps"] == 4
     assert main(["evaluate", str(tmp_path / "run"), str(tmp_path / "m.csv")]) == 0
