@@ -162,9 +162,9 @@ def test_multiclass_targets_and_completeness_on_an_untrained_model():
         completeness_error,
         integrated_gradients,
         keras_predict,
-        permutation_importance,
         top_drivers,
     )
+    from tfseq.analysis.permutation import permutation_importance
     from tfseq.models import ModelSpec, build_model
     from tfseq.models.spec import HeadSpec
 

@@ -2,7 +2,8 @@
 
 :func:`explain_run` loads the data as the RUN expects them, samples up to ``max_sequences``
 sequences, computes integrated gradients through the Keras model and permutation importance
-through the Keras model or any exported artifact (:mod:`tfseq.analysis.explain`), and writes
+through the Keras model or any exported artifact (:mod:`tfseq.analysis.explain`,
+:mod:`tfseq.analysis.permutation`), and writes
 one directory, whole or not at all::
 
     OUT/explain.json          method, baseline, quadrature points, completeness check, ranked
@@ -13,6 +14,10 @@ one directory, whole or not at all::
     OUT/plots/attribution_heatmap.png       features x steps, mean |attribution|
     OUT/plots/attribution_heatmap_<class>.png  per class (multiclass)
     OUT/plots/permutation_importance.png    per feature and per window of steps
+
+:func:`sequence_drivers` is the same attribution for ``tfseq predict --explain``. This module is
+over 400 lines because it is one step end to end (its checks before TensorFlow starts, the run,
+and the report's files); the methods themselves live in :mod:`tfseq.analysis`.
 """
 
 from __future__ import annotations
@@ -32,7 +37,8 @@ if TYPE_CHECKING:
     import keras
     import pandas as pd
 
-    from tfseq.analysis.explain import Attributions, PermutationImportance
+    from tfseq.analysis.explain import Attributions
+    from tfseq.analysis.permutation import PermutationImportance
     from tfseq.data.sequences import SequenceSet
     from tfseq.run import DataContract
 
@@ -221,9 +227,9 @@ def explain_sequences(
         completeness_error,
         integrated_gradients,
         keras_predict,
-        permutation_importance,
         valid_steps,
     )
+    from tfseq.analysis.permutation import permutation_importance
     from tfseq.io import atomic_directory
     from tfseq.run import load_run
 
@@ -362,7 +368,8 @@ def _write(tmp: Path, rows: list[dict[str, Any]], result: Attributions, chosen: 
            permutation: PermutationImportance, top: int) -> None:
     import pandas as pd
 
-    from tfseq.analysis.explain import plot_attribution_heatmap, plot_permutation_importance, top_drivers
+    from tfseq.analysis.explain import plot_attribution_heatmap, top_drivers
+    from tfseq.analysis.permutation import plot_permutation_importance
 
     pd.DataFrame(rows).to_csv(tmp / "features.csv", index=False)
     drivers = pd.DataFrame({contract.id_col: sequences.ids,
