@@ -181,8 +181,15 @@ def print_summary(result: dict[str, Any], *, inferred: bool, seconds: float) -> 
         ("model", f"{result['model']}, {result['parameters']:,} parameters"),
         ("epochs", f"{result['epochs']} (best epoch restored), {seconds:.0f} s"),
         ("validation", _fmt(result["validation"])),
-        ("run", str(result["run_dir"])),
     ]
+    if result.get("baseline"):
+        rows.append(("baseline", f"{result['baseline']['name']}: {_fmt(result['baseline']['validation'])}"))
+    rows.append(("run", str(result["run_dir"])))
     width = max(len(k) for k, _ in rows)
     for key, value in rows:
         print(f"{key:<{width}}  {value}")
+    comparison = result.get("baseline_comparison") or {}
+    if comparison.get("baseline_wins"):
+        print(f"note: the baseline beats the model on validation {comparison['metric']} "
+              f"({comparison['baseline']:.4g} against {comparison['model']:.4g}); see docs/guide/train.md, "
+              "'Against a simple baseline'")

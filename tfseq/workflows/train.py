@@ -33,6 +33,45 @@ def _threshold_metrics(task: str, y: np.ndarray, output: np.ndarray, threshold: 
     return regression_metrics(y, output)
 
 
+#: The metric a model and its baselines are compared on, and whether higher is better.
+COMPARED_ON: dict[str, tuple[str, bool]] = {"binary": ("auc", True), "multiclass": ("accuracy", True),
+                                            "regression": ("rmse", False), "forecast": ("rmse", False)}
+
+
+def _baselines(train: SequenceSet, val: SequenceSet | None, task: Task, metrics_val: dict[str, Any],
+               label_col: str | None, seed: int, plots: Path) -> dict[str, Any]:
+    """The simple baselines on the same split (:mod:`tfseq.training.baselines`), for metrics.json.
+
+    Returns ``baselines`` (each one's validation metrics), ``baseline`` (the best of them on the
+    compared metric) and ``baseline_comparison`` (that metric for the model and the best baseline,
+    and whether the baseline wins); nothing without a validation split.
+    """
+    if val is None or val.y is None:
+        return {}
+    from tfseq.plots import plot_comparison
+    from tfseq.training.baselines import fit_baselines
+
+    fitted = fit_baselines(train, val, task, seed=seed, target_feature=label_col if task == "forecast" else None)
+    metric, higher = COMPARED_ON[task]
+    rows: list[dict[str, Any]] = []
+    for baseline in fitted:
+        rows.append({"name": baseline.name, "key": baseline.key, "seconds": round(baseline.seconds, 2),
+                     "validation": _threshold_metrics(task, val.y, baseline.output)})
+    rows = [r for r in rows if metric in r["validation"]]
+    if not rows or metric not in metrics_val:
+        return {"baselines": rows}
+    best = (max if higher else min)(rows, key=lambda r: r["validation"][metric])
+    model_value, baseline_value = float(metrics_val[metric]), float(best["validation"][metric])
+    wins = baseline_value > model_value if higher else baseline_value < model_value
+    names = ["tfseq model", *(r["name"].split(" on ")[0] for r in rows)]
+    plot_comparison(names, {f"validation {metric} ({'higher' if higher else 'lower'} is better)":
+                            [model_value, *(r["validation"][metric] for r in rows)]},
+                    plots / "baseline_comparison.png")
+    return {"baselines": rows, "baseline": best,
+            "baseline_comparison": {"metric": metric, "higher_is_better": higher, "model": model_value,
+                                    "baseline": baseline_value, "baseline_wins": bool(wins)}}
+
+
 def check_new_run(out: Path, *, overwrite: bool) -> None:
     """Checks, before any data is loaded, that ``out`` may be written.
 
@@ -209,6 +248,7 @@ def train_run(
             "epochs": len(curves.get("loss", [])),
             "validation": metrics_val,
         }
+        result.update(_baselines(train, val, task, metrics_val, label_col, seed, tmp / "plots"))
         reference = compute_reference(train.x, train.lengths, contract.feature_names, output=output, task=task,
                                       class_names=contract.class_names, seed=seed)
         save_run(tmp, model, spec, contract, metrics=result,
