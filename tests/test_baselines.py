@@ -85,3 +85,12 @@ def test_the_summary_says_when_the_baseline_wins(tiny_run, tmp_path, capsys):
     comparison = json.loads((run / "metrics.json").read_text())["baseline_comparison"]
     assert "\nbaseline    " in out
     assert ("note: the baseline beats the model on validation auc" in out) == comparison["baseline_wins"]
+
+
+def test_scaled_errors_divide_by_the_naive_forecasts_in_sample():
+    from tfseq.evaluation import scaled_errors
+
+    x = np.array([[[1.0, 9.0], [2.0, 9.0], [3.0, 9.0], [4.0, 9.0]]])  # target: feature 0
+    errors = scaled_errors(x, np.array([[5.0]]), np.array([[7.0]]), target=0, season=2)
+    assert errors == {"mase_last_value": pytest.approx(2.0), "mase_seasonal": pytest.approx(1.0)}
+    assert scaled_errors(x, np.array([[5.0]]), np.array([[7.0]]), target=1) == {}  # constant history: no scale

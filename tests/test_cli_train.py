@@ -148,8 +148,11 @@ def test_forecast_windows_train_and_predict(tmp_path, capsys):
     assert main(["predict", str(tmp_path / "run"), str(tmp_path / "s.csv"), "--out", str(tmp_path / "p.csv")]) == 0
     pred = pd.read_csv(tmp_path / "p.csv")
     assert list(pred.columns) == ["tool", "predicted_1", "predicted_2", "out_of_range"] and list(pred.tool) == ["t1", "t2"]
-    assert main(["evaluate", str(tmp_path / "run"), str(tmp_path / "s.csv")]) == 0
-    assert "rmse" in capsys.readouterr().out
+    assert main(["evaluate", str(tmp_path / "run"), str(tmp_path / "s.csv"), "--season", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "rmse" in out and "mase_last_value" in out and "mase_seasonal" in out
+    metrics = json.loads((tmp_path / "run" / "evaluation.json").read_text())["metrics"]
+    assert metrics["mase_last_value"] > 0 and metrics["mase_seasonal"] > 0
 
 
 def test_explicit_validation_file_and_early_warning_cut(binary_run, tmp_path, capsys):

@@ -71,6 +71,40 @@ def regression_metrics(y_true: np.ndarray, predicted: np.ndarray) -> dict[str, f
     }
 
 
+def scaled_errors(x: np.ndarray, y_true: np.ndarray, predicted: np.ndarray, target: int,
+                  season: int | None = None) -> dict[str, float]:
+    """Forecast errors scaled by naive forecasts, as forecasting practice reports them (MASE).
+
+    Each scale is the mean absolute error of a naive one-step forecast within the input windows'
+    own history of the target (feature ``target`` of ``x``): the last value (``y[t-1]``) and, with
+    ``season``, the seasonal naive (``y[t-season]``). A MASE under 1 beats that naive forecast made
+    in-sample; the model's MAE is over every horizon of every window.
+
+    Args:
+        x: Input windows ``[n, window, features]``.
+        y_true: Targets ``[n, horizon]``.
+        predicted: Forecasts ``[n, horizon]``.
+        target: Index of the target among the features.
+        season: Season length in steps (e.g. 12 for monthly data); needs ``window > season``.
+
+    Returns:
+        ``mase_last_value`` and, with ``season``, ``mase_seasonal``; a scale of 0 (a constant
+        history) leaves its figure out.
+    """
+    history = np.asarray(x, dtype=np.float64)[:, :, target]
+    mae = float(np.mean(np.abs(np.asarray(y_true, dtype=np.float64).reshape(len(history), -1)
+                               - np.asarray(predicted, dtype=np.float64).reshape(len(history), -1))))
+    result: dict[str, float] = {}
+    scales = {"mase_last_value": 1}
+    if season is not None and history.shape[1] > season:
+        scales["mase_seasonal"] = season
+    for name, lag in scales.items():
+        scale = float(np.mean(np.abs(history[:, lag:] - history[:, :-lag]))) if history.shape[1] > lag else 0.0
+        if scale > 0:
+            result[name] = mae / scale
+    return result
+
+
 def latency(
     predict_batch: Callable[[np.ndarray], Any], x: np.ndarray, *, batch_size: int = 1024, single_calls: int = 200
 ) -> dict[str, float]:

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tfseq.cli.args import Subparsers, number_in
+from tfseq.cli.args import Subparsers, number_in, positive_int
 
 if TYPE_CHECKING:
     from tfseq.run import DataContract
@@ -35,6 +35,8 @@ def add_parser(sub: Subparsers) -> None:
                         help="store the highest threshold whose recall of class 1 on DATA is >= R (binary)")
     parser.add_argument("--label-col", metavar="C", help="target column (default: the one trained on)")
     parser.add_argument("--fill", choices=("ffill", "zero"), help="repair NaN/inf features (default: as in training)")
+    parser.add_argument("--season", type=positive_int, metavar="N",
+                        help="forecasts: season length in steps, for the MASE against the seasonal naive forecast")
     parser.set_defaults(run=run)
 
 
@@ -51,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
     from tfseq.workflows.evaluate import evaluate_sequences
 
     result = evaluate_sequences(args.run_dir, contract, sequences, data=str(args.data),
-                                min_recall=args.min_recall)
+                                min_recall=args.min_recall, season=args.season)
     _print(result, contract, args)
     return 0
 
@@ -59,7 +61,8 @@ def run(args: argparse.Namespace) -> int:
 def _print(result: dict[str, Any], contract: DataContract, args: argparse.Namespace) -> None:
     metrics = result["metrics"]
     rows = [("data", f"{args.data}: {result['sequences']:,} sequences, task {contract.task}")]
-    for key in ("accuracy", "precision", "recall", "f1", "auc", "mae", "rmse", "r2"):
+    for key in ("accuracy", "precision", "recall", "f1", "auc", "mae", "rmse", "r2", "mase_last_value",
+                "mase_seasonal"):
         if key in metrics:
             rows.append((key, f"{metrics[key]:.4f}"))
     if "threshold" in metrics:

@@ -53,7 +53,7 @@ def load_evaluation_data(run_dir: Path, data: Path, *, min_recall: float | None 
 
 
 def evaluate_run(run_dir: Path, data: Path, *, min_recall: float | None = None, label_col: str | None = None,
-                 fill: str | None = None) -> dict[str, Any]:
+                 fill: str | None = None, season: int | None = None) -> dict[str, Any]:
     """Evaluates the model of ``run_dir`` on labelled long-format ``data``.
 
     Writes ``RUN/evaluation.json`` and, for classifiers, ``RUN/plots/evaluation_confusion_matrix.png``
@@ -66,6 +66,8 @@ def evaluate_run(run_dir: Path, data: Path, *, min_recall: float | None = None, 
             is at least this, and store it in the RUN (``predict`` and ``export`` use it).
         label_col: Target column, if not the one trained on.
         fill: ``ffill`` / ``zero`` repair of NaN / inf; default: as in training.
+        season: Forecasts: the season length in steps, for the MASE against the seasonal naive
+            forecast (:func:`tfseq.evaluation.scaled_errors`).
 
     Returns:
         The content of ``evaluation.json``: ``data``, ``sequences``, ``task``, ``metrics`` (and
@@ -76,13 +78,14 @@ def evaluate_run(run_dir: Path, data: Path, *, min_recall: float | None = None, 
     """
     contract, sequences = load_evaluation_data(run_dir, data, min_recall=min_recall, label_col=label_col,
                                                fill=fill)
-    return evaluate_sequences(run_dir, contract, sequences, data=str(data), min_recall=min_recall)
+    return evaluate_sequences(run_dir, contract, sequences, data=str(data), min_recall=min_recall, season=season)
 
 
 def evaluate_sequences(run_dir: Path, contract: DataContract, sequences: SequenceSet, *, data: str,
-                       min_recall: float | None = None) -> dict[str, Any]:
+                       min_recall: float | None = None, season: int | None = None) -> dict[str, Any]:
     """:func:`evaluate_run` on sequences already loaded by :func:`load_evaluation_data`."""
-    from tfseq.evaluation import classification_metrics, regression_metrics
+    from tfseq.checks import positive_int
+    from tfseq.evaluation import classification_metrics, regression_metrics, scaled_errors
     from tfseq.export.runtimes import load_runner
     from tfseq.io import write_json_atomic
     from tfseq.plots import plot_confusion_matrices, plot_pr_curve, plot_roc_curve
@@ -90,6 +93,7 @@ def evaluate_sequences(run_dir: Path, contract: DataContract, sequences: Sequenc
 
     if sequences.y is None:
         raise InputError("Received sequences without targets; expected the targets to evaluate on.")
+    season = positive_int("season", season, allow_none=True)
 
     run_dir = Path(run_dir)
     runner = load_runner(run_dir)
@@ -110,6 +114,9 @@ def evaluate_sequences(run_dir: Path, contract: DataContract, sequences: Sequenc
             plot_pr_curve(sequences.y, output, plots / "pr_curve.png", threshold=threshold)
     else:
         metrics = regression_metrics(sequences.y, output)
+        if contract.task == "forecast" and contract.label_col in sequences.feature_names:
+            metrics.update(scaled_errors(sequences.x, sequences.y, output,
+                                         sequences.feature_names.index(contract.label_col), season=season))
     result["metrics"] = metrics
     write_json_atomic(run_dir / "evaluation.json", result)
     return result
