@@ -55,6 +55,10 @@ class Baseline:
 def summary_features(x: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     """Per-channel summaries of each sequence's valid steps: ``[n, features * len(SUMMARIES)]``.
 
+    Sequences of one length are summarised together (padding sits after the valid steps), which
+    keeps this a few vectorised passes: 50,000 sequences x 20 steps x 15 features take well under
+    a second, where NumPy's NaN-aware quantiles over a masked array took about a minute.
+
     Args:
         x: float32 ``[n, steps, features]``, padded after ``lengths``.
         lengths: Valid steps per sequence.
@@ -62,19 +66,18 @@ def summary_features(x: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     x = np.asarray(x, dtype=np.float64)
     n, steps, features = x.shape
     lengths = np.clip(np.asarray(lengths).reshape(-1), 1, steps)
-    valid = np.arange(steps)[None, :] < lengths[:, None]  # [n, steps]
-    masked = np.where(valid[:, :, None], x, np.nan)
-    t = np.where(valid, np.arange(steps, dtype=np.float64)[None, :], np.nan)
-    t_centred = t - np.nanmean(t, axis=1, keepdims=True)
-    mean = np.nanmean(masked, axis=1)
-    centred = masked - mean[:, None, :]
-    denominator = np.nansum(t_centred**2, axis=1)[:, None]
-    slope = np.where(denominator > 0, np.nansum(t_centred[:, :, None] * centred, axis=1)
-                     / np.where(denominator > 0, denominator, 1.0), 0.0)
-    q10, q50, q90 = np.nanquantile(masked, [0.1, 0.5, 0.9], axis=1)
-    columns = [mean, np.nanstd(masked, axis=1), np.nanmin(masked, axis=1), np.nanmax(masked, axis=1),
-               q10, q50, q90, slope]
-    return np.stack(columns, axis=-1).reshape(n, features * len(SUMMARIES)).astype(np.float32)
+    out = np.zeros((n, features, len(SUMMARIES)), dtype=np.float64)
+    for length in np.unique(lengths):
+        rows = np.flatnonzero(lengths == length)
+        v = x[rows, :length]  # [rows, length, features]
+        t = np.arange(length, dtype=np.float64) - (length - 1) / 2.0
+        mean = v.mean(axis=1)
+        denominator = float(np.sum(t**2))
+        slope = np.einsum("t,rtf->rf", t, v - mean[:, None, :]) / denominator if denominator > 0 \
+            else np.zeros_like(mean)
+        q10, q50, q90 = np.quantile(v, [0.1, 0.5, 0.9], axis=1)
+        out[rows] = np.stack([mean, v.std(axis=1), v.min(axis=1), v.max(axis=1), q10, q50, q90, slope], axis=-1)
+    return out.reshape(n, features * len(SUMMARIES)).astype(np.float32)
 
 
 def _timed_fit(make: Callable[[], Any], x_train: np.ndarray, y_train: np.ndarray, x_eval: np.ndarray,
