@@ -46,6 +46,19 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
+def make_readable(root: Path) -> None:
+    """Makes ``root`` and everything below it readable by all (directories 755, files 644).
+
+    Files written through :func:`write_text_atomic` and directories from :func:`atomic_directory`
+    start private (``tempfile``'s 600 / 700); an export or a report is for others to read (a
+    serving container, a cron job's mail).
+    """
+    root = Path(root)
+    root.chmod(0o755)
+    for path in root.rglob("*"):
+        path.chmod(0o755 if path.is_dir() else 0o644)
+
+
 def partial_path(target: Path) -> Path:
     """Where :func:`atomic_directory` builds ``target`` when it can be resumed."""
     target = Path(target)

@@ -20,7 +20,7 @@ from tfseq.export.artifacts import ARTIFACT_FORMATS, FORMATS, Built, ExportJob
 from tfseq.export.manifest import MANIFEST
 from tfseq.export.schema import Manifest, artifact_record, build_manifest
 from tfseq.export.tflite import QUANTIZATIONS
-from tfseq.io import atomic_directory, write_json_atomic
+from tfseq.io import atomic_directory, make_readable, write_json_atomic
 from tfseq.run import DataContract
 
 #: Held-out sequences used for verification at most (the rest are not needed).
@@ -243,7 +243,7 @@ def export_model(
             artifacts=artifacts, trained_float32=_is_float32(model), notes=notes, reference=reference,
         )
         write_json_atomic(tmp / MANIFEST, manifest)
-        _readable(tmp)
+        make_readable(tmp)  # a serving container reads it as another user
     return manifest
 
 
@@ -256,10 +256,3 @@ def _copy_previous(out_dir: Path, tmp: Path, name: str) -> None:
         (shutil.copytree if item.is_dir() else shutil.copy2)(item, dest)
     for old in [tmp / f"{name}.onnx", *tmp.glob(f"{name}.tflite"), *tmp.glob(f"{name}-*.tflite")]:
         old.unlink(missing_ok=True)
-
-
-def _readable(root: Path) -> None:
-    """Temporary files are created private; serving containers need to read them."""
-    root.chmod(0o755)
-    for path in root.rglob("*"):
-        path.chmod(0o755 if path.is_dir() else 0o644)

@@ -135,7 +135,7 @@ def monitor_sequences(
     """
     from tfseq.analysis.drift import compare_with_reference
     from tfseq.analysis.reference import out_of_range, prediction_scores
-    from tfseq.io import atomic_directory, write_json_atomic
+    from tfseq.io import atomic_directory, make_readable, write_json_atomic
 
     check_thresholds(psi_threshold, alpha, max_out_of_range, range_margin)
     sequences = inputs.sequences
@@ -161,8 +161,7 @@ def monitor_sequences(
     with atomic_directory(out, overwrite=out.exists()) as tmp:
         write_json_atomic(tmp / DRIFT_JSON, report)
         _plot(report, inputs.reference, scores, tmp / DRIFT_PLOT)
-        for path in (tmp, *tmp.rglob("*")):  # temporary files are private; a report is for others to read
-            path.chmod(0o755 if path.is_dir() else 0o644)
+        make_readable(tmp)
     return {**report, "out": out}
 
 
