@@ -42,18 +42,10 @@ BENCHMARKS = ROOT / "benchmarks"
 PLACEHOLDER = re.compile(r"^<!-- benchmarks: ([a-z-]+) -->[ \t]*$", re.MULTILINE)
 
 
-def _run_module() -> ModuleType:
-    """``benchmarks/run.py`` as a module (it imports only NumPy at the top; no benchmark runs)."""
-    spec = importlib.util.spec_from_file_location("tfseq_benchmarks_run", BENCHMARKS / "run.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def _realdata_module() -> ModuleType:
-    """``benchmarks/realdata.py`` as a module (standard-library imports at the top; nothing runs)."""
-    spec = importlib.util.spec_from_file_location("tfseq_benchmarks_realdata", BENCHMARKS / "realdata.py")
+def _benchmark_module(name: str) -> ModuleType:
+    """``benchmarks/<name>.py`` as a module: ``run.py`` imports only NumPy at the top and
+    ``realdata.py`` only the standard library, so loading either runs no benchmark."""
+    spec = importlib.util.spec_from_file_location(f"tfseq_benchmarks_{name}", BENCHMARKS / f"{name}.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -63,7 +55,7 @@ def _realdata_module() -> ModuleType:
 def realdata_section() -> str:
     results = _load("realdata_results.json")
     return (f"Run by `benchmarks/realdata.py` (`{results.get('command', '')}`), rendered from "
-            "`benchmarks/realdata_results.json`.\n\n" + _realdata_module().render(results))
+            "`benchmarks/realdata_results.json`.\n\n" + _benchmark_module("realdata").render(results))
 
 
 def _load(name: str) -> dict[str, Any]:
@@ -86,7 +78,7 @@ def run_date(results: dict[str, Any], name: str) -> str:
 
 def results_section() -> str:
     results = _load("results.json")
-    table = _run_module().render(results).strip()
+    table = _benchmark_module("run").render(results).strip()
     return (f"Measured on {run_date(results, 'results.json')} by `make bench` (`benchmarks/run.py`), "
             f"rendered from `benchmarks/results.json`.\n\n{table}\n")
 
