@@ -181,7 +181,7 @@ def build_model(
         last = i == len(spec.units) - 1
         layer = cell(
             units,
-            return_sequences=not (last and spec.pooling == "last"),
+            return_sequences=spec.streaming or not (last and spec.pooling == "last"),
             dropout=spec.dropout,
             recurrent_dropout=spec.recurrent_dropout,
             kernel_initializer=keras.initializers.GlorotUniform(seed=_seed(seed, 10 * i + 1)),

@@ -92,6 +92,10 @@ class ModelSpec:
         heads: The outputs; several heads train jointly (e.g. fail/pass plus
             time-to-failure).
         masking: Treat all-zero steps as padding (variable-length sequences).
+        streaming: One output after every step instead of one per sequence, so
+            one model answers at any cycle (early warning, adaptive test). Needs a
+            unidirectional model with ``"last"`` pooling; every step's loss weighs
+            the same (padding steps none).
         dense_units: Units of an optional ReLU layer before the heads (0: none).
         learning_rate: Adam learning rate.
         clipnorm: Gradient clipping by norm (0: none).
@@ -115,6 +119,7 @@ class ModelSpec:
     pooling: str = "last"
     heads: tuple[HeadSpec, ...] = field(default_factory=lambda: (HeadSpec(),))
     masking: bool = False
+    streaming: bool = False
     dense_units: int = 0
     learning_rate: float = 1e-3
     clipnorm: float = 1.0
@@ -133,7 +138,7 @@ class ModelSpec:
             not isinstance(u, int) or isinstance(u, bool) or u < 1 for u in self.units
         ):
             raise _fail("units", self.units, "a non-empty list of positive integers")
-        for name in ("bidirectional", "layer_norm", "masking"):
+        for name in ("bidirectional", "layer_norm", "masking", "streaming"):
             if not isinstance(getattr(self, name), bool):  # 'false' from a config is truthy
                 raise _fail(name, getattr(self, name), "true or false")
         if self.merge_mode not in MERGE_MODES:
@@ -146,6 +151,16 @@ class ModelSpec:
             raise _fail("pooling", self.pooling, f"one of {', '.join(POOLINGS)}")
         if not heads:
             raise _fail("heads", self.heads, "at least one head")
+        if self.streaming:
+            if self.bidirectional:
+                raise SpecError("Received streaming=True with bidirectional=True; a streaming model answers after "
+                                "every step and cannot read the steps still to come: expected bidirectional=False.")
+            if self.pooling != "last":
+                raise SpecError(f"Received streaming=True with pooling={self.pooling!r}; pooling over steps needs "
+                                "the whole sequence: expected pooling='last'.")
+            if any(h.kind == "forecast" for h in heads):
+                raise SpecError("Received streaming=True with a forecast head; expected binary, multiclass or "
+                                "regression heads (one answer per step).")
         names = [h.name for h in heads]
         if len(set(names)) != len(names):
             raise _fail("heads", names, "distinct head names")
@@ -163,7 +178,8 @@ class ModelSpec:
         """A short readable name such as ``bilstm-128x64``."""
         prefix = "bi" if self.bidirectional else ""
         cell = {"simple_rnn": "rnn"}.get(self.cell, self.cell)
-        return f"{prefix}{cell}-{'x'.join(str(u) for u in self.units)}"
+        suffix = "-streaming" if self.streaming else ""
+        return f"{prefix}{cell}-{'x'.join(str(u) for u in self.units)}{suffix}"
 
     def replace(self, **changes: Any) -> "ModelSpec":
         """Returns a copy with some fields changed (validated again)."""

@@ -30,12 +30,44 @@ def balanced_sample_weights(labels: np.ndarray) -> np.ndarray:
 
 
 def _classifier_labels(model: keras.Model, y: Any) -> np.ndarray | None:
-    """Labels of the first classification head, or None when there is none."""
+    """Labels of the first classification head (per sequence), or None when there is none."""
     for name in model.output_names:
         activation = getattr(model.get_layer(name), "activation", None)
         if getattr(activation, "__name__", "") in ("sigmoid", "softmax"):
-            return np.asarray(y[name] if isinstance(y, Mapping) else y)
+            labels = np.asarray(y[name] if isinstance(y, Mapping) else y)
+            return labels.reshape(len(labels), -1)[:, 0]  # a streaming head's labels repeat at every step
     return None
+
+
+def _streaming_steps(model: keras.Model) -> int | None:
+    """Steps of a streaming model's outputs (``[batch, steps, k]``), or None for one output per sequence."""
+    shape = model.get_layer(model.output_names[0]).output.shape
+    return int(shape[1]) if len(shape) == 3 and shape[1] is not None else None
+
+
+def step_targets(model: keras.Model, y: np.ndarray | Mapping[str, np.ndarray]) -> Any:
+    """``y`` with one target per sequence repeated at every step for a streaming model's heads.
+
+    A streaming head (output ``[batch, steps, k]``) learns its sequence's target at every step;
+    targets that already have a steps axis are left as they are.
+    """
+    def expand(name: str, values: np.ndarray) -> np.ndarray:
+        shape = model.get_layer(name).output.shape
+        values = np.asarray(values)
+        if len(shape) != 3 or (values.ndim >= 2 and values.shape[1] == shape[1] and values.ndim == 3):
+            return values
+        steps = shape[1]
+        if steps is None:
+            raise InputError("Received a streaming model without a fixed number of steps; expected steps "
+                             "set when it was built.")
+        per_sequence = values.reshape(len(values), -1)[:, :1]
+        if shape[-1] == 1:  # binary or regression: [n, steps, 1]
+            return np.repeat(per_sequence[:, None, :], steps, axis=1)
+        return np.repeat(per_sequence, steps, axis=1)  # sparse multiclass labels: [n, steps]
+
+    if isinstance(y, Mapping):
+        return {name: expand(name, values) for name, values in y.items()}
+    return expand(model.output_names[0], y)
 
 
 def fit(
@@ -107,11 +139,17 @@ def fit(
         monitor = monitor[4:]
     if seed is not None:
         keras.utils.set_random_seed(seed)
+    y = step_targets(model, y)
+    if validation_data is not None:
+        validation_data = (validation_data[0], step_targets(model, validation_data[1]), *validation_data[2:])
     sample_weight = None
     if class_weight == "balanced":
         labels = _classifier_labels(model, y)
         if labels is not None:
             sample_weight = balanced_sample_weights(labels)
+            steps = _streaming_steps(model)
+            if steps:  # the loss of a streaming head has a value per step: the weight repeats
+                sample_weight = np.repeat(sample_weight[:, None], steps, axis=1)
     lengths = {len(x)} | {len(v) for v in (y.values() if isinstance(y, Mapping) else [y])}
     if len(lengths) != 1:
         raise InputError(f"Received inputs and targets of different lengths: {sorted(lengths)}.")
