@@ -17,6 +17,7 @@ from tfseq.errors import InputError, describe
 # Sub-command modules, in the order --help lists them.
 COMMAND_MODULES = (
     "tfseq.cli.demo",
+    "tfseq.cli.convert",
     "tfseq.cli.train",
     "tfseq.cli.evaluate",
     "tfseq.cli.tune",
@@ -30,6 +31,7 @@ COMMAND_MODULES = (
 EPILOG = """examples:
   tfseq demo                                  the classic study on 50,000 synthetic devices
   tfseq demo --devices 5000 --epochs 3 --out runs/small
+  tfseq convert lot7/*.stdf --out lot7.parquet   STDF insertions to long format (device, insertion, tests)
   tfseq train tests.csv --id-col device_id --time-col cycle --label-col status --out runs/lstm
   tfseq evaluate runs/lstm holdout.csv --min-recall 0.95
   tfseq tune tests.csv --id-col device_id --time-col cycle --label-col status --out tuning --trials 20

@@ -1,0 +1,687 @@
+"""STDF V4 / V4-2007 test files in, long format out: one row per (device, insertion).
+
+The records are read by ``stdf-convert`` (an optional dependency: ``pip install
+'stdf-convert~=0.3.0'``, Python >= 3.11), which gives one Arrow table per record type; this
+module assembles them. The rules (each documented in ``docs/guide/convert.md``):
+
+- **Device.** ``part_key`` chooses the part identity: ``"part_id"`` (the PRR's PART_ID),
+  ``"wafer_xy"`` (MIR LOT_ID / WIR WAFER_ID / PRR X_COORD,Y_COORD) or ``"test:<TEST_NUM>"`` (the
+  result of that test, e.g. an electronic chip id; that test is then not a feature). The same
+  device across files is one sequence.
+- **Step.** Each file is one insertion; ``insertion`` numbers the files 1, 2, ... in order of
+  their MIR START_T (ties keep the order given).
+- **Features.** PTR results and MPR results (one column per pin) named ``<TEST_NUM>:<TEST_TXT>``
+  (MPR: ``<TEST_NUM>:<TEST_TXT>[<pin>]``, the pin from RTN_INDX or its position). A TEST_TXT left
+  empty takes the last one seen for that TEST_NUM; a TEST_NUM seen with several TEST_TXTs gives
+  one column per text and a note. A result whose TEST_FLG says invalid (bit 1) or not executed
+  (bit 4) is NaN; RES_SCAL is display-only and not applied.
+- **Multi-site.** Each result belongs to the open PIR of its own HEAD_NUM and SITE_NUM.
+- **Retests.** A device tested more than once in a file keeps its last test (all its results
+  from the last PRR's part; earlier ones are dropped and counted in a note).
+- **Labels.** ``final_outcome`` (``pass`` / ``fail`` from PART_FLG bit 3 of the device's last
+  PRR, ``unknown`` where bit 4 says there is no pass/fail indication), ``final_hard_bin`` and
+  ``final_soft_bin`` (strings, so that no bin is ever a default numeric feature), constant per
+  device.
+- **Stop-on-fail.** Tests that have no result on some failing parts but a result on every
+  passing part of an insertion are reported: their missing values would tell the model the
+  outcome.
+- **Damage.** A truncated or corrupted file is an :class:`~tfseq.errors.InputError` naming the
+  file; with ``salvage=True`` the records up to the last complete one are read, with a note.
+- **Names.** ``.stdf`` / ``.std``, optionally ``.gz``, ``.bz2`` or ``.zip``, in any letter case.
+"""
+
+from __future__ import annotations
+
+import bz2
+import contextlib
+import glob
+import os
+import struct
+import tempfile
+import warnings
+import zipfile
+import zlib
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from tfseq.errors import InputError, MissingDependencyError
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+__all__ = ["STDF_SUFFIXES", "PART_KEYS", "StdfTable", "StdfWarning", "is_stdf", "stdf_paths", "read_stdf"]
+
+#: File name endings read as STDF (any letter case).
+STDF_SUFFIXES = (".stdf", ".std")
+_COMPRESSED = (".gz", ".bz2", ".zip")
+#: The part keys; ``"test:<TEST_NUM>"`` names a test instead.
+PART_KEYS = ("part_id", "wafer_xy", "test:<TEST_NUM>")
+#: The version range of stdf-convert this module is written for (its API changed in 0.3).
+_READER = "stdf-convert~=0.3.0"
+_INSTALL = "pip install 'stdf-convert~=0.3.0' (Python >= 3.11), or pip install 'tfseq[stdf]'"
+#: TEST_FLG bits that make a result NaN: bit 1 result invalid, bit 4 test not executed.
+INVALID_FLAGS = 0x02 | 0x10
+_RECORDS = ["MIR", "WIR", "PIR", "PTR", "MPR", "PRR"]
+
+ID_COL, TIME_COL = "device", "insertion"
+LABEL_COLS = ("final_outcome", "final_hard_bin", "final_soft_bin")
+
+
+class StdfWarning(UserWarning):
+    """Something in the STDF files a user should know (retests, stop-on-fail tests, salvage)."""
+
+
+@dataclass(frozen=True)
+class StdfTable:
+    """What :func:`read_stdf` assembled.
+
+    Attributes:
+        frame: One row per (device, insertion): ``device``, ``insertion``, the feature columns
+            (float32), ``final_outcome``, ``final_hard_bin``, ``final_soft_bin``; sorted by
+            device then insertion.
+        features: The feature column names, in order of first appearance.
+        files: The files in insertion order (``files[0]`` is insertion 1).
+        notes: What the assembly reports (also issued as :class:`StdfWarning`).
+    """
+
+    frame: pd.DataFrame
+    features: list[str]
+    files: list[Path]
+    notes: list[str]
+
+
+def is_stdf(path: Path | str) -> bool:
+    """Whether the name is an STDF file's (``.stdf``/``.std``, optionally compressed, any case)."""
+    name = Path(path).name.lower()
+    for suffix in _COMPRESSED:
+        if name.endswith(suffix):
+            name = name[: -len(suffix)]
+            break
+    return name.endswith(STDF_SUFFIXES)
+
+
+def stdf_paths(paths: Path | str | Sequence[Path | str]) -> list[Path]:
+    """The STDF files named by ``paths``: files, directories (their STDF files, sorted) or globs.
+
+    Raises:
+        InputError: for a name that matches nothing, a file that is not STDF, or no file at all.
+    """
+    given = [paths] if isinstance(paths, (str, Path)) else list(paths)
+    found: list[Path] = []
+    for item in given:
+        path = Path(item)
+        if path.is_dir():
+            inside = sorted(p for p in path.rglob("*") if p.is_file() and is_stdf(p))
+            if not inside:
+                raise InputError(f"{path}: holds no STDF file; expected .stdf or .std files "
+                                 "(optionally .gz, .bz2 or .zip).")
+            found += inside
+        elif glob.has_magic(str(path)):
+            matched = sorted(Path(p) for p in glob.glob(str(path), recursive=True) if is_stdf(p))
+            if not matched:
+                raise InputError(f"{path}: matches no STDF file; expected .stdf or .std files "
+                                 "(optionally .gz, .bz2 or .zip).")
+            found += matched
+        elif not path.exists():
+            raise InputError(f"{path}: no such STDF file.")
+        elif not is_stdf(path):
+            raise InputError(f"{path}: not an STDF file name; expected .stdf or .std (optionally .gz, .bz2 "
+                             "or .zip, any letter case).")
+        else:
+            found.append(path)
+    if not found:
+        raise InputError("Received no STDF file in argument paths; expected at least one.", arguments=("paths",))
+    return found
+
+
+def _reader() -> Any:
+    try:
+        import stdf_convert
+    except ImportError:
+        raise MissingDependencyError("stdf-convert", "Reading STDF files", install=_INSTALL) from None
+    if not str(stdf_convert.__version__).startswith("0.3."):
+        raise MissingDependencyError("stdf-convert", f"Reading STDF files (with {_READER}, found "
+                                     f"{stdf_convert.__version__})", install=_INSTALL)
+    return stdf_convert
+
+
+def _parse_part_key(part_key: str) -> tuple[str, int | None]:
+    if part_key in ("part_id", "wafer_xy"):
+        return part_key, None
+    if part_key.startswith("test:"):
+        with contextlib.suppress(ValueError):
+            number = int(part_key[5:])
+            if number >= 0:
+                return "test", number
+    raise InputError(f"Received an invalid value for argument part_key, expected part_id, wafer_xy or "
+                     f"test:<TEST_NUM> (e.g. test:9000), got {part_key!r}.", arguments=("part_key",))
+
+
+# --- reading ------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _readable(path: Path) -> Iterator[Path]:
+    """``path``, or a lower-case-named link to it: stdf-convert knows ``.gz``, not ``.GZ``."""
+    name = path.name
+    if name == name.lower() or not name.lower().endswith(_COMPRESSED):
+        yield path
+        return
+    with tempfile.TemporaryDirectory(prefix="tfseq-stdf-") as tmp:
+        link = Path(tmp) / name.lower()
+        os.symlink(path.resolve(), link)
+        yield link
+
+
+def _decompressed(path: Path) -> bytes:
+    """The file's bytes, decompressed as far as they go (a truncated stream gives its beginning)."""
+    raw = path.read_bytes()
+    name = path.name.lower()
+    if name.endswith(".gz"):
+        return zlib.decompressobj(wbits=31).decompress(raw)
+    if name.endswith(".bz2"):
+        return bz2.BZ2Decompressor().decompress(raw)
+    if name.endswith(".zip"):
+        with zipfile.ZipFile(path) as archive:
+            return archive.read(archive.namelist()[0])
+    return raw
+
+
+def _complete_prefix(data: bytes) -> tuple[int, int]:
+    """(bytes, records) of the complete records at the start of ``data``; (0, 0) without a FAR."""
+    if len(data) < 6 or data[2:4] != b"\x00\x0a":
+        return 0, 0
+    order = ">" if struct.unpack(">H", data[:2])[0] == 2 else "<"
+    header = struct.Struct(order + "H")
+    pos = records = 0
+    while pos + 4 <= len(data):
+        end = pos + 4 + header.unpack_from(data, pos)[0]
+        if end > len(data):
+            break
+        pos, records = end, records + 1
+    return pos, records
+
+
+def _reason(path: Path, exc: BaseException) -> str:
+    text = (str(exc).splitlines() or [type(exc).__name__])[0]
+    for prefix in (f"{path}: ", f"{path.name}: ", f"{path.name.lower()}: "):
+        text = text.removeprefix(prefix)
+    return text
+
+
+def _damage(path: Path, exc: BaseException) -> tuple[str, bytes, int, int]:
+    """What is wrong with a file the reader refused, and (data, end, records) of its complete records."""
+    reason = _reason(path, exc)
+    try:
+        data = _decompressed(path)
+    except (OSError, zipfile.BadZipFile, EOFError, zlib.error) as cause:
+        return f"{reason}; {_reason(path, cause)}", b"", 0, 0
+    end, records = _complete_prefix(data)
+    if records == 0:
+        compressed = path.name.lower().endswith(_COMPRESSED)
+        return ("a compressed stream cut short before any complete record" if compressed and len(data) < 6
+                else "no STDF FAR record at its start"), data, 0, 0
+    if end < len(data):
+        return (f"truncated: ends inside a record at byte {end:,} of {len(data):,}, after {records:,} complete "
+                "records"), data, end, records
+    return reason, data, end, records
+
+
+def _read_tables(path: Path, salvage: bool, notes: list[str]) -> dict[str, pa.Table]:
+    reader = _reader()
+    try:
+        with _readable(path) as readable:
+            return dict(reader.tables(str(readable), _RECORDS))
+    except (reader.StdfError, OSError, ValueError) as exc:
+        reason, data, end, records = _damage(path, exc)
+    if records == 0:  # nothing before the damage: salvage has nothing to keep
+        raise InputError(f"{path}: damaged or not an STDF file ({reason}); expected STDF V4 records.")
+    if not salvage:
+        raise InputError(f"{path}: damaged STDF file ({reason}); expected complete STDF V4 records (salvage "
+                         "keeps the records before the damage).", arguments=("salvage",))
+    with tempfile.TemporaryDirectory(prefix="tfseq-stdf-") as tmp:
+        part = Path(tmp) / "salvaged.stdf"
+        part.write_bytes(data[:end])
+        try:
+            tables = dict(reader.tables(str(part), _RECORDS))
+        except (reader.StdfError, OSError, ValueError) as exc:
+            raise InputError(f"{path}: damaged STDF file ({reason}) that cannot be salvaged: its first {records:,} "
+                             f"complete records do not read either ({_reason(part, exc)}).") from None
+    notes.append(f"{path}: damaged ({reason}); salvaged its first {records:,} complete records "
+                 f"({end:,} of {len(data):,} bytes); a part cut off there is left out.")
+    return tables
+
+
+# --- assembly -----------------------------------------------------------------------------
+
+
+def _column(table: pa.Table, name: str) -> np.ndarray:
+    return np.asarray(table.column(name).to_numpy())
+
+
+def _b1(table: pa.Table, name: str) -> np.ndarray:
+    """A B1 (one-byte binary) column as uint8."""
+    import pyarrow as pa
+
+    array = table.column(name).combine_chunks()
+    if len(array) == 0:
+        return np.zeros(0, dtype=np.uint8)
+    offsets = np.frombuffer(array.buffers()[1], dtype=np.int32)[array.offset:array.offset + len(array) + 1]
+    data = array.buffers()[2]
+    values = np.frombuffer(data, dtype=np.uint8) if data is not None else np.zeros(0, np.uint8)
+    out = np.zeros(len(array), dtype=np.uint8)
+    has = offsets[1:] > offsets[:-1]
+    out[has] = values[offsets[:-1][has]]
+    assert isinstance(array, pa.BinaryArray)  # the schema's type for B1
+    return out
+
+
+def _owner(start_key: np.ndarray, start_seq: np.ndarray, key: np.ndarray, seq: np.ndarray) -> np.ndarray:
+    """For each (key, seq): the index of the last start with the same key before it, or -1."""
+    order = np.lexsort((start_seq, start_key))
+    sorted_key = start_key[order].astype(np.uint64)
+    combined = (sorted_key << np.uint64(40)) | start_seq[order].astype(np.uint64)
+    wanted = (key.astype(np.uint64) << np.uint64(40)) | seq.astype(np.uint64)
+    pos = np.searchsorted(combined, wanted, side="right") - 1
+    out = np.full(len(key), -1, dtype=np.int64)
+    ok = pos >= 0
+    ok[ok] = sorted_key[pos[ok]] == key[ok].astype(np.uint64)
+    out[ok] = order[pos[ok]]
+    return out
+
+
+def _site(table: pa.Table) -> np.ndarray:
+    return _column(table, "HEAD_NUM").astype(np.int64) * 256 + _column(table, "SITE_NUM").astype(np.int64)
+
+
+@dataclass
+class _Results:
+    """The results of one file: the part, feature key and value of each."""
+
+    part: np.ndarray  # part index (PIR order)
+    keys: list[tuple[int, str, int]]  # (TEST_NUM, TEST_TXT, pin); pin -1 for a PTR
+    feature: np.ndarray  # index into keys
+    value: np.ndarray  # float32, NaN where invalid
+    seq: np.ndarray  # record order
+
+
+class _Texts:
+    """TEST_TXT per TEST_NUM, carried from file to file: an empty text takes the last one seen."""
+
+    def __init__(self) -> None:
+        self.last: dict[int, str] = {}
+        self.several: dict[int, set[str]] = {}
+
+    def resolve(self, tests: np.ndarray, codes: np.ndarray, texts: list[str]) -> np.ndarray:
+        """The text code of each record (in record order) after the rule; ``texts`` may grow."""
+        width = len(texts)
+        empty = texts.index("") if "" in texts else -1
+        out = codes.copy()
+        by_test: dict[int, set[int]] = {}
+        for pair in np.unique(tests * width + codes).tolist():
+            by_test.setdefault(pair // width, set()).add(pair % width)
+        for test, present in by_test.items():
+            named = sorted(c for c in present if c != empty)
+            self.several.setdefault(test, set()).update(texts[c] for c in named)
+            if empty not in present:
+                continue
+            if len(named) > 1:  # record by record: each empty text takes the last one seen
+                last = self.last.get(test, "")
+                for i in np.flatnonzero(tests == test).tolist():
+                    if codes[i] == empty:
+                        out[i] = _code(texts, last)
+                    else:
+                        last = texts[codes[i]]
+            else:
+                name = texts[named[0]] if named else self.last.get(test, "")
+                out[(tests == test) & (codes == empty)] = _code(texts, name)
+        if len(tests):
+            unique, reversed_first = np.unique(tests[::-1], return_index=True)
+            for test, i in zip(unique.tolist(), (len(tests) - 1 - reversed_first).tolist(), strict=True):
+                self.last[test] = texts[out[i]]
+        return out
+
+
+def _code(texts: list[str], name: str) -> int:
+    if name not in texts:
+        texts.append(name)
+    return texts.index(name)
+
+
+def _strings(table: pa.Table, name: str) -> tuple[np.ndarray, list[str]]:
+    """A string column as (codes, texts)."""
+    encoded = table.column(name).combine_chunks().dictionary_encode()
+    return np.asarray(encoded.indices.to_numpy(zero_copy_only=False), dtype=np.int64), \
+        [str(t) for t in encoded.dictionary.to_pylist()]
+
+
+def _results(tables: dict[str, pa.Table], part_of_record: Any, texts: _Texts) -> _Results:
+    parts, tests, codes, values, seqs, pins = [], [], [], [], [], []
+    names: list[str] = [""]
+    for kind in ("PTR", "MPR"):
+        table = tables.get(kind)
+        if table is None or table.num_rows == 0:
+            continue
+        part = part_of_record(_site(table), _column(table, "sequence_number"))
+        if not (part >= 0).all():  # results outside any finished part
+            inside = np.flatnonzero(part >= 0)
+            table, part = table.take(inside), part[inside]
+        flags = _b1(table, "TEST_FLG")
+        code, text = _strings(table, "TEST_TXT")
+        code = _merge(names, text)[code]
+        test = _column(table, "TEST_NUM").astype(np.int64)
+        seq = _column(table, "sequence_number").astype(np.int64)
+        if kind == "PTR":
+            value = _column(table, "RESULT").astype(np.float32)
+            pin = np.full(len(value), -1, dtype=np.int64)
+            record = np.arange(len(value))
+        else:
+            import pyarrow.compute as pc
+
+            results = table.column("RTN_RSLT").combine_chunks()
+            record = np.asarray(pc.list_parent_indices(results).to_numpy(), dtype=np.int64)
+            value = np.asarray(pc.list_flatten(results).to_numpy(), dtype=np.float32)
+            position = np.arange(len(record)) - np.searchsorted(record, record, side="left")
+            pin = _pins(table, test, position, record)
+        value = value.copy()
+        value[(flags[record] & INVALID_FLAGS) != 0] = np.nan
+        parts.append(part[record])
+        tests.append(test[record])
+        codes.append(code[record])
+        values.append(value)
+        seqs.append(seq[record])
+        pins.append(pin)
+    if not parts:
+        return _Results(np.zeros(0, np.int64), [], np.zeros(0, np.int64), np.zeros(0, np.float32),
+                        np.zeros(0, np.int64))
+    part, test, code = np.concatenate(parts), np.concatenate(tests), np.concatenate(codes)
+    value, seq, pin = np.concatenate(values), np.concatenate(seqs), np.concatenate(pins)
+    order = np.argsort(seq, kind="stable")
+    part, test, code, value, seq, pin = part[order], test[order], code[order], value[order], seq[order], pin[order]
+    code = texts.resolve(test, code, names)
+    text_pin, text_pins = pd.factorize(code * 70_000 + (pin + 1))  # pins are U2: below 65,536
+    combined = test * len(text_pins) + text_pin
+    unique, first, feature = np.unique(combined, return_index=True, return_inverse=True)
+    by_appearance = np.argsort(first, kind="stable")
+    rank = np.empty_like(by_appearance)
+    rank[by_appearance] = np.arange(len(by_appearance))
+    keys = []
+    for u in unique[by_appearance].tolist():
+        both = int(text_pins[u % len(text_pins)])
+        keys.append((u // len(text_pins), names[both // 70_000], both % 70_000 - 1))
+    return _Results(part, keys, rank[feature.ravel()], value, seq)
+
+
+def _merge(names: list[str], text: list[str]) -> np.ndarray:
+    """Codes of ``text`` in ``names`` (appending the new ones)."""
+    index = {t: i for i, t in enumerate(names)}
+    out = []
+    for t in text:
+        if t not in index:
+            index[t] = len(names)
+            names.append(t)
+        out.append(index[t])
+    return np.asarray(out, dtype=np.int64)
+
+
+def _pins(table: pa.Table, test: np.ndarray, position: np.ndarray, record: np.ndarray) -> np.ndarray:
+    """Each MPR result's pin: RTN_INDX where given, else the last RTN_INDX of the test, else its position."""
+    indexes = table.column("RTN_INDX").to_pylist()
+    last: dict[int, list[int]] = {}
+    per_record: list[list[int] | None] = []
+    for t, idx in zip(test.tolist(), indexes, strict=True):
+        if idx:
+            last[t] = list(idx)
+        per_record.append(last.get(t))
+    out = position.astype(np.int64).copy()
+    for i, (r, p) in enumerate(zip(record.tolist(), position.tolist(), strict=True)):
+        given = per_record[r]
+        if given is not None and p < len(given):
+            out[i] = given[p]
+    return out
+
+
+def _feature_name(key: tuple[int, str, int]) -> str:
+    test, text, pin = key
+    return f"{test}:{text}" if pin < 0 else f"{test}:{text}[{pin}]"
+
+
+@dataclass
+class _Insertion:
+    """One file's devices: their keys, results table and per-insertion outcome."""
+
+    path: Path
+    start: int
+    devices: np.ndarray  # str, one per kept part
+    values: np.ndarray  # (parts, features of this file) float32
+    present: np.ndarray  # (parts, features) bool: a record was there
+    features: list[str]
+    failed: np.ndarray  # bool per part
+    unknown: np.ndarray  # bool per part: PART_FLG bit 4, no pass/fail indication
+    hard_bin: np.ndarray
+    soft_bin: np.ndarray
+
+
+def _insertion(path: Path, tables: dict[str, pa.Table], kind: str, test_key: int | None, texts: _Texts,
+               notes: list[str]) -> _Insertion:
+    mir = tables.get("MIR")
+    if mir is None or mir.num_rows == 0:
+        raise InputError(f"{path}: has no MIR record; expected an STDF file with its MIR (lot and start time).")
+    start, lot = int(_column(mir, "START_T")[0]), str(mir.column("LOT_ID")[0].as_py())
+    pir, prr = tables.get("PIR"), tables.get("PRR")
+    if pir is None or prr is None or pir.num_rows == 0:
+        notes.append(f"{path}: holds no complete part (no PIR and PRR records).")
+        return _Insertion(path, start, np.zeros(0, object), np.zeros((0, 0), np.float32), np.zeros((0, 0), bool),
+                          [], np.zeros(0, bool), np.zeros(0, bool), np.zeros(0, np.int64), np.zeros(0, np.int64))
+    pir_site, pir_seq = _site(pir), _column(pir, "sequence_number").astype(np.int64)
+    n_parts = len(pir_seq)
+    prr_part = _owner(pir_site, pir_seq, _site(prr), _column(prr, "sequence_number"))
+    closed = np.full(n_parts, -1, dtype=np.int64)  # the PRR row that closed each part
+    valid = prr_part >= 0
+    closed[prr_part[valid]] = np.flatnonzero(valid)
+    prr_seq = np.full(n_parts, np.iinfo(np.int64).max, dtype=np.int64)
+    prr_seq[prr_part[valid]] = _column(prr, "sequence_number")[valid].astype(np.int64)
+
+    def part_of_record(site: np.ndarray, seq: np.ndarray) -> np.ndarray:
+        part = _owner(pir_site, pir_seq, site, seq)
+        inside = part >= 0  # and before the PRR that closed it (a part cut off has none: left out)
+        inside[inside] = seq[inside] < prr_seq[part[inside]]
+        return np.where(inside, part, -1)
+
+    results = _results(tables, part_of_record, texts)
+    open_parts = int((closed < 0).sum())
+    if open_parts:
+        notes.append(f"{path}: {open_parts} part(s) have no PRR (testing did not finish); they are left out.")
+    kept = np.flatnonzero(closed >= 0)  # parts in PIR order
+    row = closed[kept]
+    flags = _b1(prr, "PART_FLG")[row]
+    hard = _column(prr, "HARD_BIN")[row].astype(np.int64)
+    soft = _column(prr, "SOFT_BIN")[row].astype(np.int64)
+
+    feature_keys = results.keys
+    n_features = len(feature_keys)
+    slot = np.full(n_parts, -1, dtype=np.int64)
+    slot[kept] = np.arange(len(kept))
+    use = results.part >= 0
+    use[use] = slot[results.part[use]] >= 0
+    rows = slot[results.part[use]]
+    cols = results.feature[use]
+    vals = results.value[use]
+    flat = rows * max(n_features, 1) + cols
+    _, last_reversed = np.unique(flat[::-1], return_index=True)
+    last = len(flat) - 1 - last_reversed  # a test run twice within a part keeps its last result
+    values = np.full((len(kept), n_features), np.nan, dtype=np.float32)
+    present = np.zeros((len(kept), n_features), dtype=bool)
+    values[rows[last], cols[last]] = vals[last]
+    present[rows[last], cols[last]] = True
+
+    if kind == "part_id":
+        devices = np.asarray(prr.column("PART_ID").to_numpy(zero_copy_only=False), dtype=object)[row]
+        empty = np.flatnonzero(devices == "")
+        if len(empty):
+            raise InputError(
+                f"{path}: part {int(kept[empty[0]]) + 1} has an empty PART_ID; expected one for part_key "
+                "part_id (or choose part_key wafer_xy or test:<TEST_NUM>).", arguments=("part_key",))
+    elif kind == "wafer_xy":
+        x, y = _column(prr, "X_COORD")[row], _column(prr, "Y_COORD")[row]
+        if np.any(x == -32768) or np.any(y == -32768):
+            raise InputError(f"{path}: a part has no X_COORD/Y_COORD; expected wafer coordinates for part_key "
+                             "wafer_xy (or choose part_key part_id or test:<TEST_NUM>).", arguments=("part_key",))
+        wafer = np.full(len(kept), "", dtype=object)
+        wir = tables.get("WIR")
+        if wir is not None and wir.num_rows:
+            ids = np.asarray(wir.column("WAFER_ID").to_numpy(zero_copy_only=False), dtype=object)
+            owner = np.searchsorted(_column(wir, "sequence_number").astype(np.int64), pir_seq[kept]) - 1
+            wafer[owner >= 0] = ids[owner[owner >= 0]]
+        devices = np.asarray([f"{lot}/{w}/{a},{b}" for w, a, b in zip(wafer, x.tolist(), y.tolist(), strict=True)],
+                             dtype=object)
+    else:
+        matches = [i for i, key in enumerate(feature_keys) if key[0] == test_key and key[2] < 0]
+        if not matches:
+            raise InputError(f"{path}: has no PTR of test {test_key}; expected one per part for part_key "
+                             f"'test:{test_key}'.", arguments=("part_key",))
+        ids = values[:, matches[-1]]
+        for i in matches[:-1]:
+            ids = np.where(np.isnan(ids), values[:, i], ids)
+        missing = np.isnan(ids)
+        if missing.any():
+            notes.append(f"{path}: {int(missing.sum())} part(s) have no valid result of test {test_key} "
+                         "(the part key); they are left out.")
+        devices = np.asarray([f"{v:.9g}" for v in ids.tolist()], dtype=object)
+        keep_cols = [i for i in range(n_features) if i not in matches]
+        good = ~missing
+        values, present = values[good][:, keep_cols], present[good][:, keep_cols]
+        feature_keys = [feature_keys[i] for i in keep_cols]
+        devices, flags, hard, soft = devices[good], flags[good], hard[good], soft[good]
+
+    retested = pd.Series(devices).duplicated(keep="last").to_numpy()
+    if retested.any():
+        notes.append(f"{path}: {int(retested.sum())} earlier test(s) of {len(set(devices[retested]))} retested "
+                     "device(s) dropped; each device keeps its last test in the file.")
+        keep = ~retested
+        devices, values, present = devices[keep], values[keep], present[keep]
+        flags, hard, soft = flags[keep], hard[keep], soft[keep]
+    return _Insertion(path, start, devices, values, present, [_feature_name(k) for k in feature_keys],
+                      (flags & 0x08) != 0, (flags & 0x10) != 0, hard, soft)
+
+
+def _stop_on_fail(insertion: _Insertion) -> str | None:
+    passed, failed = ~insertion.failed & ~insertion.unknown, insertion.failed
+    if not passed.any() or not failed.any():
+        return None
+    always = insertion.present[passed].all(axis=0)
+    dropped = always & ~insertion.present[failed].all(axis=0)
+    if not dropped.any():
+        return None
+    names = [insertion.features[i] for i in np.flatnonzero(dropped)]
+    parts = int((~insertion.present[failed][:, dropped]).any(axis=1).sum())
+    return (f"{insertion.path}: {len(names)} test(s) have no result on {parts} failing part(s) but one on every "
+            f"passing part (stop-on-fail testing?), e.g. {names[0]!r}: their missing values give away the outcome; "
+            "leave them out of the features or fill them knowingly.")
+
+
+def read_stdf(
+    paths: Path | str | Sequence[Path | str],
+    *,
+    part_key: str = "part_id",
+    salvage: bool = False,
+) -> StdfTable:
+    """Reads STDF insertions into one long-format table: one row per (device, insertion).
+
+    Args:
+        paths: STDF files (``.stdf``/``.std``, optionally ``.gz``, ``.bz2`` or ``.zip``, any letter
+            case), directories of them or globs; one file per test insertion.
+        part_key: The device identity: ``"part_id"`` (PRR PART_ID), ``"wafer_xy"`` (lot, wafer and
+            die X/Y) or ``"test:<TEST_NUM>"`` (the result of that test, e.g. a chip id).
+        salvage: Read a damaged file's records up to the last complete one (with a note)
+            instead of raising.
+
+    Returns:
+        The table, its feature names, the files in insertion order and the notes (each also
+        issued as a :class:`StdfWarning`).
+
+    Raises:
+        InputError: for a missing, damaged or non-STDF file, a bad ``part_key`` or parts without
+            the identity it asks for.
+        MissingDependencyError: without ``stdf-convert`` (``pip install 'stdf-convert~=0.3.0'``).
+
+    Examples:
+        >>> table = read_stdf(["lot7_ws1.stdf", "lot7_ft1.stdf.gz"])  # doctest: +SKIP
+        >>> table.frame.columns[:3].tolist()  # doctest: +SKIP
+        ['device', 'insertion', '1000:Vdd_core']
+    """
+    kind, test_key = _parse_part_key(part_key)
+    files = stdf_paths(paths)
+    notes: list[str] = []
+    texts = _Texts()
+    insertions = []
+    read: list[tuple[int, int, Path, dict[str, pa.Table]]] = []
+    for i, path in enumerate(files):
+        tables = _read_tables(path, salvage, notes)
+        mir = tables.get("MIR")
+        start = int(_column(mir, "START_T")[0]) if mir is not None and mir.num_rows else 0
+        read.append((start, i, path, tables))
+    read.sort(key=lambda item: (item[0], item[1]))  # by START_T; ties keep the order given
+    for _, _, path, tables in read:
+        insertions.append(_insertion(path, tables, kind, test_key, texts, notes))
+        del tables
+    for test, names in texts.several.items():
+        if len(names) > 1:
+            shown = ", ".join(repr(n) for n in sorted(names))
+            notes.append(f"test {test} has {len(names)} different TEST_TXTs ({shown}); each is its own "
+                         f"feature column ({test}:<TEST_TXT>), not merged.")
+    for insertion in insertions:
+        note = _stop_on_fail(insertion)
+        if note:
+            notes.append(note)
+    frame, features = _long_frame(insertions)
+    if frame.empty:
+        raise InputError(f"{files[0]}: found no complete part in {len(files)} STDF file(s); expected PIR ... PRR "
+                         "records of tested parts.")
+    for note in notes:
+        warnings.warn(note, StdfWarning, stacklevel=2)
+    return StdfTable(frame, features, [item[2] for item in read], notes)
+
+
+def _long_frame(insertions: list[_Insertion]) -> tuple[pd.DataFrame, list[str]]:
+    features: dict[str, int] = {}
+    for insertion in insertions:
+        for name in insertion.features:
+            features.setdefault(name, len(features))
+    total = sum(len(i.devices) for i in insertions)
+    values = np.full((total, len(features)), np.nan, dtype=np.float32)
+    devices = np.empty(total, dtype=object)
+    step = np.empty(total, dtype=np.int64)
+    failed, unknown = np.zeros(total, bool), np.zeros(total, bool)
+    hard, soft = np.zeros(total, np.int64), np.zeros(total, np.int64)
+    at = 0
+    for number, insertion in enumerate(insertions, start=1):
+        n = len(insertion.devices)
+        if n == 0:
+            continue
+        rows = slice(at, at + n)
+        where = np.asarray([features[name] for name in insertion.features], dtype=np.int64)
+        values[rows, where] = insertion.values
+        devices[rows], step[rows] = insertion.devices, number
+        failed[rows], unknown[rows] = insertion.failed, insertion.unknown
+        hard[rows], soft[rows] = insertion.hard_bin, insertion.soft_bin
+        at += n
+    order = np.lexsort((step, devices.astype(str)))
+    devices, step, values = devices[order], step[order], values[order]
+    failed, unknown, hard, soft = failed[order], unknown[order], hard[order], soft[order]
+    codes = pd.factorize(devices)[0] if total else np.zeros(0, np.int64)
+    last = np.r_[codes[1:] != codes[:-1], True] if total else np.zeros(0, bool)
+    final = np.flatnonzero(last)[codes]  # codes ascend: devices are sorted
+    outcome = np.where(unknown[final], "unknown", np.where(failed[final], "fail", "pass"))
+    names = list(features)
+    columns: dict[str, Any] = {ID_COL: pd.array(devices.astype(str), dtype="string"), TIME_COL: step}
+    columns.update({name: values[:, i] for i, name in enumerate(names)})
+    columns["final_outcome"] = pd.array(outcome, dtype="string")
+    columns["final_hard_bin"] = pd.array(hard[final].astype(str), dtype="string")
+    columns["final_soft_bin"] = pd.array(soft[final].astype(str), dtype="string")
+    return pd.DataFrame(columns), names
