@@ -71,6 +71,64 @@ def regression_metrics(y_true: np.ndarray, predicted: np.ndarray) -> dict[str, f
     }
 
 
+#: The study's early-warning targets: the earliest step meeting all of them is reported.
+EARLY_WARNING_TARGETS: dict[str, float] = {"accuracy": 0.85, "recall": 0.90, "precision": 0.80}
+
+
+def last_step_output(output: np.ndarray, lengths: np.ndarray | None = None) -> np.ndarray:
+    """A streaming model's answer at each sequence's last step: ``[n, steps, k]`` in, ``[n, k]`` out.
+
+    ``lengths`` (steps per sequence) picks the last real step of shorter, padded sequences; an
+    output of one answer per sequence is returned as it is.
+    """
+    output = np.asarray(output)
+    if output.ndim != 3:
+        return output
+    last = np.full(len(output), output.shape[1]) if lengths is None else np.clip(lengths, 1, output.shape[1])
+    return output[np.arange(len(output)), np.asarray(last, dtype=np.int64) - 1]
+
+
+def per_step_metrics(task: str, y_true: np.ndarray, output: np.ndarray, lengths: np.ndarray | None = None,
+                     *, threshold: float = 0.5) -> list[dict[str, Any]]:
+    """A streaming model's metrics after every step, over the sequences that reached it.
+
+    Args:
+        task: ``binary``, ``multiclass`` or ``regression``.
+        y_true: Targets per sequence ``[n]``.
+        output: Per-step outputs ``[n, steps, k]``.
+        lengths: Steps per sequence (default: all).
+        threshold: Decision threshold of a binary model.
+
+    Returns:
+        One dict per step: ``step`` (1-based), ``sequences`` and the metrics of
+        :func:`classification_metrics` (without the confusion matrix) or :func:`regression_metrics`.
+    """
+    output = np.asarray(output)
+    n, steps = output.shape[:2]
+    lengths = np.full(n, steps) if lengths is None else np.asarray(lengths)
+    y_true = np.asarray(y_true)
+    rows: list[dict[str, Any]] = []
+    for k in range(steps):
+        reached = lengths > k
+        if not reached.any():
+            break
+        if task in ("binary", "multiclass"):
+            figures = classification_metrics(y_true[reached], output[reached, k], threshold=threshold)
+            figures.pop("confusion_matrix")
+        else:
+            figures = regression_metrics(y_true[reached], output[reached, k])
+        rows.append({"step": k + 1, "sequences": int(reached.sum()), **figures})
+    return rows
+
+
+def earliest_step(rows: list[dict[str, Any]], targets: dict[str, float]) -> int | None:
+    """The first step of :func:`per_step_metrics` whose metrics all reach ``targets`` (None: none does)."""
+    for row in rows:
+        if all(row.get(name, -np.inf) >= value for name, value in targets.items()):
+            return int(row["step"])
+    return None
+
+
 def scaled_errors(x: np.ndarray, y_true: np.ndarray, predicted: np.ndarray, target: int,
                   season: int | None = None) -> dict[str, float]:
     """Forecast errors scaled by naive forecasts, as forecasting practice reports them (MASE).

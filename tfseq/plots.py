@@ -95,6 +95,50 @@ def plot_comparison(
     return _save(fig, path)
 
 
+def plot_per_step(rows: Sequence[Mapping[str, float]], path: Path, *,
+                  targets: Mapping[str, float] | None = None, earliest: int | None = None) -> Path:
+    """A streaming model's metrics against the step (:func:`tfseq.evaluation.per_step_metrics`)."""
+    plt = _pyplot()
+    steps = [int(r["step"]) for r in rows]
+    names = [m for m in ("accuracy", "precision", "recall", "auc", "rmse", "mae") if rows and m in rows[0]]
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    for k, name in enumerate(names):
+        ax.plot(steps, [r.get(name, np.nan) for r in rows], marker=".", color=f"C{k}", label=name)
+        if targets and name in targets:
+            ax.axhline(targets[name], linestyle=":", color=f"C{k}", alpha=0.7)
+    if earliest is not None:
+        ax.axvline(earliest, color="grey", linestyle="--", label=f"targets met at step {earliest}")
+    ax.set(title="Metrics after each step (dotted: targets)", xlabel="step (cycle)")
+    ax.legend(loc="lower right", fontsize=8)
+    ax.grid(alpha=0.3)
+    return _save(fig, path)
+
+
+def plot_policy(frontier: Sequence[Mapping[str, float]], chosen: Mapping[str, float] | None,
+                decided_at: Sequence[int], path: Path, *, max_escape: float) -> Path:
+    """The adaptive-test policy: test saved against the escape bound of every candidate that met the
+    bounds (the chosen one marked), and how many devices were decided at each step."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    ax = axes[0]
+    if frontier:
+        ax.plot([100 * f["escape_bound"] for f in frontier], [100 * f["steps_saved"] for f in frontier], "o-",
+                color="C0", label="policies meeting the bounds")
+    if chosen:
+        ax.plot(100 * chosen["escape_bound"], 100 * chosen["steps_saved"], "*", color="C3", markersize=14,
+                label="chosen")
+    ax.axvline(100 * max_escape, linestyle=":", color="grey", label=f"max escape {100 * max_escape:.3g} %")
+    ax.set(title="Test saved against the escape bound", xlabel="escape rate, upper bound (% of devices)",
+           ylabel="test steps saved (%)")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    steps = np.arange(1, len(decided_at) + 1)
+    axes[1].bar(steps, decided_at, color="C2")
+    axes[1].set(title="Devices decided at each step", xlabel="step (cycle)", ylabel="devices")
+    axes[1].grid(axis="y", alpha=0.3)
+    return _save(fig, path)
+
+
 def plot_roc_curve(y_true: npt.ArrayLike, probabilities: npt.ArrayLike, path: Path,
                    *, threshold: float | None = None) -> Path:
     """ROC curve of a binary classifier (class 1 positive), AUC in the title, the threshold marked."""

@@ -59,6 +59,7 @@ class DataContract:
         predict_at: Early-warning cut: only the first N steps are used.
         masking: Whether padded (all-zero) steps are masked.
         head: Name of the model output that answers the task.
+        streaming: Whether the model answers after every step (output ``[n, steps, k]``).
     """
 
     feature_names: list[str]
@@ -72,6 +73,7 @@ class DataContract:
     predict_at: int | None = None
     masking: bool = False
     head: str = "binary"
+    streaming: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
     def get_config(self) -> dict[str, Any]:

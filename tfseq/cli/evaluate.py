@@ -75,7 +75,29 @@ def _print(result: dict[str, Any], contract: DataContract, args: argparse.Namesp
         rows.append(("confusion", "rows: true, columns: predicted " + " ".join(f"{n:>{width}}" for n in names)))
         for name, row in zip(names, metrics["confusion_matrix"]):
             rows.append(("", f"{name:>{width}} " + " ".join(f"{v:>{width}}" for v in row)))
+    if result.get("early_warning"):
+        found = result["early_warning"]["earliest_step"]
+        targets = ", ".join(f"{k} >= {v:.2f}" for k, v in result["early_warning"]["targets"].items())
+        rows.append(("per step", f"targets ({targets}) met from step {found}" if found
+                     else f"targets ({targets}) met at no step"))
+    if result.get("policy"):
+        rows.extend(policy_rows(result["policy"]))
     rows.append(("written", f"{args.run_dir / 'evaluation.json'}, {args.run_dir / 'plots'}/"))
     width = max(len(k) for k, _ in rows)
     for key, value in rows:
         print(f"{key:<{width}}  {value}")
+
+
+def policy_rows(outcome: dict[str, Any]) -> list[tuple[str, str]]:
+    """Printed lines of an adaptive-test policy's outcome (:func:`tfseq.analysis.adaptive_test.policy_outcome`)."""
+    confidence = 100 * outcome["confidence"]
+
+    def rate(name: str) -> str:
+        r = outcome[name]
+        return (f"{r['count']:,} of {outcome['devices']:,} devices ({100 * r['rate']:.3f} %), "
+                f"upper bound {100 * r['upper_bound']:.3f} % at {confidence:.0f} %")
+
+    decisions = outcome["decisions"]
+    return [("test saved", f"{100 * outcome['steps_saved']:.1f} % of the test steps"),
+            ("escapes", rate("escapes")), ("scraps", rate("scraps")),
+            ("decisions", ", ".join(f"{name} {count:,}" for name, count in decisions.items()))]

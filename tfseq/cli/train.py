@@ -17,6 +17,7 @@ EXAMPLES = """examples:
   tfseq train tests.parquet --id-col device_id --time-col cycle --label-col bin --task multiclass \\
       --cell gru --units 64,32 --epochs 30 --out runs/bins
   tfseq train tests.csv --id-col device_id --time-col cycle --label-col status --predict-at 12 --out runs/early
+  tfseq train tests.csv --id-col device_id --time-col cycle --label-col status --streaming --out runs/stream
   tfseq train wafer.csv --id-col tool --time-col t --window 24 --horizon 4 --target temp --out runs/forecast
   tfseq train tests.csv --config train.yaml --epochs 5 --out runs/quick    (flags override the config)
 
@@ -28,7 +29,7 @@ config file (YAML, TOML or JSON, e.g. tune's best_spec.json): any flag as a key,
   model: {pooling: mean, layer_norm: true}     # any ModelSpec field"""
 
 #: Dests of the model and training flags (config files may set them too).
-TRAIN_KEYS = ("out", "cell", "bidirectional", "units", "epochs", "batch_size", "precision", "strategy", "seed",
+TRAIN_KEYS = ("out", "cell", "bidirectional", "streaming", "units", "epochs", "batch_size", "precision", "strategy", "seed",
               "learning_rate", "dropout", "patience", "overwrite")
 
 
@@ -77,6 +78,9 @@ def add_parser(sub: Subparsers) -> None:
     model.add_argument("--cell", choices=("simple_rnn", "lstm", "gru"), help="recurrent cell (default: lstm)")
     model.add_argument("--bidirectional", action=argparse.BooleanOptionalAction, default=None,
                        help="bidirectional layers (default: yes)")
+    model.add_argument("--streaming", action="store_true", default=None,
+                       help="one unidirectional model that answers after every step (early warning, "
+                            "tfseq policy); implies --no-bidirectional")
     model.add_argument("--units", type=_units, metavar="64[,32]", help="units per layer (default: 64)")
     model.add_argument("--dropout", type=number_in(0, 1, low_closed=True), metavar="R", help="dropout rate (default: 0.2)")
     model.add_argument("--learning-rate", type=number_in(0), metavar="LR", help="Adam learning rate (default: 0.001)")
@@ -147,8 +151,7 @@ def run(args: argparse.Namespace) -> int:
     result = train_run(
         train, val, task, args.out, id_col=args.id_col, time_col=args.time_col,
         label_col=args.target if task == "forecast" else args.label_col,
-        spec_changes={k: getattr(args, k) for k in ("cell", "bidirectional", "units", "dropout", "learning_rate",
-                                                     "precision") if getattr(args, k, None) is not None},
+        spec_changes=_spec_changes(args),
         spec_overrides=model_overrides, epochs=args.epochs, batch_size=args.batch_size, patience=args.patience,
         seed=args.seed, predict_at=args.predict_at, overwrite=bool(args.overwrite),
         extra={"data": str(args.data), "window": args.window, "horizon": args.horizon, "target": args.target,
@@ -160,6 +163,18 @@ def run(args: argparse.Namespace) -> int:
         return 0
     print_summary(result, inferred=getattr(args, "task", None) is None, seconds=time.perf_counter() - started)
     return 0
+
+
+def _spec_changes(args: argparse.Namespace) -> dict[str, Any]:
+    """ModelSpec fields set by flags; ``--streaming`` makes the model unidirectional unless told otherwise."""
+    changes = {k: getattr(args, k) for k in ("cell", "bidirectional", "units", "dropout", "learning_rate",
+                                             "precision") if getattr(args, k, None) is not None}
+    if getattr(args, "streaming", None):
+        if args.bidirectional:
+            raise InputError("Received --streaming with --bidirectional; a streaming model answers after every "
+                             "step and cannot read the steps still to come: drop --bidirectional.")
+        changes.update(streaming=True, bidirectional=False)
+    return changes
 
 
 #: Flags that do not change what is trained, so a resume may differ in them.
@@ -182,6 +197,11 @@ def print_summary(result: dict[str, Any], *, inferred: bool, seconds: float) -> 
         ("epochs", f"{result['epochs']} (best epoch restored), {seconds:.0f} s"),
         ("validation", _fmt(result["validation"])),
     ]
+    if result.get("early_warning"):
+        found, steps = result["early_warning"]["earliest_step"], result["steps"]
+        targets = ", ".join(f"{k} >= {v:.2f}" for k, v in result["early_warning"]["targets"].items())
+        rows.append(("per step", f"targets ({targets}) met from step {found} of {steps}" if found
+                     else f"targets ({targets}) met at no step of {steps}"))
     if result.get("baseline"):
         rows.append(("baseline", f"{result['baseline']['name']}: {_fmt(result['baseline']['validation'])}"))
     rows.append(("run", str(result["run_dir"])))

@@ -85,7 +85,7 @@ def evaluate_sequences(run_dir: Path, contract: DataContract, sequences: Sequenc
                        min_recall: float | None = None, season: int | None = None) -> dict[str, Any]:
     """:func:`evaluate_run` on sequences already loaded by :func:`load_evaluation_data`."""
     from tfseq.checks import positive_int
-    from tfseq.evaluation import classification_metrics, regression_metrics, scaled_errors
+    from tfseq.evaluation import classification_metrics, last_step_output, regression_metrics, scaled_errors
     from tfseq.export.runtimes import load_runner
     from tfseq.io import write_json_atomic
     from tfseq.plots import plot_confusion_matrices, plot_pr_curve, plot_roc_curve
@@ -100,6 +100,9 @@ def evaluate_sequences(run_dir: Path, contract: DataContract, sequences: Sequenc
     output = head_output(runner.predict(sequences.x), contract, run_dir)
     plots = run_dir / "plots"
     result: dict[str, Any] = {"data": str(data), "sequences": len(sequences), "task": contract.task}
+    if contract.streaming:
+        result.update(streaming_evaluation(run_dir, contract, sequences, output))
+        output = last_step_output(output, sequences.lengths)
     if contract.task in ("binary", "multiclass"):
         threshold = contract.threshold
         if min_recall is not None:
@@ -119,4 +122,33 @@ def evaluate_sequences(run_dir: Path, contract: DataContract, sequences: Sequenc
                                          sequences.feature_names.index(contract.label_col), season=season))
     result["metrics"] = metrics
     write_json_atomic(run_dir / "evaluation.json", result)
+    return result
+
+
+def streaming_evaluation(run_dir: Path, contract: DataContract, sequences: SequenceSet,
+                         output: np.ndarray) -> dict[str, Any]:
+    """A streaming RUN's metrics after every step, the earliest step meeting the early-warning targets and,
+    when the RUN holds an adaptive-test policy, what the policy does on these devices.
+
+    Writes ``RUN/plots/evaluation_per_step.png``.
+    """
+    from tfseq.analysis.adaptive_test import policy_outcome
+    from tfseq.evaluation import EARLY_WARNING_TARGETS, earliest_step, per_step_metrics
+    from tfseq.models.policy import read_policy
+    from tfseq.plots import plot_per_step
+
+    assert sequences.y is not None  # checked by the caller
+    binary = contract.task == "binary"
+    rows = per_step_metrics(contract.task, sequences.y, output, sequences.lengths, threshold=contract.threshold)
+    found = earliest_step(rows, EARLY_WARNING_TARGETS) if binary else None
+    plot_per_step(rows, run_dir / "plots" / "evaluation_per_step.png",
+                  targets=EARLY_WARNING_TARGETS if binary else None, earliest=found)
+    result: dict[str, Any] = {"per_step": rows}
+    if binary:
+        result["early_warning"] = {"targets": dict(EARLY_WARNING_TARGETS), "earliest_step": found}
+        policy = read_policy(run_dir)
+        if policy is not None:
+            result["policy"] = policy_outcome(
+                policy, np.asarray(output)[..., 0], sequences.y, lengths=sequences.lengths,
+                confidence=float(policy.report.get("confidence", 0.95)), step_costs=policy.report.get("step_costs"))
     return result

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 
     from tfseq.data.sequences import SequenceSet
     from tfseq.export.runtimes import Runner
+    from tfseq.models.policy import AdaptiveTestPolicy
     from tfseq.run import DataContract
 
 
@@ -142,8 +143,9 @@ def predict_file(
     return Predicted(count, runner.kind, out)
 
 
-#: Columns added after the predictions, computed from each block's sequences (see :func:`_columns`).
-Columns = Callable[["SequenceSet"], dict[str, Any]]
+#: Columns added after the predictions, computed from each block's sequences and the model's output on
+#: them (see :func:`_columns`).
+Columns = Callable[["SequenceSet", np.ndarray], dict[str, Any]]
 
 
 def _columns(artifact: Path, contract: DataContract, explain: int | None, ig_steps: int | None) -> Columns:
@@ -154,14 +156,19 @@ def _columns(artifact: Path, contract: DataContract, explain: int | None, ig_ste
         reference = find_reference(artifact, required=False).reference
     except InputError:  # an artifact outside a RUN or an export (a bare .tflite): no reference to compare with
         reference = None
+    policy = find_policy(artifact) if contract.streaming else None
+    positive = (contract.class_names or ["0", "1"])[-1]
     model = None
     if explain is not None:
         from tfseq.workflows.explain import keras_model_of, sequence_drivers
 
         model = keras_model_of(artifact)
 
-    def columns(sequences: SequenceSet) -> dict[str, Any]:
+    def columns(sequences: SequenceSet, output: np.ndarray) -> dict[str, Any]:
         added: dict[str, Any] = {}
+        if policy is not None and output.ndim == 3:
+            decision, decided_at, probability = policy.replay(output[..., 0], sequences.lengths)
+            added.update({"decision": decision, "decided_at": decided_at, f"p_{positive}_at_decision": probability})
         if reference is not None:
             added["out_of_range"] = out_of_range(sequences, reference)
         if model is not None and explain is not None:
@@ -171,9 +178,33 @@ def _columns(artifact: Path, contract: DataContract, explain: int | None, ig_ste
     return columns
 
 
+def find_policy(artifact: Path) -> AdaptiveTestPolicy | None:
+    """The adaptive-test policy a RUN (``policy.json``) or an export (``manifest.json``) carries, or None."""
+    import json
+
+    from tfseq.models.policy import AdaptiveTestPolicy, read_policy
+
+    artifact = Path(artifact)
+    run_dir = artifact if artifact.is_dir() and (artifact / "contract.json").exists() else artifact.parent
+    if (run_dir / "contract.json").exists():
+        return read_policy(run_dir)
+    for folder in (artifact.parent, *artifact.parents[1:4]):
+        manifest = folder / "manifest.json"
+        if manifest.is_file():
+            try:
+                policy = json.loads(manifest.read_text()).get("policy")
+            except (OSError, ValueError):
+                return None
+            return None if policy is None else AdaptiveTestPolicy.from_dict(policy)
+    return None
+
+
 def _frame(sequences: SequenceSet, output: np.ndarray, contract: DataContract, columns: Columns) -> pd.DataFrame:
-    frame = predictions_frame(sequences.ids, output, contract)
-    for name, values in columns(sequences).items():
+    from tfseq.evaluation import last_step_output
+
+    output = np.asarray(output)
+    frame = predictions_frame(sequences.ids, last_step_output(output, sequences.lengths), contract)
+    for name, values in columns(sequences, output).items():
         frame[name] = values
     return frame
 

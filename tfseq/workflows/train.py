@@ -72,6 +72,23 @@ def _baselines(train: SequenceSet, val: SequenceSet | None, task: Task, metrics_
                                     "baseline": baseline_value, "baseline_wins": bool(wins)}}
 
 
+def _streaming_metrics(task: str, evaluated: SequenceSet, per_step: np.ndarray, plots: Path) -> dict[str, Any]:
+    """A streaming model's metrics after every step (``per_step``) and, for binary models, the earliest
+    step meeting the study's early-warning targets (``earliest_step``), with their plot."""
+    from tfseq.evaluation import EARLY_WARNING_TARGETS, earliest_step, per_step_metrics
+    from tfseq.plots import plot_per_step
+
+    assert evaluated.y is not None  # checked by the caller
+    rows = per_step_metrics(task, evaluated.y, per_step, evaluated.lengths)
+    found = earliest_step(rows, EARLY_WARNING_TARGETS) if task == "binary" else None
+    plot_per_step(rows, plots / "per_step_metrics.png", targets=EARLY_WARNING_TARGETS if task == "binary" else None,
+                  earliest=found)
+    result: dict[str, Any] = {"per_step": rows}
+    if task == "binary":
+        result["early_warning"] = {"targets": dict(EARLY_WARNING_TARGETS), "earliest_step": found}
+    return result
+
+
 def check_new_run(out: Path, *, overwrite: bool) -> None:
     """Checks, before any data is loaded, that ``out`` may be written.
 
@@ -215,11 +232,15 @@ def train_run(
         # every worker predicts: under several workers prediction is a collective step too
         return history, model.predict(evaluated.x, batch_size=1024, verbose=0)[head]
 
+    from tfseq.evaluation import last_step_output
+
     if not is_chief():  # its crash backup lives under the chief's .RUN.partial/.workers/
         train_and_predict(partial_path(Path(out)))
         return {"task": task, "run_dir": Path(out), "chief": False}
     with atomic_directory(Path(out), overwrite=overwrite, resume=True) as tmp:
         history, output = train_and_predict(tmp)
+        per_step = output if spec.streaming else None
+        output = last_step_output(output, evaluated.lengths)  # a streaming model's answer after each whole sequence
         import shutil
 
         shutil.rmtree(tmp / ".workers", ignore_errors=True)  # the workers are done once predict returned
@@ -234,7 +255,7 @@ def train_run(
             feature_names=list(train.feature_names), steps=train.steps, task=task,
             class_names=list(train.class_names) if train.class_names else None, threshold=0.5,
             id_col=id_col or "id", time_col=time_col, label_col=label_col, predict_at=predict_at,
-            masking=spec.masking, head=head, extra={k: v for k, v in (extra or {}).items() if v is not None},
+            masking=spec.masking, head=head, streaming=spec.streaming, extra={k: v for k, v in (extra or {}).items() if v is not None},
         )
         result = {
             "task": task,
@@ -243,11 +264,13 @@ def train_run(
             "steps": train.steps,
             "train_sequences": len(train),
             "validation_sequences": 0 if val is None else len(val),
-            "model": spec.name + f" ({spec.pooling} pooling)",
+            "model": spec.name + (" (an answer after every step)" if spec.streaming else f" ({spec.pooling} pooling)"),
             "parameters": int(model.count_params()),
             "epochs": len(curves.get("loss", [])),
             "validation": metrics_val,
         }
+        if per_step is not None:
+            result.update(_streaming_metrics(task, evaluated, per_step, tmp / "plots"))
         result.update(_baselines(train, val, task, metrics_val, label_col, seed, tmp / "plots"))
         reference = compute_reference(train.x, train.lengths, contract.feature_names, output=output, task=task,
                                       class_names=contract.class_names, seed=seed)
