@@ -139,6 +139,7 @@ def store(path: Path, data: bytes) -> Path:
 # --------------------------------------------------------------------------------------------
 # The assembly, value by value.
 
+from tfseq.data.long_format import load_long_format  # noqa: E402
 from tfseq.data.stdf import StdfWarning, is_stdf, read_stdf  # noqa: E402
 from tfseq.errors import InputError  # noqa: E402
 
@@ -552,3 +553,59 @@ def test_real_tester_files(tester_files):
         by_xy = read_stdf(tester_files, part_key="wafer_xy")
     assert "lot2.stdf: 113 earlier test(s) of 113 retested device(s) dropped" in by_xy.notes[0]  # dice retested
     assert by_xy.frame["device"].str.match(r"^[\w-]+/[\w-]+/-?\d+,-?\d+$").all()
+
+
+# --------------------------------------------------------------------------------------------
+# STDF as DATA, and the path a test engineer takes: a folder of insertions to a model.
+
+
+def insertions_folder(folder: Path, devices: int = 40, steps: int = 3) -> Path:
+    """``steps`` insertions (readpoints) of the same devices; failing ones drift upwards."""
+    rng = np.random.default_rng(1)
+    fails = rng.random(devices) < 0.3
+    fails[:2] = [True, False]
+    folder.mkdir(parents=True, exist_ok=True)
+    for step in range(steps):
+        w = Writer(big_endian=step % 2 == 1)
+        w.mir(1_000 + step)
+        for d in range(devices):
+            drift = (step + 1) * (1.0 if fails[d] else 0.05)
+            last = step == steps - 1
+            w.part(f"D{d:03d}", {100 + t: float(rng.normal() + drift * (t + 1)) for t in range(4)},
+                   fail=bool(fails[d] and last), hard_bin=7 if fails[d] and last else 1)
+        w.save(folder / f"readpoint_{step}.stdf.gz")
+    return folder
+
+
+def test_stdf_files_are_data_for_every_command(tmp_path):
+    folder = insertions_folder(tmp_path / "lot")
+    data, task = load_long_format(folder, id_col="device", time_col="insertion", label_col="final_outcome")
+    assert task == "binary" and data.class_names == ["pass", "fail"]
+    assert data.feature_names == ["100:t100", "101:t101", "102:t102", "103:t103"]  # no bin, no flag
+    assert data.x.shape == (40, 3, 4) and (data.lengths == 3).all()
+    table = read(folder)
+    first = table.frame[table.frame["device"] == "D000"]
+    np.testing.assert_array_equal(data.x[0], first[data.feature_names].to_numpy())
+    globbed, _ = load_long_format(tmp_path / "lot" / "*.stdf.gz", id_col="device", time_col="insertion",
+                                  label_col="final_hard_bin")
+    assert sorted(globbed.class_names) == ["1", "7"]
+
+
+@pytest.mark.slow
+def test_a_folder_of_insertions_to_a_model(tmp_path):
+    from tfseq.cli.main import main
+
+    folder = insertions_folder(tmp_path / "lot")
+    out = tmp_path / "lot.parquet"
+    assert main(["convert", str(folder), "--out", str(out)]) == 0
+    common = ["--id-col", "device", "--time-col", "insertion", "--label-col", "final_outcome", "--epochs", "1",
+              "--units", "4", "--no-bidirectional"]
+    assert main(["train", str(out), *common, "--out", str(tmp_path / "run")]) == 0
+    assert (tmp_path / "run" / "model.keras").is_file()
+    spec = (tmp_path / "run" / "contract.json").read_text()
+    assert '"100:t100"' in spec and "final_hard_bin" not in spec.replace('"label_col": "final_outcome"', "")
+    # and straight from the STDF folder
+    assert main(["train", str(folder), *common, "--out", str(tmp_path / "run2")]) == 0
+    assert main(["predict", str(tmp_path / "run2"), str(folder), "--out", str(tmp_path / "p.csv")]) == 0
+    predictions = pd.read_csv(tmp_path / "p.csv")
+    assert len(predictions) == 40 and {"device", "predicted", "p_fail"} <= set(predictions.columns)

@@ -4,6 +4,9 @@ CSV (optionally compressed, e.g. ``.csv.gz``) and Parquet are read in chunks of
 :data:`CHUNK_ROWS` rows and only the columns asked for, so that the peak memory of a load stays
 close to the size of the numeric data. Every problem is an :class:`~tfseq.errors.InputError`
 naming the file.
+
+A path may also be a dataset, a directory or a glob of such files (or STDF files), which
+:mod:`tfseq.data.datasets` reads file by file.
 """
 
 from __future__ import annotations
@@ -52,11 +55,21 @@ def _check_file(path: Path) -> Path:
 
 
 def read_columns(path: Path) -> list[str]:
-    """Returns the column names of a long-format file without reading its rows.
+    """Returns the column names of a long-format file or dataset without reading its rows.
+
+    A dataset's columns are its files' columns followed by its Hive partition keys.
 
     Raises:
-        InputError: if the file is missing, empty or unreadable.
+        InputError: if the file is missing, empty or unreadable, or the files of a dataset
+            differ in their columns.
     """
+    from tfseq.data.datasets import dataset_columns
+
+    columns = dataset_columns(Path(path))
+    return columns if columns is not None else _file_columns(Path(path))
+
+
+def _file_columns(path: Path) -> list[str]:
     path = _check_file(Path(path))
     kind = _suffix_kind(path)
     try:
@@ -77,7 +90,17 @@ def read_columns(path: Path) -> list[str]:
 def read_chunks(
     path: Path, columns: list[str], chunk_rows: int, text: Sequence[str] = ()
 ) -> Iterator[pd.DataFrame]:
-    """Reads ``columns`` in chunks; CSV columns in ``text`` stay strings (ids such as ``00017``)."""
+    """Reads ``columns`` in chunks; CSV columns in ``text`` stay strings (ids such as ``00017``).
+
+    A dataset is read file by file (a chunk never spans two files); partition columns are text.
+    """
+    from tfseq.data.datasets import dataset_chunks
+
+    chunks = dataset_chunks(Path(path), columns, chunk_rows, text)
+    yield from (chunks if chunks is not None else _file_chunks(Path(path), columns, chunk_rows, text))
+
+
+def _file_chunks(path: Path, columns: list[str], chunk_rows: int, text: Sequence[str]) -> Iterator[pd.DataFrame]:
     kind = _suffix_kind(path)
     try:
         if kind == "parquet":
