@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: demo test test-slow newcomer bench bench-realdata bench-explain bench-monitor lint docs clean
+.PHONY: demo test test-slow newcomer bench bench-realdata bench-explain bench-monitor bench-stdf lint docs clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -70,6 +70,10 @@ bench-explain: $(VENV)/.installed-runtime
 
 bench-monitor: $(VENV)/.installed-runtime
 	$(BIN)/python benchmarks/bench_monitor.py
+
+# STDF to long format: 50,000 parts x 20 tests in one file (targets 3 s, 1 GB); writes benchmarks/stdf_results.json.
+bench-stdf: $(VENV)/.installed-test
+	$(BIN)/python benchmarks/bench_stdf.py
 
 clean:
 	rm -rf $(VENV) runs build site *.egg-info .pytest_cache .mypy_cache .ruff_cache
