@@ -13,6 +13,9 @@ converted:
     ``benchmarks/tuning_memory_process.json`` and ``tuning_memory_cli.json`` (written by
     ``benchmarks/bench_tuning.py``): memory over a 30-trial search, one process against
     ``tfseq tune``'s fresh process every 10 trials.
+``<!-- benchmarks: stdf -->``
+    ``benchmarks/stdf_results.json`` (written by ``make bench-stdf``) through ``render()`` of
+    ``benchmarks/bench_stdf.py``: one STDF file of 50,000 parts to the long table, time and memory.
 ``<!-- benchmarks: realdata -->``
     ``benchmarks/realdata_results.json`` (written by ``benchmarks/realdata.py``) through that
     script's own ``render()``: ``tfseq train``'s defaults against simple baselines and the
@@ -141,8 +144,15 @@ def tuning_memory_section() -> str:
             + "\n".join(lines) + "\n")
 
 
+def stdf_section() -> str:
+    results = _load("stdf_results.json")
+    return (f"Measured on {run_date(results, 'stdf_results.json')} by `make bench-stdf` "
+            "(`benchmarks/bench_stdf.py`), rendered from `benchmarks/stdf_results.json`:\n\n"
+            + _benchmark_module("bench_stdf").render(results))
+
+
 SECTIONS = {"results": results_section, "targets": targets_section, "tuning-memory": tuning_memory_section,
-            "realdata": realdata_section}
+            "realdata": realdata_section, "stdf": stdf_section}
 
 
 def on_page_markdown(markdown: str, page: Any, **kwargs: Any) -> str:
