@@ -609,3 +609,72 @@ def test_a_folder_of_insertions_to_a_model(tmp_path):
     assert main(["predict", str(tmp_path / "run2"), str(folder), "--out", str(tmp_path / "p.csv")]) == 0
     predictions = pd.read_csv(tmp_path / "p.csv")
     assert len(predictions) == 40 and {"device", "predicted", "p_fail"} <= set(predictions.columns)
+
+
+def test_retests_as_steps(tmp_path):
+    first, second = Writer(), Writer()
+    first.mir(1)
+    first.part("a", {1: 1.0}, fail=True)
+    first.part("b", {1: 2.0})
+    first.part("a", {1: 1.5})  # retest
+    first.part("a", {1: 1.75})  # and again
+    second.mir(2)
+    second.part("a", {1: 3.0}, fail=True, hard_bin=9)
+    second.part("b", {1: 4.0})
+    paths = [first.save(tmp_path / "1.stdf"), second.save(tmp_path / "2.stdf")]
+    with pytest.warns(StdfWarning, match="1 retested device"):
+        table = read_stdf(paths, retests="steps")
+    frame = table.frame
+    assert frame["device"].tolist() == ["a", "a", "a", "a", "b", "b"]
+    assert frame["1:t1"].tolist() == [1.0, 1.5, 1.75, 3.0, 2.0, 4.0]
+    assert frame["insertion"].tolist() == [1, 2, 3, 4, 1, 4]  # (file, test) pairs in order
+    assert frame["final_outcome"].tolist() == ["fail"] * 4 + ["pass"] * 2
+    with pytest.raises(InputError, match="argument retests, expected one of last, steps, got 'first'"):
+        read(paths, retests="first")
+
+
+def test_mpr_pin_indexes_follow_each_test(tmp_path):
+    w = Writer()
+    w.mir(1)
+    w.pir()
+    w.mpr(1, [1.0, 2.0], "a", pins=[5, 6])
+    w.mpr(2, [3.0, 4.0], "b", pins=[7, 8])
+    w.prr("p1")
+    w.pir()
+    w.mpr(2, [13.0, 14.0], "")  # test 2's pins 7, 8
+    w.mpr(1, [11.0, 12.0], "", pins=[6, 5])  # new indexes: the same pins, in the other order
+    w.prr("p2")
+    frame = read(w.save(tmp_path / "m.stdf")).frame.set_index("device")
+    assert list(frame.columns[1:-3]) == ["1:a[5]", "1:a[6]", "2:b[7]", "2:b[8]"]
+    assert frame.loc["p2", ["1:a[5]", "1:a[6]", "2:b[7]", "2:b[8]"]].tolist() == [12.0, 11.0, 13.0, 14.0]
+
+
+def test_a_corrupted_record_length_in_the_middle(tmp_path):
+    w = Writer()
+    w.mir(1)
+    w.part("a", {1: 1.0})
+    w.part("b", {1: 2.0})
+    data = bytearray(w.bytes())
+    at = sum(len(r) for r in w.records[:6])  # the header of part b's PTR (after FAR, MIR, part a, b's PIR)
+    data[at:at + 2] = b"\xff\xff"  # its REC_LEN now runs past the end of the file
+    path = store(tmp_path / "bad.stdf", bytes(data))
+    with pytest.raises(InputError, match=r"bad.stdf: damaged STDF file \(truncated: ends inside a record at byte"):
+        read(path)
+    with pytest.warns(StdfWarning):
+        table = read_stdf(path, salvage=True)
+    assert table.frame["device"].tolist() == ["a"]
+    assert "salvaged its first 6 complete records" in table.notes[0] and "1 part(s) have no PRR" in table.notes[1]
+
+
+def test_start_times_found_late_in_a_file_and_a_file_named_twice(tmp_path):
+    late, early = Writer(), Writer()
+    for _ in range(300):  # 78 kB of ATR records before the MIR: the start time is found by reading all
+        late.record(0, 20, [("U4", 0), ("Cn", "x" * 250)])
+    late.mir(200)
+    late.part("a", {1: 2.0})
+    early.mir(100)
+    early.part("a", {1: 1.0})
+    paths = [late.save(tmp_path / "late.stdf"), early.save(tmp_path / "early.stdf")]
+    table = read(paths + [paths[0]])
+    assert [p.name for p in table.files] == ["early.stdf", "late.stdf"]
+    assert table.frame["1:t1"].tolist() == [1.0, 2.0]

@@ -19,7 +19,7 @@ output: one row per (device, insertion): device, insertion (1, 2, ... by MIR STA
 column per PTR (and MPR pin) named <TEST_NUM>:<TEST_TXT>, and the labels final_outcome (pass/fail of
 the device's last PRR), final_hard_bin, final_soft_bin (strings: never default features).
 A result flagged invalid or not executed is NaN (train with --fill, or drop those tests). A retested
-device keeps its last test in a file. Notes (retests, tests missing on failing parts only, salvage)
+device keeps its last test in a file (--retests steps: each test is a step). Notes (retests, tests missing on failing parts only, salvage)
 are printed to stderr. Needs stdf-convert: pip install 'stdf-convert~=0.3.0' (Python >= 3.11)."""
 
 
@@ -40,6 +40,9 @@ def add_parser(sub: Subparsers) -> None:
     parser.add_argument("--part-key", default="part_id", metavar="KEY",
                         help="device identity: part_id (PRR PART_ID), wafer_xy (lot, wafer, die X/Y) or "
                              "test:<TEST_NUM> (that test's result, e.g. a chip id) (default: part_id)")
+    parser.add_argument("--retests", choices=("last", "steps"), default="last",
+                        help="a device tested more than once in a file: keep its last test, or make each test "
+                             "a step of its own (default: last)")
     parser.add_argument("--salvage", action="store_true",
                         help="read a damaged file up to its last complete record (with a warning)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
@@ -49,7 +52,7 @@ def add_parser(sub: Subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     from tfseq.workflows.convert import convert_stdf
 
-    done = convert_stdf(args.files, args.out, part_key=args.part_key, salvage=args.salvage,
+    done = convert_stdf(args.files, args.out, part_key=args.part_key, salvage=args.salvage, retests=args.retests,
                         overwrite=args.overwrite)
     for note in done.notes:
         print(f"tfseq: warning: {note}", file=sys.stderr)

@@ -17,7 +17,8 @@ module assembles them. The rules (each documented in ``docs/guide/convert.md``):
   (bit 4) is NaN; RES_SCAL is display-only and not applied.
 - **Multi-site.** Each result belongs to the open PIR of its own HEAD_NUM and SITE_NUM.
 - **Retests.** A device tested more than once in a file keeps its last test (all its results
-  from the last PRR's part; earlier ones are dropped and counted in a note).
+  from the last PRR's part; earlier ones are dropped and counted in a note), or with
+  ``retests="steps"`` each test is a step of its own.
 - **Labels.** ``final_outcome`` (``pass`` / ``fail`` from PART_FLG bit 3 of the device's last
   PRR, ``unknown`` where bit 4 says there is no pass/fail indication), ``final_hard_bin`` and
   ``final_soft_bin`` (strings, so that no bin is ever a default numeric feature), constant per
@@ -54,7 +55,7 @@ from tfseq.errors import InputError, MissingDependencyError
 if TYPE_CHECKING:
     import pyarrow as pa
 
-__all__ = ["STDF_SUFFIXES", "PART_KEYS", "StdfTable", "StdfWarning", "is_stdf", "stdf_paths", "read_stdf"]
+__all__ = ["STDF_SUFFIXES", "PART_KEYS", "RETESTS", "StdfTable", "StdfWarning", "is_stdf", "stdf_paths", "read_stdf"]
 
 #: File name endings read as STDF (any letter case).
 STDF_SUFFIXES = (".stdf", ".std")
@@ -64,6 +65,8 @@ PART_KEYS = ("part_id", "wafer_xy", "test:<TEST_NUM>")
 #: The version range of stdf-convert this module is written for (its API changed in 0.3).
 _READER = "stdf-convert~=0.3.0"
 _INSTALL = "pip install 'stdf-convert~=0.3.0' (Python >= 3.11), or pip install 'tfseq[stdf]'"
+#: What :func:`read_stdf` does with a device tested more than once in a file.
+RETESTS = ("last", "steps")
 #: TEST_FLG bits that make a result NaN: bit 1 result invalid, bit 4 test not executed.
 INVALID_FLAGS = 0x02 | 0x10
 _RECORDS = ["MIR", "WIR", "PIR", "PTR", "MPR", "PRR"]
@@ -212,6 +215,47 @@ def _reason(path: Path, exc: BaseException) -> str:
     for prefix in (f"{path}: ", f"{path.name}: ", f"{path.name.lower()}: "):
         text = text.removeprefix(prefix)
     return text
+
+
+def _mir_start(tables: dict[str, pa.Table]) -> int:
+    mir = tables.get("MIR")
+    return int(_column(mir, "START_T")[0]) if mir is not None and mir.num_rows else 0
+
+
+def _start_time(path: Path, limit: int = 1 << 16) -> int | None:
+    """MIR START_T from the file's first bytes (FAR, then ATR/VUR ..., then MIR), without parsing it all.
+
+    None when the MIR is not in the first ``limit`` bytes or the file cannot be opened this way;
+    the full read then decides (and reports a damaged file).
+    """
+    name = path.name.lower()
+    try:
+        if name.endswith(".gz"):
+            import gzip
+
+            with gzip.open(path, "rb") as stream:
+                head = stream.read(limit)
+        elif name.endswith(".bz2"):
+            with bz2.open(path, "rb") as stream:
+                head = stream.read(limit)
+        elif name.endswith(".zip"):
+            with zipfile.ZipFile(path) as archive, archive.open(archive.namelist()[0]) as member:
+                head = member.read(limit)
+        else:
+            with open(path, "rb") as stream:
+                head = stream.read(limit)
+    except (OSError, EOFError, zipfile.BadZipFile, zlib.error, IndexError):
+        return None
+    if len(head) < 6 or head[2:4] != b"\x00\x0a":
+        return None
+    order = ">" if struct.unpack(">H", head[:2])[0] == 2 else "<"
+    pos = 0
+    while pos + 4 <= len(head):
+        length, typ, sub = struct.unpack_from(order + "HBB", head, pos)
+        if (typ, sub) == (1, 10):
+            return int(struct.unpack_from(order + "I", head, pos + 8)[0]) if pos + 12 <= len(head) else None
+        pos += 4 + length
+    return None
 
 
 def _damage(path: Path, exc: BaseException) -> tuple[str, bytes, int, int]:
@@ -430,19 +474,23 @@ def _merge(names: list[str], text: list[str]) -> np.ndarray:
 
 
 def _pins(table: pa.Table, test: np.ndarray, position: np.ndarray, record: np.ndarray) -> np.ndarray:
-    """Each MPR result's pin: RTN_INDX where given, else the last RTN_INDX of the test, else its position."""
-    indexes = table.column("RTN_INDX").to_pylist()
-    last: dict[int, list[int]] = {}
-    per_record: list[list[int] | None] = []
-    for t, idx in zip(test.tolist(), indexes, strict=True):
-        if idx:
-            last[t] = list(idx)
-        per_record.append(last.get(t))
+    """Each MPR result's pin: RTN_INDX where given, else the test's last RTN_INDX, else its position."""
+    import pyarrow.compute as pc
+
+    indexes = table.column("RTN_INDX").combine_chunks()
+    lengths = np.asarray(pc.fill_null(pc.list_value_length(indexes), 0).to_numpy(), dtype=np.int64)
+    flat = np.asarray(pc.list_flatten(indexes).to_numpy(), dtype=np.int64)
+    offsets = np.concatenate([[0], np.cumsum(lengths)])
+    given = np.flatnonzero(lengths > 0)  # records that carry RTN_INDX
     out = position.astype(np.int64).copy()
-    for i, (r, p) in enumerate(zip(record.tolist(), position.tolist(), strict=True)):
-        given = per_record[r]
-        if given is not None and p < len(given):
-            out[i] = given[p]
+    if len(given) == 0:
+        return out
+    # for each result: the last record of its test, at or before its own, that gave RTN_INDX
+    source = _owner(test[given], given, test[record], record)
+    found = source >= 0
+    source_record = given[np.where(found, source, 0)]
+    inside = found & (position < lengths[source_record])
+    out[inside] = flat[offsets[source_record[inside]] + position[inside]]
     return out
 
 
@@ -465,10 +513,11 @@ class _Insertion:
     unknown: np.ndarray  # bool per part: PART_FLG bit 4, no pass/fail indication
     hard_bin: np.ndarray
     soft_bin: np.ndarray
+    attempt: np.ndarray  # 0 for a device's first test in the file, 1 for its first retest ...
 
 
-def _insertion(path: Path, tables: dict[str, pa.Table], kind: str, test_key: int | None, texts: _Texts,
-               notes: list[str]) -> _Insertion:
+def _insertion(path: Path, tables: dict[str, pa.Table], kind: str, test_key: int | None, retests: str,
+               texts: _Texts, notes: list[str]) -> _Insertion:
     mir = tables.get("MIR")
     if mir is None or mir.num_rows == 0:
         raise InputError(f"{path}: has no MIR record; expected an STDF file with its MIR (lot and start time).")
@@ -477,7 +526,8 @@ def _insertion(path: Path, tables: dict[str, pa.Table], kind: str, test_key: int
     if pir is None or prr is None or pir.num_rows == 0:
         notes.append(f"{path}: holds no complete part (no PIR and PRR records).")
         return _Insertion(path, start, np.zeros(0, object), np.zeros((0, 0), np.float32), np.zeros((0, 0), bool),
-                          [], np.zeros(0, bool), np.zeros(0, bool), np.zeros(0, np.int64), np.zeros(0, np.int64))
+                          [], np.zeros(0, bool), np.zeros(0, bool), np.zeros(0, np.int64), np.zeros(0, np.int64),
+                          np.zeros(0, np.int64))
     pir_site, pir_seq = _site(pir), _column(pir, "sequence_number").astype(np.int64)
     n_parts = len(pir_seq)
     prr_part = _owner(pir_site, pir_seq, _site(prr), _column(prr, "sequence_number"))
@@ -536,7 +586,11 @@ def _insertion(path: Path, tables: dict[str, pa.Table], kind: str, test_key: int
         wir = tables.get("WIR")
         if wir is not None and wir.num_rows:
             ids = np.asarray(wir.column("WAFER_ID").to_numpy(zero_copy_only=False), dtype=object)
-            owner = np.searchsorted(_column(wir, "sequence_number").astype(np.int64), pir_seq[kept]) - 1
+            wir_seq = _column(wir, "sequence_number").astype(np.int64)
+            head = pir_site[kept] // 256
+            owner = _owner(_column(wir, "HEAD_NUM").astype(np.int64), wir_seq, head, pir_seq[kept])
+            anyhead = np.searchsorted(wir_seq, pir_seq[kept]) - 1  # a WIR of another head, if none of its own
+            owner = np.where(owner >= 0, owner, anyhead)
             wafer[owner >= 0] = ids[owner[owner >= 0]]
         devices = np.asarray([f"{lot}/{w}/{a},{b}" for w, a, b in zip(wafer, x.tolist(), y.tolist(), strict=True)],
                              dtype=object)
@@ -559,15 +613,18 @@ def _insertion(path: Path, tables: dict[str, pa.Table], kind: str, test_key: int
         feature_keys = [feature_keys[i] for i in keep_cols]
         devices, flags, hard, soft = devices[good], flags[good], hard[good], soft[good]
 
+    attempt = pd.Series(devices).groupby(devices, sort=False).cumcount().to_numpy(dtype=np.int64)
     retested = pd.Series(devices).duplicated(keep="last").to_numpy()
-    if retested.any():
+    if retested.any() and retests == "last":
         notes.append(f"{path}: {int(retested.sum())} earlier test(s) of {len(set(devices[retested]))} retested "
                      "device(s) dropped; each device keeps its last test in the file.")
         keep = ~retested
         devices, values, present = devices[keep], values[keep], present[keep]
-        flags, hard, soft = flags[keep], hard[keep], soft[keep]
+        flags, hard, soft, attempt = flags[keep], hard[keep], soft[keep], np.zeros(int(keep.sum()), np.int64)
+    elif retested.any():
+        notes.append(f"{path}: {len(set(devices[retested]))} retested device(s); each test is its own step.")
     return _Insertion(path, start, devices, values, present, [_feature_name(k) for k in feature_keys],
-                      (flags & 0x08) != 0, (flags & 0x10) != 0, hard, soft)
+                      (flags & 0x08) != 0, (flags & 0x10) != 0, hard, soft, attempt)
 
 
 def _stop_on_fail(insertion: _Insertion) -> str | None:
@@ -590,6 +647,7 @@ def read_stdf(
     *,
     part_key: str = "part_id",
     salvage: bool = False,
+    retests: str = "last",
 ) -> StdfTable:
     """Reads STDF insertions into one long-format table: one row per (device, insertion).
 
@@ -600,14 +658,16 @@ def read_stdf(
             die X/Y) or ``"test:<TEST_NUM>"`` (the result of that test, e.g. a chip id).
         salvage: Read a damaged file's records up to the last complete one (with a note)
             instead of raising.
+        retests: ``"last"``: a device tested more than once in a file keeps its last test;
+            ``"steps"``: each test is its own step (``insertion`` then numbers the tests in order).
 
     Returns:
         The table, its feature names, the files in insertion order and the notes (each also
         issued as a :class:`StdfWarning`).
 
     Raises:
-        InputError: for a missing, damaged or non-STDF file, a bad ``part_key`` or parts without
-            the identity it asks for.
+        InputError: for a missing, damaged or non-STDF file, a bad ``part_key`` or ``retests``, or
+            parts without the identity ``part_key`` asks for.
         MissingDependencyError: without ``stdf-convert`` (``pip install 'stdf-convert~=0.3.0'``).
 
     Examples:
@@ -616,20 +676,26 @@ def read_stdf(
         ['device', 'insertion', '1000:Vdd_core']
     """
     kind, test_key = _parse_part_key(part_key)
-    files = stdf_paths(paths)
+    if retests not in RETESTS:
+        raise InputError(f"Received an invalid value for argument retests, expected one of {', '.join(RETESTS)}, "
+                         f"got {retests!r}.", arguments=("retests",))
+    files = list(dict.fromkeys(stdf_paths(paths)))  # a file named twice is one insertion
     notes: list[str] = []
     texts = _Texts()
     insertions = []
-    read: list[tuple[int, int, Path, dict[str, pa.Table]]] = []
-    for i, path in enumerate(files):
-        tables = _read_tables(path, salvage, notes)
-        mir = tables.get("MIR")
-        start = int(_column(mir, "START_T")[0]) if mir is not None and mir.num_rows else 0
-        read.append((start, i, path, tables))
-    read.sort(key=lambda item: (item[0], item[1]))  # by START_T; ties keep the order given
-    for _, _, path, tables in read:
-        insertions.append(_insertion(path, tables, kind, test_key, texts, notes))
-        del tables
+    peeked = [_start_time(path) for path in files]
+    if all(start is not None for start in peeked):  # in order from the start, one file's tables at a time
+        order = sorted(range(len(files)), key=lambda i: (peeked[i], i))
+        for i in order:
+            insertions.append(_insertion(files[i], _read_tables(files[i], salvage, notes), kind, test_key, retests,
+                                         texts, notes))
+    else:  # a start time beyond the first records: read every file, then order
+        read = [(_read_tables(path, salvage, notes), i) for i, path in enumerate(files)]
+        read.sort(key=lambda item: (_mir_start(item[0]), item[1]))
+        for tables, i in read:
+            insertions.append(_insertion(files[i], tables, kind, test_key, retests, texts, notes))
+        del read
+    insertions.sort(key=lambda item: item.start)  # stable: ties keep the order given
     for test, names in texts.several.items():
         if len(names) > 1:
             shown = ", ".join(repr(n) for n in sorted(names))
@@ -645,7 +711,7 @@ def read_stdf(
                          "records of tested parts.")
     for note in notes:
         warnings.warn(note, StdfWarning, stacklevel=2)
-    return StdfTable(frame, features, [item[2] for item in read], notes)
+    return StdfTable(frame, features, [item.path for item in insertions], notes)
 
 
 def _long_frame(insertions: list[_Insertion]) -> tuple[pd.DataFrame, list[str]]:
@@ -659,6 +725,7 @@ def _long_frame(insertions: list[_Insertion]) -> tuple[pd.DataFrame, list[str]]:
     step = np.empty(total, dtype=np.int64)
     failed, unknown = np.zeros(total, bool), np.zeros(total, bool)
     hard, soft = np.zeros(total, np.int64), np.zeros(total, np.int64)
+    attempt = np.zeros(total, np.int64)
     at = 0
     for number, insertion in enumerate(insertions, start=1):
         n = len(insertion.devices)
@@ -670,7 +737,10 @@ def _long_frame(insertions: list[_Insertion]) -> tuple[pd.DataFrame, list[str]]:
         devices[rows], step[rows] = insertion.devices, number
         failed[rows], unknown[rows] = insertion.failed, insertion.unknown
         hard[rows], soft[rows] = insertion.hard_bin, insertion.soft_bin
+        attempt[rows] = insertion.attempt
         at += n
+    if attempt.any():  # retests as steps: number the (insertion, test) pairs 1, 2, ... in order
+        step = np.unique(step * (int(attempt.max()) + 1) + attempt, return_inverse=True)[1].ravel() + 1
     order = np.lexsort((step, devices.astype(str)))
     devices, step, values = devices[order], step[order], values[order]
     failed, unknown, hard, soft = failed[order], unknown[order], hard[order], soft[order]

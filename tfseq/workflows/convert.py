@@ -30,6 +30,7 @@ def convert_stdf(
     *,
     part_key: str = "part_id",
     salvage: bool = False,
+    retests: str = "last",
     overwrite: bool = False,
 ) -> Converted:
     """Converts STDF insertions into one long-format Parquet file.
@@ -45,6 +46,8 @@ def convert_stdf(
         out: The ``.parquet`` file to write.
         part_key: ``"part_id"``, ``"wafer_xy"`` or ``"test:<TEST_NUM>"``: the device identity.
         salvage: Keep a damaged file's records up to the last complete one.
+        retests: ``"last"`` (a device retested in a file keeps its last test) or ``"steps"``
+            (each test is a step of its own).
         overwrite: Replace an existing ``out``.
 
     Returns:
@@ -71,7 +74,7 @@ def convert_stdf(
                          arguments=("out", "overwrite"))
     with warnings.catch_warnings():  # the notes are returned; no second copy on stderr
         warnings.simplefilter("ignore", StdfWarning)
-        table = read_stdf(paths, part_key=part_key, salvage=salvage)
+        table = read_stdf(paths, part_key=part_key, salvage=salvage, retests=retests)
     out.parent.mkdir(parents=True, exist_ok=True)
     fd, partial = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent)
     os.close(fd)
