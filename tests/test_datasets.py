@@ -63,6 +63,9 @@ def test_hive_partitions_become_text_columns(tmp_path, long):
         rows.iloc[len(rows) // 2:].to_parquet(folder / "b.parquet", index=False)
     columns = read_columns(tmp_path / "ds")
     assert columns[-2:] == ["lot", "day"] and columns[:-2] == list(long.columns)
+    assert [f.partitions for f in dataset_files(tmp_path / "ds" / "lot=L1")] == [(("day", "2026-11-30"),)] * 2
+    assert [f.partitions for f in dataset_files(tmp_path / "ds" / "lot=*")] == (
+        [(("lot", "L0"), ("day", "2026-11-30"))] * 2 + [(("lot", "L1"), ("day", "2026-11-30"))] * 2)
     chunk = next(read_chunks(tmp_path / "ds", ["device_id", "lot", "day"], 1_000))
     assert chunk["lot"].eq("L0").all() and chunk["day"].eq("2026-11-30").all()
     data, _ = load_long_format(tmp_path / "ds", **COLS)

@@ -35,7 +35,8 @@ def add_parser(sub: Subparsers) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("run_dir", type=Path, metavar="RUN", help="RUN directory from tfseq train")
-    parser.add_argument("data", type=Path, metavar="DATA", help="long-format .csv or .parquet file")
+    parser.add_argument("data", type=Path, metavar="DATA",
+                        help="long-format .csv or .parquet file, a directory or glob of them, or STDF files")
     parser.add_argument("--out", type=Path, metavar="DIR", help="directory to write (default: RUN/explain)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --out directory")
     parser.add_argument("--top", type=positive_int, default=5, metavar="K",

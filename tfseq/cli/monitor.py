@@ -43,7 +43,8 @@ def add_parser(sub: Subparsers) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("artifact", type=Path, metavar="RUN|ARTIFACT", help="RUN directory or exported artifact")
-    parser.add_argument("data", type=Path, metavar="DATA", help="long-format .csv or .parquet file")
+    parser.add_argument("data", type=Path, metavar="DATA",
+                        help="long-format .csv or .parquet file, a directory or glob of them, or STDF files")
     parser.add_argument("--out", type=Path, default=Path("monitor"), metavar="DIR",
                         help="report directory (default: ./monitor)")
     parser.add_argument("--psi-threshold", type=float, default=PSI_THRESHOLD, metavar="PSI",

@@ -11,6 +11,7 @@ EXAMPLES = """examples:
   tfseq predict runs/lstm new_devices.csv --out predictions.csv
   tfseq predict export/lstm.tflite new_devices.parquet --out predictions.csv
   tfseq predict export/lstm.onnx new_devices.csv --out predictions.csv --overwrite
+  tfseq predict runs/lstm lake/ --out predictions.csv               a Parquet dataset (Hive partitions), file by file
   tfseq predict runs/lstm new_devices.csv --out predictions.csv --explain 3    adds drivers: Idd_current@12;Vdd_voltage@11;...
 
 output columns: the id column, predicted (class name or value) and, for classifiers, p_<class> per class;
@@ -35,7 +36,8 @@ def add_parser(sub: Subparsers) -> None:
     parser.add_argument("artifact", type=Path, metavar="ARTIFACT", help="model artifact")
     parser.add_argument("--no-verify", dest="verify", action="store_false",
                         help="run an exported artifact even if its sha256 differs from manifest.json")
-    parser.add_argument("data", type=Path, metavar="DATA", help="long-format .csv or .parquet file")
+    parser.add_argument("data", type=Path, metavar="DATA",
+                        help="long-format .csv or .parquet file, a directory or glob of them, or STDF files")
     parser.add_argument("--out", type=Path, required=True, metavar="PRED.csv", help="predictions CSV to write")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     parser.add_argument("--fill", choices=("ffill", "zero"), help="repair NaN/inf features (default: as in training)")

@@ -69,7 +69,8 @@ def add_parser(sub: Subparsers) -> None:
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("data", type=Path, metavar="DATA", help="long-format .csv or .parquet file")
+    parser.add_argument("data", type=Path, metavar="DATA",
+                        help="long-format .csv or .parquet file, a directory or glob of them, or STDF files")
     parser.add_argument("--out", type=Path, metavar="DIR", help="search directory (re-use it to resume)")
     add_data_arguments(parser)
     search = parser.add_argument_group("search")

@@ -73,7 +73,9 @@ def dataset_files(path: Path) -> list[DatasetFile] | None:
                 break
             fixed.append(part)
         root = Path(*fixed) if fixed else Path()
-        found = [Path(p) for p in glob.glob(str(path), recursive=True) if Path(p).is_file()]
+        found = []
+        for match in map(Path, glob.glob(str(path), recursive=True)):  # a matched folder stands for its files
+            found += [p for p in match.rglob("*") if p.is_file()] if match.is_dir() else [match]
     else:
         return None
     files = []

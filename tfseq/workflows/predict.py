@@ -103,7 +103,8 @@ def predict_file(
 
     Args:
         artifact: A RUN directory, ``.keras`` file, SavedModel directory, ``.tflite`` or ``.onnx``.
-        data: Long-format ``.csv`` or ``.parquet`` file.
+        data: Long-format ``.csv`` or ``.parquet`` file, a directory or glob of them (a dataset,
+            read file by file) or STDF files.
         out: Predictions CSV to write.
         overwrite: Replace an existing ``out``.
         fill: ``ffill`` / ``zero`` repair of NaN / inf; default: as in training.
@@ -215,6 +216,8 @@ class _Interleaved(Exception):
 
 def sequence_blocks(path: Path, id_col: str, block_rows: int) -> Iterator[pd.DataFrame]:
     """Yields frames of whole sequences, about ``block_rows`` rows each, reading the file in chunks.
+
+    A dataset (a directory or glob) is read file by file; a sequence may continue into the next file.
 
     Raises:
         _Interleaved: when a sequence's rows are not contiguous in the file.
