@@ -145,20 +145,12 @@ from tfseq.errors import InputError  # noqa: E402
 
 
 def read(paths, **kwargs):
-    with pytest.warns() if kwargs.pop("warns", False) else _no_warning():
-        return read_stdf(paths, **kwargs)
+    """``read_stdf`` where any note fails the test: the tests that expect one catch it themselves."""
+    import warnings
 
-
-class _no_warning:
-    def __enter__(self):
-        import warnings
-
-        self._catch = warnings.catch_warnings()
-        self._catch.__enter__()
+    with warnings.catch_warnings():
         warnings.simplefilter("error", StdfWarning)
-
-    def __exit__(self, *exc):
-        return self._catch.__exit__(*exc)
+        return read_stdf(paths, **kwargs)
 
 
 def two_insertions(tmp_path: Path, big_endian: bool = False) -> list[Path]:
