@@ -55,7 +55,8 @@ from tfseq.errors import InputError, MissingDependencyError
 if TYPE_CHECKING:
     import pyarrow as pa
 
-__all__ = ["STDF_SUFFIXES", "PART_KEYS", "RETESTS", "StdfTable", "StdfWarning", "is_stdf", "stdf_paths", "read_stdf"]
+__all__ = ["STDF_SUFFIXES", "PART_KEYS", "RETESTS", "INVALID_FLAGS", "ID_COL", "TIME_COL", "LABEL_COLS", "StdfTable",
+           "StdfWarning", "is_stdf", "stdf_paths", "read_stdf"]
 
 #: File name endings read as STDF (any letter case).
 STDF_SUFFIXES = (".stdf", ".std")
@@ -71,7 +72,9 @@ RETESTS = ("last", "steps")
 INVALID_FLAGS = 0x02 | 0x10
 _RECORDS = ["MIR", "WIR", "PIR", "PTR", "MPR", "PRR"]
 
+#: The id and time columns of the long table.
 ID_COL, TIME_COL = "device", "insertion"
+#: The label columns of the long table, constant per device.
 LABEL_COLS = ("final_outcome", "final_hard_bin", "final_soft_bin")
 
 
@@ -263,7 +266,7 @@ def _damage(path: Path, exc: BaseException) -> tuple[str, bytes, int, int]:
     reason = _reason(path, exc)
     try:
         data = _decompressed(path)
-    except (OSError, zipfile.BadZipFile, EOFError, zlib.error) as cause:
+    except (OSError, zipfile.BadZipFile, EOFError, zlib.error, IndexError) as cause:
         return f"{reason}; {_reason(path, cause)}", b"", 0, 0
     end, records = _complete_prefix(data)
     if records == 0:
@@ -285,6 +288,9 @@ def _read_tables(path: Path, salvage: bool, notes: list[str]) -> dict[str, pa.Ta
         reason, data, end, records = _damage(path, exc)
     if records == 0:  # nothing before the damage: salvage has nothing to keep
         raise InputError(f"{path}: damaged or not an STDF file ({reason}); expected STDF V4 records.")
+    if end == len(data):  # every record is whole, yet one does not read: nothing to cut off
+        raise InputError(f"{path}: damaged STDF file ({reason}); expected STDF V4 records as the specification "
+                         "lays them out.")
     if not salvage:
         raise InputError(f"{path}: damaged STDF file ({reason}); expected complete STDF V4 records (salvage "
                          "keeps the records before the damage).", arguments=("salvage",))
@@ -310,9 +316,7 @@ def _column(table: pa.Table, name: str) -> np.ndarray:
 
 def _b1(table: pa.Table, name: str) -> np.ndarray:
     """A B1 (one-byte binary) column as uint8."""
-    import pyarrow as pa
-
-    array = table.column(name).combine_chunks()
+    array = table.column(name).combine_chunks()  # a BinaryArray: validity, int32 offsets, data
     if len(array) == 0:
         return np.zeros(0, dtype=np.uint8)
     offsets = np.frombuffer(array.buffers()[1], dtype=np.int32)[array.offset:array.offset + len(array) + 1]
@@ -321,12 +325,20 @@ def _b1(table: pa.Table, name: str) -> np.ndarray:
     out = np.zeros(len(array), dtype=np.uint8)
     has = offsets[1:] > offsets[:-1]
     out[has] = values[offsets[:-1][has]]
-    assert isinstance(array, pa.BinaryArray)  # the schema's type for B1
     return out
 
 
 def _owner(start_key: np.ndarray, start_seq: np.ndarray, key: np.ndarray, seq: np.ndarray) -> np.ndarray:
-    """For each (key, seq): the index of the last start with the same key before it, or -1."""
+    """For each (key, seq): the index of the last start with the same key at or before it, or -1.
+
+    Keys and sequence numbers are packed into one uint64 (key above bit 40) for one sorted search;
+    keys too wide for that (a TEST_NUM is a U4) are replaced by their rank first.
+    """
+    if len(start_key) == 0:
+        return np.full(len(key), -1, dtype=np.int64)
+    if max(int(start_key.max()), int(key.max()) if len(key) else 0) >= 1 << 23:
+        ranks = np.unique(np.concatenate([start_key, key]), return_inverse=True)[1].ravel()
+        start_key, key = ranks[:len(start_key)], ranks[len(start_key):]
     order = np.lexsort((start_seq, start_key))
     sorted_key = start_key[order].astype(np.uint64)
     combined = (sorted_key << np.uint64(40)) | start_seq[order].astype(np.uint64)
