@@ -125,6 +125,22 @@ def test_predict_reads_a_dataset_file_by_file(tmp_path, long):
     assert sum(devices[10] in set(b["device_id"]) for b in blocks) == 1  # the split sequence is one block
 
 
+def test_a_sequence_in_files_apart_makes_predict_read_the_dataset_whole(tmp_path, long):
+    from tfseq.workflows.predict import _Interleaved, sequence_blocks
+
+    folder = tmp_path / "ds"
+    folder.mkdir()
+    ordered = long.sort_values(["device_id", "cycle"], ignore_index=True)
+    first = ordered["device_id"] == ordered["device_id"].iloc[0]
+    ordered[first].iloc[:2].to_parquet(folder / "a.parquet", index=False)
+    ordered[~first].to_parquet(folder / "b.parquet", index=False)
+    ordered[first].iloc[2:].to_parquet(folder / "c.parquet", index=False)  # the first device again, after b
+    with pytest.raises(_Interleaved):
+        list(sequence_blocks(folder, "device_id", 1_000))
+    data, _ = load_long_format(folder, **COLS)  # what predict then does: every sequence whole
+    assert data.lengths.tolist() == [5] * 30
+
+
 @pytest.mark.slow
 def test_predict_on_a_dataset_matches_the_single_file(tmp_path, tiny_run):
     from tfseq.cli.main import main
