@@ -9,13 +9,15 @@ the calibration devices, the chosen policy's true escape rate is at most ``max_e
 rate at most ``max_scrap``. It is kept with a Learn-then-Test procedure (Angelopoulos et al., 2021)
 with fixed-sequence testing:
 
-1. The calibration devices are split at random in two halves, *learn* and *test*.
-2. On *learn*, candidate policies are made from a two-parameter family: at step ``k``, ``t_pass(k)``
-   is the ``a``-quantile of the failing devices' P(fail) at ``k`` and ``t_fail(k)`` the
-   ``(1 - b)``-quantile of the good devices' (so the thresholds follow how the model's answers
-   sharpen with the steps), over grids of ``a`` and ``b`` (0: never stop that way). Each candidate's
-   risk is estimated on *learn*, and the candidates are ordered from the safest to the riskiest,
-   keeping only those that save more test than every safer one (the path).
+1. The calibration devices are split at random: 40 % *learn*, 60 % *test*.
+2. On *learn*, candidate policies are made from a three-parameter family: at step ``k``, ``t_pass(k)``
+   is the ``a``-quantile of the failing devices' P(fail) at ``k`` (from step ``m`` on) and ``t_fail(k)``
+   the ``(1 - b)``-quantile of the good devices' (so the thresholds follow how the model's answers
+   sharpen with the steps), over grids of ``a``, ``b`` (0: never stop that way; below the lowest level,
+   the extreme score moved towards 0 or 1) and ``m``. Each candidate's risk (its one-sided bounds on
+   *learn* over the bounds asked) and savings are measured on *learn*, and the candidates are ordered
+   from the safest to the riskiest (at equal risk, the least aggressive first), keeping only those that
+   save more test than every safer one (the path).
 3. On *test*, the candidates are tested in that order for the null hypothesis "escape rate > E or
    scrap rate > S" with the exact binomial p-value ``max(P(Bin(n, E) <= escapes), P(Bin(n, S) <= scraps))``,
    until the first one that cannot be rejected at level ``1 - confidence``. Fixed-sequence testing
@@ -28,7 +30,6 @@ When no candidate is rejected, the policy never stops early, and the report says
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -38,7 +39,12 @@ from tfseq.errors import InputError
 from tfseq.models.policy import FAIL, FULL_TEST, PASS, AdaptiveTestPolicy
 
 #: Quantile levels of the two threshold families (0: that kind of early stop is off).
-LEVELS: tuple[float, ...] = (0.0, *np.geomspace(1e-4, 0.5, 30).round(6).tolist())
+LEVELS: tuple[float, ...] = (0.0, *np.geomspace(1e-4, 0.5, 16).round(6).tolist())
+#: Share of the calibration devices that shapes and orders the candidates; the rest bounds them.
+LEARN_FRACTION = 0.4
+#: Beyond the lowest quantile level: the extreme score moved by these factors towards 0 (pass) or 1 (fail);
+#: reported as negative levels.
+SHRINK: tuple[float, ...] = (0.5, 0.2, 0.1, 0.03, 0.01)
 
 __all__ = ["check_fraction", "clopper_pearson_upper", "policy_outcome", "fit_policy", "LEVELS"]
 
@@ -132,32 +138,103 @@ def policy_outcome(policy: AdaptiveTestPolicy, p_fail: np.ndarray, y_true: np.nd
     }
 
 
-@dataclass
-class _Candidate:
-    a: float
-    b: float
-    policy: AdaptiveTestPolicy
-    risk: float = 0.0
-    saved: float = 0.0
-    escapes: int = 0
-    scraps: int = 0
-
-
-def _thresholds(scores: np.ndarray, level: float, upper: bool, min_step: int) -> list[float | None]:
-    """Per step, the ``level`` (``upper``: ``1 - level``) quantile of ``scores`` ``[devices, steps]``."""
+def _quantiles(scores: np.ndarray, level: float, upper: bool, first: int, last: int) -> list[float | None]:
+    """Per step, the ``level`` (``upper``: ``1 - level``) quantile of ``scores`` ``[devices, steps]`` (NaN:
+    not observed), between 1-based steps ``first`` and ``last``; None elsewhere (never stop there)."""
     steps = scores.shape[1]
+    out: list[float | None] = [None] * steps
     if level == 0.0 or len(scores) == 0:
-        return [None] * steps
-    q = np.quantile(scores, 1.0 - level if upper else level, axis=0, method="linear")
-    out: list[float | None] = [float(v) for v in q]
-    for k in range(steps):
-        if k + 1 < min_step or k == steps - 1:  # the last step is the full test's
-            out[k] = None
-    if upper:  # fail at or above; never at a probability under 0.5
-        out = [None if t is None else max(t, 0.5) for t in out]
-    else:  # pass under; never at a probability over 0.5
-        out = [None if t is None else min(t, 0.5) for t in out]
+        return out
+    with np.errstate(all="ignore"):
+        q = np.nanquantile(scores, 1.0 - level if upper else level, axis=0)
+    for k in range(first - 1, min(last, steps)):
+        if np.isfinite(q[k]):
+            # never fail a device under P(fail) 0.5, nor pass one above it
+            out[k] = float(max(q[k], 0.5) if upper else min(q[k], 0.5))
     return out
+
+
+def _first_hits(hit: np.ndarray) -> np.ndarray:
+    """``[n, steps]`` booleans -> for each start step ``k`` (column), the first 1-based step ``>= k+1``
+    with a hit, or ``steps + 1`` (never)."""
+    n, steps = hit.shape
+    out = np.empty((n, steps), dtype=np.int32)
+    following = np.full(n, steps + 1, dtype=np.int32)
+    for k in range(steps - 1, -1, -1):
+        following = np.where(hit[:, k], k + 1, following)
+        out[:, k] = following
+    return out
+
+
+def _hits(p: np.ndarray, thresholds: list[float | None], upper: bool, observed: np.ndarray) -> np.ndarray:
+    t = np.array([np.nan if v is None else v for v in thresholds])
+    with np.errstate(invalid="ignore"):
+        hit = (p >= t[None, :]) if upper else (p < t[None, :])
+    return hit & observed & np.isfinite(t)[None, :]
+
+
+class _Family:
+    """The candidate policies: a fail level ``b``, a pass level ``a`` and the first step ``m`` of early
+    passes, with thresholds from the quantiles of the *learn* devices' scores."""
+
+    def __init__(self, p: np.ndarray, y: np.ndarray, observed: np.ndarray, *, early_pass: bool, early_fail: bool,
+                 min_step: int) -> None:
+        steps = p.shape[1]
+        scores = np.where(observed, p, np.nan)
+        self.fail_levels = LEVELS if early_fail else (0.0,)
+        self.pass_levels = LEVELS if early_pass else (0.0,)
+        self.pass_starts = list(range(min_step, steps)) if early_pass else [steps]
+        last_early = steps - 1  # the last step is the full test's
+        self.t_fail = [_quantiles(scores[y == 0], b, True, min_step, last_early) for b in self.fail_levels]
+        self.t_pass = [_quantiles(scores[y == 1], a, False, min_step, last_early) for a in self.pass_levels]
+        # beyond the extremes seen on learn: the lowest failing (highest good) score moved towards 0 (1) by
+        # SHRINK, for bounds that the learn devices' extremes would still break on new devices
+        if early_pass:
+            lowest = self.t_pass[self.pass_levels.index(LEVELS[1])]
+            for f in SHRINK:
+                self.pass_levels = (*self.pass_levels, -f)
+                self.t_pass.append([None if t is None else t * f for t in lowest])
+        if early_fail:
+            highest = self.t_fail[self.fail_levels.index(LEVELS[1])]
+            for f in SHRINK:
+                self.fail_levels = (*self.fail_levels, -f)
+                self.t_fail.append([None if t is None else 1.0 - (1.0 - t) * f for t in highest])
+
+    def size(self) -> int:
+        return len(self.fail_levels) * len(self.pass_levels) * len(self.pass_starts)
+
+    def policy(self, index: tuple[int, int, int]) -> AdaptiveTestPolicy:
+        b, a, m = index
+        start = self.pass_starts[m]
+        t_pass = [t if k + 1 >= start else None for k, t in enumerate(self.t_pass[a])]
+        return AdaptiveTestPolicy(t_fail=tuple(self.t_fail[b]), t_pass=tuple(t_pass))
+
+    def evaluate(self, p: np.ndarray, y: np.ndarray, last: np.ndarray, costs: np.ndarray
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Escapes, scraps and the fraction of test cost saved of every candidate on these devices, as
+        arrays ``[fail levels, pass levels, pass starts]`` (the same outcome as replaying each policy)."""
+        steps = p.shape[1]
+        observed = np.arange(steps)[None, :] < last[:, None]
+        first_fail = np.stack([_first_hits(_hits(p, t, True, observed))[:, 0] for t in self.t_fail])  # [B, n]
+        starts = np.array(self.pass_starts) - 1
+        first_pass = np.stack([_first_hits(_hits(p, t, False, observed))[:, np.minimum(starts, steps - 1)].T
+                               for t in self.t_pass])  # [A, M, n]
+        if self.pass_starts == [steps]:
+            first_pass[:] = steps + 1
+        cumulative = np.concatenate([[0.0], np.cumsum(costs)])
+        full = cumulative[last]
+        failing = y == 1
+        shape = (len(self.t_fail), len(self.t_pass), len(self.pass_starts))
+        escapes, scraps, saved = np.zeros(shape, dtype=np.int64), np.zeros(shape, dtype=np.int64), np.zeros(shape)
+        for b in range(len(self.t_fail)):
+            ff = first_fail[b][None, None, :]
+            fail = (ff <= first_pass) & (ff <= last)
+            passed = (first_pass < ff) & (first_pass <= last)
+            decided = np.where(fail, ff, np.where(passed, first_pass, last))
+            escapes[b] = (passed & failing).sum(axis=-1)
+            scraps[b] = (fail & ~failing).sum(axis=-1)
+            saved[b] = (full - cumulative[decided]).sum(axis=-1) / full.sum()
+        return escapes, scraps, saved
 
 
 def fit_policy(p_fail: np.ndarray, y_true: np.ndarray, *, max_escape: float, max_scrap: float = 0.01,
@@ -183,8 +260,9 @@ def fit_policy(p_fail: np.ndarray, y_true: np.ndarray, *, max_escape: float, max
         seed: Seed of the learn/test split.
 
     Returns:
-        The policy, whose ``report`` holds the bounds asked, the candidates tested, the chosen
-        thresholds' levels and :func:`policy_outcome` on the test half (``calibration``).
+        The policy, whose ``report`` holds the bounds asked, the procedure's figures, the chosen
+        candidate, the candidates that met the bounds (``frontier``) and :func:`policy_outcome` on the
+        test half (``calibration``).
 
     Raises:
         InputError: for bounds outside (0, 1), calibration data without a failing (or a good)
@@ -195,79 +273,72 @@ def fit_policy(p_fail: np.ndarray, y_true: np.ndarray, *, max_escape: float, max
     confidence = check_fraction("confidence", confidence)
     p, y, last = _check(p_fail, y_true, lengths)
     steps = p.shape[1]
-    if not isinstance(min_step, (int, np.integer)) or not 1 <= min_step <= steps:
-        raise InputError(f"Received an invalid value for argument min_step, expected 1 to {steps}, got {min_step!r}.",
-                         arguments=("min_step",))
-    if not np.any(y == 1):
-        raise InputError("Received calibration data without a failing device; expected labelled devices of "
-                         "both outcomes to bound the escape rate.")
-    if not np.any(y == 0):
-        raise InputError("Received calibration data without a good device; expected labelled devices of "
-                         "both outcomes to bound the scrap rate.")
+    if not isinstance(min_step, (int, np.integer)) or not 1 <= min_step < max(steps, 2):
+        raise InputError(f"Received an invalid value for argument min_step, expected 1 to {steps - 1}, "
+                         f"got {min_step!r}.", arguments=("min_step",))
+    for label, outcome in ((1, "failing"), (0, "good")):
+        if not np.any(y == label):
+            raise InputError(f"Received calibration data without a {outcome} device; expected labelled devices "
+                             "of both outcomes.")
     if len(p) < 20:
         raise InputError(f"Received {len(p)} calibration devices; expected at least 20 (thousands for bounds "
                          "of a fraction of a percent).")
     costs = _costs(step_costs, steps)
     order = np.random.default_rng(seed).permutation(len(p))
-    learn, test = order[: len(p) // 2], order[len(p) // 2:]
-    # scores after each device's last step carry no information: mask them out of the quantiles
+    learn, test = order[: round(len(p) * LEARN_FRACTION)], order[round(len(p) * LEARN_FRACTION):]
     observed = np.arange(steps)[None, :] < last[:, None]
-    scores = np.where(observed, p, np.nan)
-    fails, goods = scores[learn][y[learn] == 1], scores[learn][y[learn] == 0]
+    family = _Family(p[learn], y[learn], observed[learn], early_pass=early_pass, early_fail=early_fail,
+                     min_step=int(min_step))
 
-    def quantiles(values: np.ndarray, level: float, upper: bool) -> list[float | None]:
-        filled = np.where(np.isnan(values), np.nanmedian(values, axis=0, keepdims=True), values)
-        return _thresholds(filled, level, upper, min_step)
-
-    candidates = []
-    for a in LEVELS if early_pass else (0.0,):
-        t_pass = quantiles(fails, a, upper=False)
-        for b in LEVELS if early_fail else (0.0,):
-            policy = AdaptiveTestPolicy(t_fail=tuple(quantiles(goods, b, upper=True)), t_pass=tuple(t_pass))
-            escapes, scraps, saved, _, _ = _counts(policy, p[learn], y[learn], last[learn], costs)
-            n = len(learn)
-            risk = max(clopper_pearson_upper(escapes, n, confidence) / max_escape,
-                       clopper_pearson_upper(scraps, n, confidence) / max_scrap)
-            candidates.append(_Candidate(a, b, policy, risk=risk, saved=saved))
-    candidates.sort(key=lambda c: (c.risk, -c.saved))
+    # 1. on learn: each candidate's risk (its one-sided bounds over the bounds asked) and savings
+    escapes, scraps, saved = family.evaluate(p[learn], y[learn], last[learn], costs)
+    n = len(learn)
+    upper = np.vectorize(lambda k: clopper_pearson_upper(int(k), n, confidence), otypes=[float])
+    risk = np.maximum(upper(escapes) / max_escape, upper(scraps) / max_scrap)
+    indices = [i for i in np.ndindex(*risk.shape) if saved[i] > 0]
+    # safest first; among equal risks (e.g. no escape and no scrap on learn) the one that saves least, the
+    # least aggressive, first
+    indices.sort(key=lambda i: (risk[i], saved[i]))
     # the path tested: from the safest candidate on, each next one saving more on learn (a candidate
     # that is riskier without saving more is not worth a test that could end the sequence)
-    path: list[_Candidate] = []
-    for candidate in candidates:
-        if candidate.a == 0.0 and candidate.b == 0.0:
-            continue  # the full test: nothing to bound
-        if not path or candidate.saved > path[-1].saved:
-            path.append(candidate)
+    path: list[tuple[int, ...]] = []
+    for i in indices:
+        if not path or saved[i] > saved[path[-1]]:
+            path.append(i)
 
-    delta, n = 1.0 - confidence, len(test)
-    accepted: list[_Candidate] = []
-    tested = 0
-    for candidate in path:
-        escapes, scraps, saved, _, _ = _counts(candidate.policy, p[test], y[test], last[test], costs)
-        tested += 1
-        p_value = max(stats.binom.cdf(escapes, n, max_escape), stats.binom.cdf(scraps, n, max_scrap))
+    # 2. on test: fixed-sequence testing along the path, until the first candidate not rejected
+    test_escapes, test_scraps, test_saved = family.evaluate(p[test], y[test], last[test], costs)
+    delta, n_test = 1.0 - confidence, len(test)
+    accepted: list[tuple[int, ...]] = []
+    for i in path:
+        p_value = max(stats.binom.cdf(test_escapes[i], n_test, max_escape),
+                      stats.binom.cdf(test_scraps[i], n_test, max_scrap))
         if p_value > delta:
             break
-        candidate.saved, candidate.escapes, candidate.scraps = saved, escapes, scraps
-        accepted.append(candidate)
+        accepted.append(i)
     bounds = {"max_escape": max_escape, "max_scrap": max_scrap, "confidence": confidence,
               "early_pass": early_pass, "early_fail": early_fail, "min_step": int(min_step),
               "step_costs": None if step_costs is None else costs.tolist()}
-    frontier = [{"steps_saved": c.saved, "escape_bound": clopper_pearson_upper(c.escapes, n, confidence),
-                 "scrap_bound": clopper_pearson_upper(c.scraps, n, confidence)} for c in accepted]
+    frontier = [{"steps_saved": float(test_saved[i]),
+                 "escape_bound": clopper_pearson_upper(int(test_escapes[i]), n_test, confidence),
+                 "scrap_bound": clopper_pearson_upper(int(test_scraps[i]), n_test, confidence)} for i in accepted]
     procedure = {"method": "learn-then-test, fixed-sequence, exact binomial p-values", "seed": seed,
-                 "learn_devices": len(learn), "test_devices": n, "candidates": len(candidates),
-                 "path": len(path), "tested": tested, "accepted": len(accepted)}
+                 "learn_devices": n, "test_devices": n_test, "candidates": family.size(), "path": len(path),
+                 "tested": min(len(accepted) + 1, len(path)), "accepted": len(accepted)}
     if not accepted:
         never = AdaptiveTestPolicy.never(steps)
-        report: dict[str, Any] = {**bounds, "procedure": procedure, "stops_early": False, "frontier": [],
-                  "calibration": policy_outcome(never, p[test], y[test], lengths=last[test], confidence=confidence,
-                                                step_costs=step_costs)}
+        report: dict[str, Any] = {
+            **bounds, "procedure": procedure, "stops_early": False, "frontier": [],
+            "calibration": policy_outcome(never, p[test], y[test], lengths=last[test], confidence=confidence,
+                                          step_costs=step_costs)}
         return AdaptiveTestPolicy.never(steps, report=report)
-    best = max(accepted, key=lambda c: c.saved)
-    report = {**bounds, "procedure": procedure, "stops_early": best.policy.stops_early,
-              "levels": {"pass_quantile_of_failing": best.a, "fail_quantile_of_good": best.b},
+    best = max(accepted, key=lambda i: test_saved[i])
+    chosen = family.policy((int(best[0]), int(best[1]), int(best[2])))
+    report = {**bounds, "procedure": procedure, "stops_early": chosen.stops_early,
+              "levels": {"fail_quantile_of_good": family.fail_levels[best[0]],
+                         "pass_quantile_of_failing": family.pass_levels[best[1]],
+                         "pass_from_step": family.pass_starts[best[2]]},
               "frontier": frontier,
-              "calibration": policy_outcome(best.policy, p[test], y[test], lengths=last[test],
+              "calibration": policy_outcome(chosen, p[test], y[test], lengths=last[test],
                                             confidence=confidence, step_costs=step_costs)}
-    return AdaptiveTestPolicy(t_fail=best.policy.t_fail, t_pass=best.policy.t_pass, report=report)
+    return AdaptiveTestPolicy(t_fail=chosen.t_fail, t_pass=chosen.t_pass, report=report)
