@@ -20,6 +20,7 @@ COMMAND_MODULES = (
     "tfseq.cli.convert",
     "tfseq.cli.train",
     "tfseq.cli.evaluate",
+    "tfseq.cli.policy",
     "tfseq.cli.tune",
     "tfseq.cli.export",
     "tfseq.cli.predict",
@@ -34,6 +35,7 @@ EPILOG = """examples:
   tfseq convert lot7/*.stdf --out lot7.parquet   STDF insertions to long format (device, insertion, tests)
   tfseq train tests.csv --id-col device_id --time-col cycle --label-col status --out runs/lstm
   tfseq evaluate runs/lstm holdout.csv --min-recall 0.95
+  tfseq policy runs/stream calibration.csv --max-escape 0.001   stop testing early, escapes bounded
   tfseq tune tests.csv --id-col device_id --time-col cycle --label-col status --out tuning --trials 20
   tfseq export runs/lstm --out export --quantize none,dynamic,int8
   tfseq predict export/lstm-64-int8.tflite new.csv --out predictions.csv
