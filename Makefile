@@ -71,6 +71,11 @@ bench-explain: $(VENV)/.installed-runtime
 bench-monitor: $(VENV)/.installed-runtime
 	$(BIN)/python benchmarks/bench_monitor.py
 
+# Step artifacts of a streaming LSTM-128: per-step latency at batch 1 in LiteRT and onnxruntime
+# (targets: dynamic-range <= 10 us, int8 <= 15 us); writes benchmarks/step_results.json.
+bench-step: $(VENV)/.installed-runtime
+	$(BIN)/python benchmarks/bench_step.py
+
 # STDF to long format: 50,000 parts x 20 tests in one file (targets 3 s, 1 GB); writes benchmarks/stdf_results.json.
 bench-stdf: $(VENV)/.installed-test
 	$(BIN)/python benchmarks/bench_stdf.py

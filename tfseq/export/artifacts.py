@@ -38,6 +38,7 @@ class ExportJob:
         representative: Raw training sequences to calibrate ``int8``, or None.
         seed: Seed of the draw of representative sequences.
         overwrite: Replace the newest SavedModel version instead of adding one.
+        step: Also build step artifacts (a streaming model, :mod:`tfseq.export.step`).
     """
 
     model: Any
@@ -51,6 +52,7 @@ class ExportJob:
     representative: np.ndarray | None = None
     seed: int = 0
     overwrite: bool = False
+    step: bool = False
 
 
 @dataclass
@@ -64,6 +66,8 @@ class Built:
         extra: Facts recorded in its manifest entry (runtime, SavedModel version, ONNX ops ...).
         outputs: Its outputs by name, once run.
         timing: Its run's timing figures (and the runtime's own facts), once run.
+        step: For a step artifact, its interface (:func:`tfseq.export.step.step_interface`);
+            its outputs are then the sequences fed cycle by cycle, ``[n, steps, k]``.
     """
 
     path: Path
@@ -72,6 +76,11 @@ class Built:
     extra: dict[str, Any] = field(default_factory=dict)
     outputs: dict[str, np.ndarray] = field(default_factory=dict)
     timing: dict[str, Any] = field(default_factory=dict)
+    step: dict[str, Any] | None = None
+
+
+def _split(built: list[Built]) -> tuple[list[Built], list[Built]]:
+    return [b for b in built if b.step is None], [b for b in built if b.step is not None]
 
 
 class ArtifactFormat(Protocol):
@@ -109,17 +118,27 @@ class SavedModelFormat:
         else:
             version = versions[-1] + 1 if versions else 1
         path = export_saved_model(job.model, base / str(version), steps=job.steps, head=job.head,
-                                  task=job.task, threshold=job.threshold)
+                                  task=job.task, threshold=job.threshold, step=job.step)
         write_sample_request(base / "sample_request.json", job.x[:3])
         write_models_config(root / "savedmodel")
-        return [Built(path, self.name, extra={"version": version, "signature": "serving_default",
-                                              "runtime": "tf.saved_model.load (fresh process)"})]
+        runtime = "tf.saved_model.load (fresh process)"
+        built = [Built(path, self.name, extra={"version": version, "signature": "serving_default",
+                                               "runtime": runtime})]
+        if job.step:
+            from tfseq.export.step import STEP_SIGNATURE, step_interface
+
+            built.append(Built(path, self.name, extra={"signature": STEP_SIGNATURE, "runtime": runtime},
+                               step=step_interface(job.model)))
+        return built
 
     def run(self, job: ExportJob, built: list[Built]) -> None:
-        from tfseq.export.verify import run_savedmodel_isolated
+        from tfseq.export.verify import run_savedmodel_isolated, run_savedmodel_step_isolated
 
-        for artifact in built:
+        full, steps = _split(built)
+        for artifact in full:
             artifact.outputs, artifact.timing = run_savedmodel_isolated(artifact.path, job.x)
+        for artifact in steps:
+            artifact.outputs, artifact.timing = run_savedmodel_step_isolated(artifact.path, job.x)
 
 
 class TFLiteFormat:
@@ -132,21 +151,37 @@ class TFLiteFormat:
 
         flat = convert_tflite(job.model, steps=job.steps, quantize=job.quantize,
                               representative=job.representative, seed=job.seed)
+        runtime = "ai_edge_litert (subprocess, TensorFlow not importable)"
         built = []
         for mode, content in flat.items():
             path = root / tflite_filename(job.name, mode)
             path.write_bytes(content)
-            built.append(Built(path, self.name, mode,
-                               extra={"runtime": "ai_edge_litert (subprocess, TensorFlow not importable)"}))
+            built.append(Built(path, self.name, mode, extra={"runtime": runtime}))
+        if job.step:
+            from tfseq.export.step import STEP_SIGNATURE, step_filename, step_interface
+            from tfseq.export.tflite import convert_step_tflite
+
+            interface = step_interface(job.model)
+            flat = convert_step_tflite(job.model, quantize=job.quantize, representative=job.representative,
+                                       seed=job.seed)
+            for mode, content in flat.items():
+                path = root / step_filename(job.name, mode)
+                path.write_bytes(content)
+                built.append(Built(path, self.name, mode, extra={"runtime": runtime, "signature": STEP_SIGNATURE},
+                                   step=interface))
         return built
 
     def run(self, job: ExportJob, built: list[Built]) -> None:
-        from tfseq.export.verify import run_tflite_isolated
+        from tfseq.export.verify import run_tflite_isolated, run_tflite_step_isolated
 
-        outputs, report = run_tflite_isolated([b.path for b in built], job.x)
-        for artifact, out, timing in zip(built, outputs, report["files"]):
-            artifact.outputs, artifact.timing = out, timing
-            artifact.extra["delegate"] = timing["delegate"]
+        full, steps = _split(built)
+        for group, runner in ((full, run_tflite_isolated), (steps, run_tflite_step_isolated)):
+            if not group:
+                continue
+            outputs, report = runner([b.path for b in group], job.x)
+            for artifact, out, timing in zip(group, outputs, report["files"]):
+                artifact.outputs, artifact.timing = out, timing
+                artifact.extra["delegate"] = timing["delegate"]
 
 
 class OnnxFormat:
@@ -158,14 +193,23 @@ class OnnxFormat:
         from tfseq.export.onnx import DEFAULT_OPSET, count_ops, export_onnx
 
         path = export_onnx(job.model, root / f"{job.name}.onnx", steps=job.steps)
-        return [Built(path, self.name, extra={"opset": DEFAULT_OPSET, "runtime": "onnxruntime (CPU)",
-                                              "ops": count_ops(path)})]
+        built = [Built(path, self.name, extra={"opset": DEFAULT_OPSET, "runtime": "onnxruntime (CPU)",
+                                               "ops": count_ops(path)})]
+        if job.step:
+            from tfseq.export.onnx import export_step_onnx
+            from tfseq.export.step import step_filename, step_interface
+
+            path = export_step_onnx(job.model, root / step_filename(job.name, "onnx"))
+            built.append(Built(path, self.name, extra={"opset": DEFAULT_OPSET, "runtime": "onnxruntime (CPU)",
+                                                       "ops": count_ops(path)}, step=step_interface(job.model)))
+        return built
 
     def run(self, job: ExportJob, built: list[Built]) -> None:
-        from tfseq.export.verify import run_onnx
+        from tfseq.export.verify import run_onnx, run_onnx_step
 
         for artifact in built:
-            artifact.outputs, artifact.timing = run_onnx(artifact.path, job.x)
+            run = run_onnx if artifact.step is None else run_onnx_step
+            artifact.outputs, artifact.timing = run(artifact.path, job.x)
 
 
 #: The formats tfseq exports, in the order they are built.

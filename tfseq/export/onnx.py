@@ -19,7 +19,7 @@ if TYPE_CHECKING:  # Keras is imported where it is used
 
 DEFAULT_OPSET = 17
 
-__all__ = ["DEFAULT_OPSET", "export_onnx", "count_ops"]
+__all__ = ["DEFAULT_OPSET", "export_onnx", "export_step_onnx", "count_ops"]
 
 
 def _tf2onnx() -> ModuleType:
@@ -84,3 +84,39 @@ def count_ops(filepath: Path) -> dict[str, int]:
 
     graph = onnx.load(str(filepath)).graph
     return dict(collections.Counter(node.op_type for node in graph.node))
+
+
+def export_step_onnx(model: keras.Model, filepath: Path, *, opset: int = DEFAULT_OPSET) -> Path:
+    """Writes the step graph of a streaming ``model`` (:mod:`tfseq.export.step`) as ONNX.
+
+    Inputs ``features`` and the states (``state_<i>_<s>``), outputs the heads and the new states
+    (``new_state_<i>_<s>``), dynamic batch axis, float32.
+
+    Args:
+        model: A streaming Keras model (``ModelSpec(streaming=True)``).
+        filepath: Destination ``.onnx`` path (``<name>-step.onnx``).
+        opset: ONNX opset, at least 17.
+
+    Returns:
+        ``filepath``.
+
+    Raises:
+        InputError: for an opset below 17 or a model that is not streaming.
+        ExportError: if tf2onnx fails.
+    """
+    if not isinstance(opset, int) or opset < 17:
+        raise InputError(
+            f"Received an invalid value for argument opset, expected an integer >= 17, got {opset!r}."
+        )
+    from tfseq.export.step import StepGraph
+
+    graph = StepGraph(model)
+    tf2onnx = _tf2onnx()
+    filepath = Path(filepath)
+    try:
+        tf2onnx.convert.from_function(graph.function(), input_signature=graph.signature(), opset=opset,
+                                      output_path=str(filepath))
+    except Exception as exc:  # noqa: BLE001  (tf2onnx raises many untyped errors)
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ExportError(f"ONNX step conversion of {model.name} failed: {first}") from exc
+    return filepath

@@ -113,6 +113,7 @@ def export_model(
     seed: int = 0,
     notes: dict | None = None,
     reference: dict[str, Any] | None = None,
+    policy: Any = None,
 ) -> Manifest:
     """Exports ``model`` to SavedModel, TF Lite and ONNX, verifies each, writes the manifest.
 
@@ -123,6 +124,8 @@ def export_model(
         savedmodel/models.config          TF Serving model_config_list
         <name>[-<quantization>].tflite
         <name>.onnx
+        <name>-step[-<quantization>].tflite   streaming models: one step, state in and out
+        <name>-step.onnx                      (and the SavedModel's signature ``step``)
         manifest.json
 
     Everything is built in a temporary directory beside ``out_dir`` and renamed
@@ -152,6 +155,14 @@ def export_model(
         reference: Reference statistics of the training data
             (:func:`tfseq.analysis.reference.compute_reference`), recorded under ``reference``
             for ``tfseq monitor``.
+        policy: The adaptive-test policy of a streaming model
+            (:class:`tfseq.models.policy.AdaptiveTestPolicy`), recorded under ``policy``.
+
+    A streaming model (``ModelSpec(streaming=True)``) also gets step artifacts
+    (:mod:`tfseq.export.step`): each is fed the held-out sequences cycle by cycle from zero
+    states and must reproduce Keras' output at every step (``<format>-step[-<mode>]``
+    thresholds). The manifest records the state layout under ``state_layout`` and each step
+    artifact's interface under its ``step`` key.
 
     Returns:
         The manifest (also written to ``out_dir/manifest.json``).
@@ -172,6 +183,7 @@ def export_model(
     """
     from tfseq.export import verify
     from tfseq.export._graph import export_clone, predict_dict
+    from tfseq.export.step import is_streaming, state_layout
     from tfseq.export.tflite import require_litert
 
     formats = choices_tuple(formats, FORMATS, "formats")
@@ -206,7 +218,8 @@ def export_model(
     keras_vs_reference = verify.compare_outputs(keras_out, expected, head=head, task=task,
                                                 threshold=threshold, y=y)
     job = ExportJob(model=model, name=name, steps=steps, head=head, task=task, threshold=threshold, x=x,
-                    quantize=modes, representative=representative, seed=seed, overwrite=overwrite)
+                    quantize=modes, representative=representative, seed=seed, overwrite=overwrite,
+                    step=is_streaming(model))
 
     with atomic_directory(out_dir, overwrite=existed) as tmp:
         if existed:
@@ -219,14 +232,18 @@ def export_model(
             built += these
         artifacts = []
         for artifact in built:
-            kind = artifact.format if artifact.quantization is None else f"{artifact.format}-{artifact.quantization}"
+            kind = artifact.format + ("" if artifact.step is None else "-step")
+            kind += "" if artifact.quantization is None else f"-{artifact.quantization}"
             figures = verify.compare_outputs(expected, artifact.outputs, head=head, task=task,
                                              threshold=threshold, y=y)
             figures.update({k: v for k, v in artifact.timing.items() if k != "path"})
+            if artifact.step is not None:
+                figures["fed"] = "cycle by cycle from zero states, compared at every step"
+            extra = artifact.extra if artifact.step is None else {**artifact.extra, "step": artifact.step}
             artifacts.append(artifact_record(
                 artifact.path.relative_to(tmp).as_posix(), artifact.path, format=artifact.format,
                 quantization=artifact.quantization, verification=figures,
-                failures=verify.parity_failures(kind, figures), extra=artifact.extra,
+                failures=verify.parity_failures(kind, figures), extra=extra,
             ))
         failures = [f"{a['path']}: {'; '.join(a['failures'])}" for a in artifacts if a["failures"]]
         if failures and not allow_degraded:
@@ -241,6 +258,8 @@ def export_model(
             thresholds={"per_artifact": verify.THRESHOLDS, "min_class_agreement": verify.MIN_CLASS_AGREEMENT,
                         "max_metric_change_points": verify.MAX_METRIC_CHANGE_POINTS},
             artifacts=artifacts, trained_float32=_is_float32(model), notes=notes, reference=reference,
+            state_layout=[s.to_dict() for s in state_layout(model)] if job.step else None,
+            policy=policy.to_dict() if policy is not None else None,
         )
         write_json_atomic(tmp / MANIFEST, manifest)
         make_readable(tmp)  # a serving container reads it as another user
@@ -254,5 +273,6 @@ def _copy_previous(out_dir: Path, tmp: Path, name: str) -> None:
             continue
         dest = tmp / item.name
         (shutil.copytree if item.is_dir() else shutil.copy2)(item, dest)
-    for old in [tmp / f"{name}.onnx", *tmp.glob(f"{name}.tflite"), *tmp.glob(f"{name}-*.tflite")]:
+    for old in [tmp / f"{name}.onnx", tmp / f"{name}-step.onnx", *tmp.glob(f"{name}.tflite"),
+                *tmp.glob(f"{name}-*.tflite")]:
         old.unlink(missing_ok=True)

@@ -55,6 +55,7 @@ def export_saved_model(
     head: str | None = None,
     task: str | None = None,
     threshold: float = 0.5,
+    step: bool = False,
 ) -> Path:
     """Writes a SavedModel for TF Serving to ``version_dir``.
 
@@ -67,6 +68,9 @@ def export_saved_model(
             ``class_index`` output is added from it.
         task: ``binary``, ``multiclass``, ``regression`` or ``forecast``.
         threshold: Decision threshold on ``p(class 1)`` of a binary head.
+        step: Add the signature ``step`` of a streaming model (:mod:`tfseq.export.step`): one
+            step ``features`` ``[batch, features]`` and the states in, the heads and the new
+            states out; TF Serving clients send the state with each request.
 
     Returns:
         ``version_dir``.
@@ -101,7 +105,7 @@ def export_saved_model(
         if add_class:
             probs = out[head]
             if task == "binary":
-                out[CLASS_INDEX] = tf.cast(probs[:, 0] >= threshold, tf.int64)
+                out[CLASS_INDEX] = tf.cast(probs[..., 0] >= threshold, tf.int64)
             else:
                 out[CLASS_INDEX] = tf.argmax(probs, axis=-1, output_type=tf.int64)
         return out
@@ -113,6 +117,12 @@ def export_saved_model(
         fn=serve,
         input_signature=[tf.TensorSpec((None, steps, n_features), tf.float32, name="sequence")],
     )
+    if step:
+        from tfseq.export.step import STEP_SIGNATURE, StepGraph
+
+        graph = StepGraph(model)
+        archive.track(graph.clone)
+        archive.add_endpoint(name=STEP_SIGNATURE, fn=graph.__call__, input_signature=graph.signature())
     try:
         archive.write_out(str(version_dir), verbose=False)
     except Exception as exc:  # noqa: BLE001

@@ -36,6 +36,10 @@ class ArtifactRecord(TypedDict, total=False):
     delegate: str  # TF Lite only
     opset: int  # ONNX only
     ops: dict[str, int]  # ONNX only
+    # step artifacts of streaming models only (tfseq.export.step.step_interface): signature,
+    # inputs and outputs (name, shape, dtype), state layout, initial state; the SavedModel's
+    # ``step`` signature has its own record (same path, signature "step")
+    step: dict[str, Any]
 
 
 class InputSchema(TypedDict):
@@ -77,6 +81,10 @@ class Manifest(TypedDict):
     # reference statistics of the training data and predictions (tfseq.analysis.reference), for
     # ``tfseq monitor``; None when the RUN had none (trained before tfseq monitor)
     reference: dict[str, Any] | None
+    # streaming models: the step artifacts' state tensors in order (tfseq.export.step.StateSlot),
+    # None otherwise; the adaptive-test policy (AdaptiveTestPolicy.to_dict), None when the RUN has none
+    state_layout: list[dict[str, Any]] | None
+    policy: dict[str, Any] | None
 
 
 def normalization_of(model: Any) -> dict[str, list[float]] | None:
@@ -133,6 +141,8 @@ def build_manifest(
     trained_float32: bool,
     notes: dict[str, Any] | None,
     reference: dict[str, Any] | None = None,
+    state_layout: list[dict[str, Any]] | None = None,
+    policy: dict[str, Any] | None = None,
 ) -> Manifest:
     """Assembles the manifest of an export of ``model`` (see :class:`Manifest` for the keys)."""
     n_features = int(model.inputs[0].shape[-1])
@@ -161,4 +171,6 @@ def build_manifest(
         "artifacts": artifacts,
         "notes": notes or {},
         "reference": reference,
+        "state_layout": state_layout,
+        "policy": policy,
     }

@@ -293,3 +293,147 @@ def export_tflite(
     filepath = Path(filepath)
     filepath.write_bytes(flat)
     return filepath
+
+
+def _step_saved_model(model: keras.Model, path: Path) -> str:
+    """Writes a SavedModel holding only the ``step`` signature of ``model``'s step graph."""
+    import keras
+
+    from tfseq.export.step import STEP_SIGNATURE, StepGraph
+
+    graph = StepGraph(model)
+    archive = keras.export.ExportArchive()
+    archive.track(graph.clone)
+    archive.add_endpoint(name=STEP_SIGNATURE, fn=graph.__call__, input_signature=graph.signature())
+    archive.write_out(str(path), verbose=False)
+    return str(path)
+
+
+def _step_raw_nodes(float_model: bytes) -> list[str]:
+    """Output tensor names of the ops that see the raw ``features`` (the normalisation)."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    from tfseq.export.step import FEATURES, STEP_SIGNATURE
+
+    interpreter = Interpreter(model_content=float_model)
+    names = {t["index"]: t["name"] for t in interpreter.get_tensor_details()}
+    raw = {interpreter.get_signature_runner(STEP_SIGNATURE).get_input_details()[FEATURES]["index"]}
+    nodes = []
+    for op in interpreter._get_ops_details():  # noqa: SLF001  (the only op-level view)
+        outputs = [names[i] for i in op["outputs"] if i in names]
+        if raw & set(int(i) for i in op["inputs"]) or any("normalization" in n for n in outputs):
+            nodes.extend(outputs)
+            raw |= set(int(i) for i in op["outputs"]) if not any("normalization" in n for n in outputs) else set()
+    return nodes
+
+
+def step_calibration(model: keras.Model, representative: np.ndarray, *, seed: int = 0,
+                     samples: int = REPRESENTATIVE_SEQUENCES * 4) -> list[dict[str, np.ndarray]]:
+    """Calibration inputs of the int8 step artifact: single steps of the representative sequences
+    with the states the model carries into them (run step by step, zeros at the first step).
+
+    Returns:
+        Up to ``samples`` dicts ``{features: [1, F], state_<i>_<s>: [1, units] ...}``.
+    """
+    from tfseq.export.step import FEATURES, StepGraph
+
+    representative = np.asarray(representative, dtype=np.float32)
+    rng = np.random.default_rng(seed)
+    take = np.sort(rng.permutation(len(representative))[:REPRESENTATIVE_SEQUENCES])
+    x = representative[take]
+    graph = StepGraph(model)
+    _, states = graph.replay(x)
+    pairs = [(i, t) for i in range(len(x)) for t in range(x.shape[1])]
+    chosen = rng.permutation(len(pairs))[:samples]
+    rows = []
+    for k in sorted(chosen):
+        i, t = pairs[k]
+        row = {FEATURES: x[i:i + 1, t]}
+        row.update({slot.input: s[i:i + 1, t] for slot, s in zip(graph.slots, states)})
+        rows.append(row)
+    return rows
+
+
+def convert_step_tflite(
+    model: keras.Model,
+    *,
+    quantize: str | tuple[str, ...] = "none",
+    representative: np.ndarray | None = None,
+    seed: int = 0,
+) -> dict[str, bytes]:
+    """Converts the step graph of a streaming ``model`` (:mod:`tfseq.export.step`) to TF Lite.
+
+    The flat buffer has one signature, ``step``: ``features`` and the states in, the heads and
+    the new states out; builtin ops only, float32 interface. ``int8`` is calibrated on single
+    steps of ``representative`` sequences with the states the model carries into them; the ops
+    that see raw measurements stay float.
+
+    Args:
+        model: A streaming Keras model (``ModelSpec(streaming=True)``).
+        quantize: One mode or several of :data:`QUANTIZATIONS`.
+        representative: Raw training sequences ``[n, steps, features]`` (needed for ``int8``).
+        seed: Seed of the draw of calibration steps.
+
+    Returns:
+        ``{mode: flatbuffer bytes}`` in the order asked.
+
+    Raises:
+        InputError: for an unknown mode, a model that is not streaming, or ``int8`` without
+            representative data.
+        ExportError: if the converter fails.
+    """
+    import tensorflow as tf
+
+    from tfseq.export.step import STEP_SIGNATURE, is_streaming
+
+    modes = (quantize,) if isinstance(quantize, str) else tuple(quantize)
+    for mode in modes:
+        _check_quantize(mode)
+    if not is_streaming(model):
+        raise InputError(f"Received model {model.name!r}, expected a streaming model for step artifacts.")
+    if "int8" in modes and (representative is None or len(representative) == 0):
+        raise InputError(
+            "Received no representative data for quantize='int8'; pass training sequences "
+            "as representative (the int8 calibration needs them)."
+        )
+    result: dict[str, bytes] = {}
+    try:
+        with tempfile.TemporaryDirectory(prefix="tfseq-step-tflite-") as tmp:
+            saved = _step_saved_model(model, Path(tmp) / "step")
+
+            def converter() -> tf.lite.TFLiteConverter:
+                conv = tf.lite.TFLiteConverter.from_saved_model(saved, signature_keys=[STEP_SIGNATURE])
+                conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+                return conv
+
+            for mode in modes:
+                conv = converter()
+                if mode != "none":
+                    conv.optimizations = [tf.lite.Optimize.DEFAULT]
+                if mode == "float16":
+                    conv.target_spec.supported_types = [tf.float16]
+                if mode == "int8":
+                    rows = step_calibration(model, np.asarray(representative), seed=seed)
+
+                    def dataset() -> Iterator[dict[str, np.ndarray]]:
+                        yield from rows
+
+                    conv.representative_dataset = dataset
+                    conv._experimental_disable_per_channel = True  # noqa: SLF001  (as _convert_int8)
+                    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8,
+                                                      tf.lite.OpsSet.TFLITE_BUILTINS]
+                    options = tf.lite.experimental.QuantizationDebugOptions(
+                        denylisted_nodes=_step_raw_nodes(converter().convert()))
+                    with _quiet_native_output():
+                        debugger = tf.lite.experimental.QuantizationDebugger(
+                            converter=conv, debug_dataset=dataset, debug_options=options)
+                    with _quiet_native_output():
+                        result[mode] = debugger.get_nondebug_quantized_model()
+                    continue
+                result[mode] = conv.convert()
+    except (InputError, ExportError):
+        raise
+    except Exception as exc:  # noqa: BLE001  (converter errors are many and untyped)
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ExportError(f"TF Lite step conversion of {model.name} failed: {first}") from exc
+    return {mode: _strip_tensor_names(result[mode]) for mode in modes}

@@ -38,6 +38,13 @@ THRESHOLDS = {
     "tflite-float16": {"max_abs_diff": 0.1},
     "tflite-dynamic": {},
     "tflite-int8": {},
+    # step artifacts of streaming models, fed cycle by cycle and compared at every step
+    "savedmodel-step": {"max_abs_diff": 1e-5},
+    "onnx-step": {"max_abs_diff": 1e-5},
+    "tflite-step-none": {"max_abs_diff": 1e-5},
+    "tflite-step-float16": {"max_abs_diff": 0.1},
+    "tflite-step-dynamic": {},
+    "tflite-step-int8": {},
 }
 MIN_CLASS_AGREEMENT = 0.99
 MAX_METRIC_CHANGE_POINTS = 1.0
@@ -50,19 +57,29 @@ __all__ = [
     "run_savedmodel_isolated",
     "run_tflite_isolated",
     "run_onnx",
+    "run_onnx_step",
+    "run_savedmodel_step_isolated",
+    "run_tflite_step_isolated",
     "task_metric",
 ]
 
 
 def _classes(p: np.ndarray, task: str, threshold: float) -> np.ndarray:
     p = np.asarray(p, dtype=np.float64)
+    if p.ndim == 3:  # a streaming model's answer after every step: each step is a decision
+        p = p.reshape(-1, p.shape[-1])
     if task == "binary":
         return (p.reshape(len(p), -1)[:, 0] >= threshold).astype(np.int64)
     return np.argmax(p.reshape(len(p), -1), axis=-1)
 
 
 def task_metric(p: np.ndarray, y: np.ndarray, task: str, threshold: float) -> tuple[str, float]:
-    """``("accuracy", %)`` for classifiers, ``("rmse", value)`` otherwise."""
+    """``("accuracy", %)`` for classifiers, ``("rmse", value)`` otherwise.
+
+    A streaming model's outputs ``[n, steps, k]`` are scored at the last step.
+    """
+    if np.ndim(p) == 3:
+        p = np.asarray(p)[:, -1]
     if task in ("binary", "multiclass"):
         return "accuracy", float(100.0 * np.mean(_classes(p, task, threshold) == np.asarray(y).reshape(-1)))
     diff = np.asarray(p, dtype=np.float64).reshape(len(p), -1) - np.asarray(y, dtype=np.float64).reshape(len(p), -1)
@@ -162,7 +179,7 @@ def _run_worker(script: str, x: np.ndarray, args: list[str], what: str) -> tuple
             raise ExportError(f"{what} verification failed: {tail[-1] if tail else 'no message'}")
         report = json.loads((Path(tmp) / "report.json").read_text())
         outputs = []
-        for i in range(len(args) if script == "_litert_worker.py" else 1):
+        for i in range(len(report["files"])):
             with np.load(Path(tmp) / f"{i}.npz") as npz:
                 outputs.append({k: npz[k] for k in npz.files})
     return outputs, report
@@ -182,6 +199,72 @@ def run_tflite_isolated(paths: list[Path], x: np.ndarray) -> tuple[list[dict], d
     if report["tensorflow_importable"] or report["tensorflow_loaded"]:
         raise ExportError("the LiteRT check could import TensorFlow; it must run without it.")
     return outputs, report
+
+
+def run_tflite_step_isolated(paths: list[Path], x: np.ndarray) -> tuple[list[dict], dict]:
+    """Feeds ``x`` ``[n, steps, features]`` cycle by cycle through ``.tflite`` step artifacts in
+    LiteRT, in a subprocess that cannot import TensorFlow (as :func:`run_tflite_isolated`).
+
+    Returns:
+        ``(outputs per file as {head: [n, steps, k]}, report)``.
+
+    Raises:
+        ExportError: if the runtime fails or TensorFlow was importable.
+    """
+    outputs, report = _run_worker("_litert_worker.py", x, ["--step", *(str(p) for p in paths)], "LiteRT")
+    if report["tensorflow_importable"] or report["tensorflow_loaded"]:
+        raise ExportError("the LiteRT check could import TensorFlow; it must run without it.")
+    return outputs, report
+
+
+def run_savedmodel_step_isolated(path: Path, x: np.ndarray) -> tuple[dict, dict]:
+    """Feeds ``x`` cycle by cycle through the SavedModel's ``step`` signature in a fresh process.
+
+    Returns:
+        ``({head: [n, steps, k]}, report)``.
+    """
+    outputs, report = _run_worker("_savedmodel_worker.py", x, [str(path), "--step"], "SavedModel step")
+    return outputs[0], report["files"][0]
+
+
+def run_onnx_step(path: Path, x: np.ndarray) -> tuple[dict, dict]:
+    """Feeds ``x`` cycle by cycle through an ONNX step artifact in onnxruntime (CPU).
+
+    Returns:
+        ``({head: [n, steps, k]}, report)``.
+    """
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    names = [o.name for o in session.get_outputs()]
+    states = {i.name: int(i.shape[-1]) for i in session.get_inputs() if i.name != "features"}
+    x = np.asarray(x, dtype=np.float32)
+
+    def replay(batch: np.ndarray) -> dict[str, np.ndarray]:
+        state = {k: np.zeros((len(batch), u), dtype=np.float32) for k, u in states.items()}
+        outs: dict[str, list[np.ndarray]] = {}
+        for t in range(batch.shape[1]):
+            out = dict(zip(names, session.run(names, {"features": np.ascontiguousarray(batch[:, t]), **state})))
+            state = {k: out[f"new_{k}"] for k in states}
+            for name, value in out.items():
+                if not name.startswith("new_state_"):
+                    outs.setdefault(name, []).append(np.asarray(value))
+        return {k: np.stack(v, axis=1) for k, v in outs.items()}
+
+    start = time.perf_counter()
+    arrays = replay(x)
+    batched = time.perf_counter() - start
+    one = {"features": x[:1, 0], **{k: np.zeros((1, u), dtype=np.float32) for k, u in states.items()}}
+    for _ in range(20):
+        session.run(names, one)
+    times = []
+    for _ in range(200):
+        t0 = time.perf_counter()
+        session.run(names, one)
+        times.append(time.perf_counter() - t0)
+    return arrays, {"step_batch1_latency_us": float(np.median(times) * 1e6),
+                    "replay_latency_ms": float(batched * 1e3), "batch_size": int(len(x)),
+                    "steps": int(x.shape[1])}
 
 
 def run_savedmodel_isolated(path: Path, x: np.ndarray) -> tuple[dict, dict]:

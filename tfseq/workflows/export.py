@@ -19,6 +19,7 @@ from tfseq.export.artifacts import FORMATS
 from tfseq.export.pipeline import choices_tuple, export_model, resolve_steps
 from tfseq.export.schema import Manifest, normalization_of
 from tfseq.export.tflite import QUANTIZATIONS
+from tfseq.models.policy import read_policy
 from tfseq.run import REFERENCE, DataContract, load_run
 
 #: Written by training (or by hand) so that ``tfseq export RUN`` verifies on real data.
@@ -59,7 +60,8 @@ def export_run(
     ``x``, optional ``y`` and ``x_train`` for int8 calibration); otherwise
     sequences drawn from the model's normalisation statistics (no targets, so
     no metric change; the manifest says so). The RUN's ``reference.json`` (for
-    ``tfseq monitor``) goes into the manifest under ``reference``.
+    ``tfseq monitor``) goes into the manifest under ``reference``, its ``policy.json`` (the
+    adaptive-test policy of a streaming RUN) under ``policy``.
 
     Args:
         run_dir: A RUN directory written by ``tfseq train`` or the demo.
@@ -105,4 +107,5 @@ def export_run(
         model, contract, out_dir, name=name or spec.name, holdout=data, formats=formats,
         quantize=quantize, representative=representative, allow_degraded=allow_degraded,
         overwrite=overwrite, spec=spec, seed=seed, notes=notes, reference=reference,
+        policy=read_policy(run_dir),  # the adaptive-test policy of a streaming RUN (tfseq policy)
     )
