@@ -58,4 +58,6 @@ def run(args: argparse.Namespace) -> int:
         print(f"tfseq: warning: {note}", file=sys.stderr)
     print(f"converted {len(done.insertions)} insertion(s): {done.devices:,} devices, {done.rows:,} rows, "
           f"{len(done.features):,} features; wrote {done.out}")
+    print(f"next: tfseq train {done.out} --id-col device --time-col insertion --label-col final_outcome --out RUN"
+          " (--fill zero where tests are missing)")
     return 0
