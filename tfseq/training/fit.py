@@ -39,14 +39,13 @@ def _classifier_labels(model: keras.Model, y: Any) -> np.ndarray | None:
     return None
 
 
-def _streaming_steps(model: keras.Model) -> int | None:
-    """Steps of a streaming model's outputs (``[batch, steps, k]``), or None for one output per sequence."""
-    shape = model.get_layer(model.output_names[0]).output.shape
-    return int(shape[1]) if len(shape) == 3 and shape[1] is not None else None
+def _is_streaming(model: keras.Model) -> bool:
+    """Whether the model's first head answers after every step (output ``[batch, steps, k]``)."""
+    return len(model.get_layer(model.output_names[0]).output.shape) == 3
 
 
-def step_targets(model: keras.Model, y: np.ndarray | Mapping[str, np.ndarray]) -> Any:
-    """``y`` with one target per sequence repeated at every step for a streaming model's heads.
+def step_targets(model: keras.Model, y: np.ndarray | Mapping[str, np.ndarray], steps: int) -> Any:
+    """``y`` with one target per sequence repeated at each of ``steps`` steps for a streaming model's heads.
 
     A streaming head (output ``[batch, steps, k]``) learns its sequence's target at every step;
     targets that already have a steps axis are left as they are.
@@ -54,12 +53,8 @@ def step_targets(model: keras.Model, y: np.ndarray | Mapping[str, np.ndarray]) -
     def expand(name: str, values: np.ndarray) -> np.ndarray:
         shape = model.get_layer(name).output.shape
         values = np.asarray(values)
-        if len(shape) != 3 or (values.ndim >= 2 and values.shape[1] == shape[1] and values.ndim == 3):
+        if len(shape) != 3 or (values.ndim == 3 and values.shape[1] == steps):
             return values
-        steps = shape[1]
-        if steps is None:
-            raise InputError("Received a streaming model without a fixed number of steps; expected steps "
-                             "set when it was built.")
         per_sequence = values.reshape(len(values), -1)[:, :1]
         if shape[-1] == 1:  # binary or regression: [n, steps, 1]
             return np.repeat(per_sequence[:, None, :], steps, axis=1)
@@ -139,17 +134,17 @@ def fit(
         monitor = monitor[4:]
     if seed is not None:
         keras.utils.set_random_seed(seed)
-    y = step_targets(model, y)
+    y = step_targets(model, y, np.shape(x)[1])
     if validation_data is not None:
-        validation_data = (validation_data[0], step_targets(model, validation_data[1]), *validation_data[2:])
+        validation_data = (validation_data[0], step_targets(model, validation_data[1], np.shape(validation_data[0])[1]),
+                           *validation_data[2:])
     sample_weight = None
     if class_weight == "balanced":
         labels = _classifier_labels(model, y)
         if labels is not None:
             sample_weight = balanced_sample_weights(labels)
-            steps = _streaming_steps(model)
-            if steps:  # the loss of a streaming head has a value per step: the weight repeats
-                sample_weight = np.repeat(sample_weight[:, None], steps, axis=1)
+            if _is_streaming(model):  # the loss of a streaming head has a value per step: the weight repeats
+                sample_weight = np.repeat(sample_weight[:, None], np.shape(x)[1], axis=1)
     lengths = {len(x)} | {len(v) for v in (y.values() if isinstance(y, Mapping) else [y])}
     if len(lengths) != 1:
         raise InputError(f"Received inputs and targets of different lengths: {sorted(lengths)}.")

@@ -2,8 +2,9 @@
 
 Trains the four architectures on the first ``predict_at`` test cycles of each
 device (the early-warning model you would deploy at that cycle), evaluates
-them at that cycle and on the full sequences, and writes a report, metrics
-and plots.
+them at that cycle and on the full sequences, trains a streaming model that
+answers after every cycle with its adaptive-test policy
+(:mod:`tfseq.workflows.demo_streaming`), and writes a report, metrics and plots.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from tfseq.data.sequences import SequenceSet
 from tfseq.data.splits import split_sequences
 from tfseq.data.synthetic import make_semiconductor_data, to_long_frame
 from tfseq.errors import InputError
-from tfseq.evaluation import classification_metrics, keras_predict_function, latency
+from tfseq.evaluation import EARLY_WARNING_TARGETS, classification_metrics, keras_predict_function, latency
 from tfseq.export.manifest import MANIFEST
 from tfseq.export.schema import Manifest
 from tfseq.export.tflite import require_litert
@@ -33,10 +34,11 @@ from tfseq.models.spec import ModelSpec
 from tfseq.plots import plot_comparison, plot_confusion_matrices, plot_training_curves
 from tfseq.run import DataContract, save_run
 from tfseq.training.fit import fit
+from tfseq.workflows.demo_streaming import render_streaming, streaming_stage
 from tfseq.workflows.export import export_run
 
 #: The study's success metrics for the model at the early-warning cycle.
-TARGETS = {"accuracy": 0.85, "recall": 0.90, "precision": 0.80}
+TARGETS = EARLY_WARNING_TARGETS
 
 ARCHITECTURES: dict[str, dict[str, Any]] = {
     "SimpleRNN": dict(cell="simple_rnn"),
@@ -137,6 +139,8 @@ def run_demo(
             spec = spec.replace(precision=precision)
             results[name] = _trained(out / "models" / name, name, spec, contract, splits, settings,
                                      f"[{k}/{len(ARCHITECTURES)}]", log, verbose)
+        stage = "streaming model and adaptive-test policy"
+        streaming = streaming_stage(out / "models" / "streaming", splits, settings, contract, log, verbose)
         stage = "report"
         best = choose_best(results, predict_at)
         summary = {
@@ -150,6 +154,7 @@ def run_demo(
             "best": best,
             "models": {n: {k2: v for k2, v in r.items() if k2 not in ("history", "settings")}
                        for n, r in results.items()},
+            "streaming": {k: v for k, v in streaming.items() if k != "settings"},
             "export": _finished_export(out, settings, best),
             "wall_seconds": round(time.perf_counter() - started, 1),
         }
@@ -368,6 +373,10 @@ def render_report(summary: dict[str, Any]) -> str:
         "Plots: `plots/training_curves.png`, `plots/confusion_matrices.png`, `plots/accuracy.png`, "
         "`plots/latency.png`. Models: `models/<name>/` (RUN directories: `tfseq export`, `tfseq predict`).",
         "",
+    ]
+    if summary.get("streaming"):
+        lines += render_streaming(summary["streaming"], models, k)
+    lines += [
         f"## Export of {best}",
         "",
     ]
