@@ -602,6 +602,7 @@ def test_a_folder_of_insertions_to_a_model(tmp_path):
     assert '"100:t100"' in spec and "final_hard_bin" not in spec.replace('"label_col": "final_outcome"', "")
     # and straight from the STDF folder
     assert main(["train", str(folder), *common, "--out", str(tmp_path / "run2")]) == 0
+    assert main(["evaluate", str(tmp_path / "run2"), str(tmp_path / "lot" / "*.stdf.gz")]) == 0
     assert main(["predict", str(tmp_path / "run2"), str(folder), "--out", str(tmp_path / "p.csv")]) == 0
     predictions = pd.read_csv(tmp_path / "p.csv")
     assert len(predictions) == 40 and {"device", "predicted", "p_fail"} <= set(predictions.columns)
