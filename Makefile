@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: demo test test-slow newcomer bench bench-realdata bench-explain bench-monitor bench-stdf lint docs clean
+.PHONY: demo test test-slow newcomer bench bench-realdata bench-explain bench-monitor bench-step bench-stdf bench-streaming lint docs clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -75,6 +75,12 @@ bench-monitor: $(VENV)/.installed-runtime
 # (targets: dynamic-range <= 10 us, int8 <= 15 us); writes benchmarks/step_results.json.
 bench-step: $(VENV)/.installed-runtime
 	$(BIN)/python benchmarks/bench_step.py
+
+# Streaming early warning and the adaptive-test policy on the demo's data (about 10 min): accuracy per cycle
+# against --predict-at models, test cycles saved at several escape bounds, the bound over 20 random splits;
+# writes benchmarks/streaming_results.json.
+bench-streaming: $(VENV)/.installed-runtime
+	$(BIN)/python benchmarks/bench_streaming.py
 
 # STDF to long format: 50,000 parts x 20 tests in one file (targets 3 s, 1 GB); writes benchmarks/stdf_results.json.
 bench-stdf: $(VENV)/.installed-test

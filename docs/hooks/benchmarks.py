@@ -16,6 +16,10 @@ converted:
 ``<!-- benchmarks: stdf -->``
     ``benchmarks/stdf_results.json`` (written by ``make bench-stdf``) through ``render()`` of
     ``benchmarks/bench_stdf.py``: one STDF file of 50,000 parts to the long table, time and memory.
+``<!-- benchmarks: streaming -->``
+    ``benchmarks/streaming_results.json`` (written by ``make bench-streaming``) through ``render()`` of
+    ``benchmarks/bench_streaming.py``: the streaming model per cycle, the adaptive-test policy's savings
+    and escapes, and the bound over repeated splits.
 ``<!-- benchmarks: realdata -->``
     ``benchmarks/realdata_results.json`` (written by ``benchmarks/realdata.py``) through that
     script's own ``render()``: ``tfseq train``'s defaults against simple baselines and the
@@ -151,7 +155,14 @@ def stdf_section() -> str:
             + _benchmark_module("bench_stdf").render(results))
 
 
-SECTIONS = {"results": results_section, "targets": targets_section, "tuning-memory": tuning_memory_section,
+def streaming_section() -> str:
+    results = _load("streaming_results.json")
+    return (f"Measured on {run_date(results, 'streaming_results.json')} by `make bench-streaming` "
+            "(`benchmarks/bench_streaming.py`), rendered from `benchmarks/streaming_results.json`:\n\n"
+            + _benchmark_module("bench_streaming").render(results))
+
+
+SECTIONS = {"results": results_section, "streaming": streaming_section, "targets": targets_section, "tuning-memory": tuning_memory_section,
             "realdata": realdata_section, "stdf": stdf_section}
 
 
