@@ -189,6 +189,20 @@ def test_insertions_become_steps_in_start_time_order_value_by_value(tmp_path, bi
     assert table.notes == []
 
 
+def test_a_v4_2007_file(tmp_path):
+    w = Writer(big_endian=True)
+    w.record(0, 30, [("Cn", "V4-2007")])  # VUR: the file uses the 2007 addendum
+    w.mir(5)
+    w.record(1, 90, [("B1", 0), ("U2", 1), ("Cn", "scan"), ("B1", 0), ("U2", 0), ("U2", 0)])  # a V4-2007 PSR
+    w.part("a", {1: 0.125}, texts={1: "vddq"})
+    path = w.save(tmp_path / "v2007.stdf")
+    import stdf_convert
+
+    whole = stdf_convert.tables(str(path))  # every record reads, the 2007 ones included
+    assert whole["VUR"]["UPD_NAM"].to_pylist() == [["V4-2007"]] and whole["PSR"]["PSR_NAM"].to_pylist() == ["scan"]
+    assert read(path).frame[["device", "1:vddq"]].values.tolist() == [["a", 0.125]]
+
+
 def test_omitted_optional_fields_latin1_units_and_mpr_pins(tmp_path):
     w = Writer()
     w.mir(1)
