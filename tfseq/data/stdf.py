@@ -379,7 +379,7 @@ class _Texts:
         empty = texts.index("") if "" in texts else -1
         out = codes.copy()
         by_test: dict[int, set[int]] = {}
-        for pair in np.unique(tests * width + codes).tolist():
+        for pair in pd.unique(tests * width + codes).tolist():  # hashing: no sort of a million results
             by_test.setdefault(pair // width, set()).add(pair % width)
         for test, present in by_test.items():
             named = sorted(c for c in present if c != empty)
@@ -396,10 +396,9 @@ class _Texts:
             else:
                 name = texts[named[0]] if named else self.last.get(test, "")
                 out[(tests == test) & (codes == empty)] = _code(texts, name)
-        if len(tests):
-            unique, reversed_first = np.unique(tests[::-1], return_index=True)
-            for test, i in zip(unique.tolist(), (len(tests) - 1 - reversed_first).tolist(), strict=True):
-                self.last[test] = texts[out[i]]
+        ends = np.flatnonzero(~pd.Series(tests).duplicated(keep="last").to_numpy())  # each test's last result
+        for test, code in zip(tests[ends].tolist(), out[ends].tolist(), strict=True):
+            self.last[test] = texts[code]
         return out
 
 
@@ -457,20 +456,18 @@ def _results(tables: dict[str, pa.Table], part_of_record: Any, texts: _Texts) ->
                         np.zeros(0, np.int64))
     part, test, code = np.concatenate(parts), np.concatenate(tests), np.concatenate(codes)
     value, seq, pin = np.concatenate(values), np.concatenate(seqs), np.concatenate(pins)
-    order = np.argsort(seq, kind="stable")
-    part, test, code, value, seq, pin = part[order], test[order], code[order], value[order], seq[order], pin[order]
+    if len(parts) > 1 or np.any(seq[1:] < seq[:-1]):  # PTRs alone come in record order already
+        order = np.argsort(seq, kind="stable")
+        part, test, code, value, seq, pin = part[order], test[order], code[order], value[order], seq[order], pin[order]
     code = texts.resolve(test, code, names)
     text_pin, text_pins = pd.factorize(code * 70_000 + (pin + 1))  # pins are U2: below 65,536
-    combined = test * len(text_pins) + text_pin
-    unique, first, feature = np.unique(combined, return_index=True, return_inverse=True)
-    by_appearance = np.argsort(first, kind="stable")
-    rank = np.empty_like(by_appearance)
-    rank[by_appearance] = np.arange(len(by_appearance))
+    # one feature per (test, text, pin), numbered in order of first appearance
+    feature, combined = pd.factorize(test * len(text_pins) + text_pin)
     keys = []
-    for u in unique[by_appearance].tolist():
+    for u in np.asarray(combined).tolist():
         both = int(text_pins[u % len(text_pins)])
         keys.append((u // len(text_pins), names[both // 70_000], both % 70_000 - 1))
-    return _Results(part, keys, rank[feature.ravel()], value, seq)
+    return _Results(part, keys, np.asarray(feature, dtype=np.int64), value, seq)
 
 
 def _merge(names: list[str], text: list[str]) -> np.ndarray:
@@ -575,8 +572,7 @@ def _insertion(path: Path, tables: dict[str, pa.Table], kind: str, test_key: int
     cols = results.feature[use]
     vals = results.value[use]
     flat = rows * max(n_features, 1) + cols
-    _, last_reversed = np.unique(flat[::-1], return_index=True)
-    last = len(flat) - 1 - last_reversed  # a test run twice within a part keeps its last result
+    last = np.flatnonzero(~pd.Series(flat).duplicated(keep="last").to_numpy())  # a test run twice: its last
     values = np.full((len(kept), n_features), np.nan, dtype=np.float32)
     present = np.zeros((len(kept), n_features), dtype=bool)
     values[rows[last], cols[last]] = vals[last]
