@@ -2,8 +2,9 @@
 
 The file (PIR, 20 PTRs with every optional field, PRR per part, four sites in turn, 1.1 million
 records) is generated here, then :func:`tfseq.data.stdf.read_stdf` turns it into the long table
-in a fresh process, whose wall time and peak resident memory (``ru_maxrss``) are recorded. The
-issue's targets: <= 3 s and <= 1 GB. docs/guide/convert.md quotes the result.
+in a fresh process, whose wall time and peak resident memory (``ru_maxrss``) are recorded; the
+reader alone, a gzip copy and a salvaged truncated copy are timed beside it. The issue's targets:
+<= 3 s and <= 1 GB. docs/guide/convert.md shows the result (``render``) through the docs hook.
 
 Usage:
     .venv/bin/python benchmarks/bench_stdf.py            # writes benchmarks/stdf_results.json
@@ -13,7 +14,9 @@ Usage:
 from __future__ import annotations
 
 import argparse
+import gzip
 import json
+import os
 import platform
 import struct
 import subprocess
@@ -85,14 +88,35 @@ def write_file(path: Path, parts: int, tests: int, seed: int = 0) -> int:
 _MEASURE = """
 import json, resource, sys, time, warnings
 from tfseq.data.stdf import read_stdf
+path, mode = sys.argv[1], sys.argv[2]
 started = time.perf_counter()
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore")
-    table = read_stdf(sys.argv[1])
+if mode == "reader":  # stdf-convert alone, the records read_stdf asks for
+    import stdf_convert
+    from tfseq.data.stdf import _RECORDS
+    tables = stdf_convert.tables(path, _RECORDS)
+    rows, features = tables["PRR"].num_rows, 0
+else:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        table = read_stdf(path, salvage=mode == "salvage")
+    rows, features = len(table.frame), len(table.features)
 seconds = time.perf_counter() - started
-print(json.dumps({"seconds": seconds, "rows": len(table.frame), "features": len(table.features),
+print(json.dumps({"seconds": seconds, "rows": rows, "features": features,
                   "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """
+
+#: What is timed: the benchmark's file to the long table, and beside it (best time only) the reader
+#: alone, a gzip copy, and a copy cut inside its last records, read with ``salvage=True``.
+CASES = ("table", "reader", "gzip", "salvage")
+
+
+def _measure(path: Path, mode: str, repeats: int) -> list[dict[str, Any]]:
+    runs = []
+    for _ in range(repeats):
+        out = subprocess.run([sys.executable, "-c", _MEASURE, str(path), mode], check=True, capture_output=True,
+                             text=True)
+        runs.append(json.loads(out.stdout.splitlines()[-1]))
+    return runs
 
 
 def render(results: dict[str, Any]) -> str:
@@ -108,7 +132,12 @@ def render(results: dict[str, Any]) -> str:
         f"| {results['seconds']:.2f} s | {results['peak_rss_mb']:,} MB "
         f"| <= {targets['seconds']:g} s, <= {targets['peak_rss_mb']:,} MB | {met} |",
         "",
-        f"stdf-convert {results['stdf_convert']}, Python {results['python']}, {results['machine']}.",
+        f"Of that, stdf-convert reading the records takes {results['reader_seconds']:.2f} s, tfseq's assembly "
+        f"(results to parts by head and site, one row per device) the rest. The same file gzip-compressed: "
+        f"{results['gzip_seconds']:.2f} s; cut inside its last records and read with salvage (the failed "
+        f"read, the walk over the record headers, the read of the complete ones): {results['salvage_seconds']:.2f} s. "
+        f"stdf-convert {results['stdf_convert']}, Python {results['python']}, {results['machine']}"
+        f"{', load average ' + format(results['load_average'], '.1f') if 'load_average' in results else ''}.",
     ]) + "\n"
 
 
@@ -125,11 +154,14 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "bench.stdf"
         records = write_file(path, args.parts, args.tests)
-        runs = []
-        for _ in range(args.repeats):
-            out = subprocess.run([sys.executable, "-c", _MEASURE, str(path)], check=True, capture_output=True,
-                                 text=True)
-            runs.append(json.loads(out.stdout.splitlines()[-1]))
+        data = path.read_bytes()
+        (Path(tmp) / "bench.stdf.gz").write_bytes(gzip.compress(data, compresslevel=6))
+        (Path(tmp) / "cut.stdf").write_bytes(data[:-1000])
+        del data
+        runs = _measure(path, "table", args.repeats)
+        others = {"reader": _measure(path, "reader", args.repeats),
+                  "gzip": _measure(Path(tmp) / "bench.stdf.gz", "table", args.repeats),
+                  "salvage": _measure(Path(tmp) / "cut.stdf", "salvage", args.repeats)}
         size = path.stat().st_size
     best = min(runs, key=lambda r: r["seconds"])
     result = {
@@ -139,9 +171,12 @@ def main(argv: list[str] | None = None) -> int:
         "peak_rss_mb": round(max(r["peak_rss_mb"] for r in runs)),
         "targets": {"seconds": 3.0, "peak_rss_mb": 1024},
         "stdf_convert": stdf_convert.__version__, "python": platform.python_version(),
-        "machine": f"{platform.machine()}, {len(__import__('os').sched_getaffinity(0))} cores",
+        "machine": f"{platform.machine()}, {len(os.sched_getaffinity(0))} cores",
         "date": time.strftime("%Y-%m-%d"),
+        "load_average": round(os.getloadavg()[0], 1),
     }
+    for name, measured in others.items():
+        result[f"{name}_seconds"] = round(min(r["seconds"] for r in measured), 2)
     result["met"] = result["seconds"] <= 3.0 and result["peak_rss_mb"] <= 1024
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(result, indent=2) + "\n")
