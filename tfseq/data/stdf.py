@@ -37,6 +37,7 @@ import bz2
 import contextlib
 import glob
 import os
+import shutil
 import struct
 import tempfile
 import warnings
@@ -180,7 +181,10 @@ def _readable(path: Path) -> Iterator[Path]:
         return
     with tempfile.TemporaryDirectory(prefix="tfseq-stdf-") as tmp:
         link = Path(tmp) / name.lower()
-        os.symlink(path.resolve(), link)
+        try:
+            os.symlink(path.resolve(), link)
+        except OSError:  # a file system without symbolic links: a copy, still compressed
+            shutil.copyfile(path, link)
         yield link
 
 
