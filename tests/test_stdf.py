@@ -496,6 +496,20 @@ def test_without_stdf_convert_the_command_says_how_to_install_it(tmp_path):
         "with: pip install 'stdf-convert~=0.3.0' (Python >= 3.11), or pip install 'tfseq[stdf]'"]
 
 
+def test_another_minor_version_of_stdf_convert_is_refused_with_the_install_command(tmp_path):
+    import subprocess
+    import sys
+
+    path = two_insertions(tmp_path)[0]
+    code = ("import sys\nimport stdf_convert\nstdf_convert.__version__ = '0.4.0'  # as if 0.4 were installed\n"
+            "from tfseq.cli.main import main\n"
+            f"sys.exit(main(['convert', {str(path)!r}, '--out', {str(tmp_path / 'o.parquet')!r}]))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    assert done.stderr.startswith("tfseq: error: Reading STDF files needs stdf-convert~=0.3.0 (its API changed "
+                                  "between minor versions), found stdf-convert 0.4.0; install it with: pip install")
+
+
 def test_convert_help_has_examples(capsys):
     from tfseq.cli.main import main
 

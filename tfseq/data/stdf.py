@@ -152,8 +152,10 @@ def _reader() -> Any:
     except ImportError:
         raise MissingDependencyError("stdf-convert", "Reading STDF files", install=_INSTALL) from None
     if not str(stdf_convert.__version__).startswith("0.3."):
-        raise MissingDependencyError("stdf-convert", f"Reading STDF files (with {_READER}, found "
-                                     f"{stdf_convert.__version__})", install=_INSTALL)
+        error = MissingDependencyError("stdf-convert", "Reading STDF files", install=_INSTALL)
+        error.args = (f"Reading STDF files needs {_READER} (its API changed between minor versions), found "
+                      f"stdf-convert {stdf_convert.__version__}; install it with: {_INSTALL}",)
+        raise error
     return stdf_convert
 
 
