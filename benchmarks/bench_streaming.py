@@ -82,6 +82,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--repeats", type=int, default=20, help="random splits of the bound check")
     parser.add_argument("--json", type=Path, default=HERE / "streaming_results.json")
+    parser.add_argument("--probabilities", type=Path, metavar="NPZ",
+                        help="also save the streaming model's P(fail) per cycle (lot and test) and labels here")
     args = parser.parse_args(argv)
 
     import numpy as np
@@ -119,6 +121,8 @@ def main(argv: list[str] | None = None) -> int:
 
     p_lot = streaming.predict(lot.x, batch_size=1024, verbose=0)["binary"][..., 0]
     p_held = p_test[..., 0]
+    if args.probabilities:
+        np.savez_compressed(args.probabilities, lot=p_lot, lot_y=lot.y, test=p_held, test_y=test.y)
     policies = []
     for max_escape in ESCAPES:
         policy = fit_policy(p_lot, lot.y, max_escape=max_escape, max_scrap=MAX_SCRAP, confidence=CONFIDENCE)

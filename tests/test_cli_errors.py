@@ -111,3 +111,19 @@ def test_bad_input_is_one_line_and_exit_status_2(name, trained, tmp_path, capsys
     for fragment in fragments:
         assert fragment in err, (fragment, err)
     assert not (tmp_path / "new_run").exists() and not (tmp_path / "p.csv").exists()
+
+
+def test_tfseq_warnings_print_as_one_line_and_others_as_python_prints_them(capsys):
+    import io
+    import warnings
+
+    from tfseq.cli.main import _show_warning
+    from tfseq.data.stdf import StdfWarning
+
+    buffer = io.StringIO()
+    _show_warning(StdfWarning("lot7_ft.stdf: 12 parts retested; the last test of each is kept"), StdfWarning,
+                  "/work/main/tfseq/data/datasets.py", 88, file=buffer)
+    assert buffer.getvalue() == "tfseq: warning: lot7_ft.stdf: 12 parts retested; the last test of each is kept\n"
+    buffer = io.StringIO()
+    _show_warning(UserWarning("from elsewhere"), UserWarning, "x.py", 3, file=buffer)
+    assert "x.py:3: UserWarning: from elsewhere" in buffer.getvalue()

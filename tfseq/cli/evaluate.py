@@ -30,7 +30,7 @@ def add_parser(sub: Subparsers) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("run_dir", type=Path, metavar="RUN", help="RUN directory from tfseq train")
-    parser.add_argument("data", type=Path, metavar="DATA", help="labelled long-format .csv or .parquet file")
+    parser.add_argument("data", type=Path, metavar="DATA", help="labelled long-format .csv or .parquet file, a directory or glob of them, or STDF files")
     parser.add_argument("--min-recall", type=number_in(0, 1, high_closed=True), metavar="R",
                         help="store the highest threshold whose recall of class 1 on DATA is >= R (binary)")
     parser.add_argument("--label-col", metavar="C", help="target column (default: the one trained on)")

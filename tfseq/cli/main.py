@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from collections.abc import Sequence
-from typing import NoReturn
+from typing import NoReturn, TextIO
 
 from tfseq import __version__
 from tfseq.errors import InputError, describe
@@ -83,9 +84,22 @@ def flag_names(parser: argparse.ArgumentParser) -> dict[str, str]:
     return flags
 
 
+def _show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                  file: TextIO | None = None, line: str | None = None) -> None:
+    """tfseq's own warnings (e.g. STDF notes while reading DATA) as one ``tfseq: warning:`` line each."""
+    if category.__module__.startswith("tfseq."):
+        print(f"tfseq: warning: {message}", file=file or sys.stderr)
+    else:
+        _default_show_warning(message, category, filename, lineno, file, line)
+
+
+_default_show_warning = warnings.showwarning
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Runs the command line; returns the exit status (see :mod:`tfseq.errors`)."""
     parser = None
+    warnings.showwarning = _show_warning
     try:
         parser = build_parser()
         args = parser.parse_args(argv)

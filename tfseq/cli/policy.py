@@ -46,7 +46,7 @@ def add_parser(sub: Subparsers) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("run_dir", type=Path, metavar="RUN", help="streaming RUN directory from tfseq train")
-    parser.add_argument("data", type=Path, metavar="DATA", help="labelled long-format calibration data")
+    parser.add_argument("data", type=Path, metavar="DATA", help="labelled long-format calibration data: a .csv or .parquet file, a directory or glob of them, or STDF files")
     parser.add_argument("--max-escape", type=float, required=True, metavar="E",
                         help="bound on failing devices passed early, a fraction of all devices (e.g. 0.001)")
     parser.add_argument("--max-scrap", type=float, default=0.01, metavar="S",

@@ -70,7 +70,7 @@ def add_parser(sub: Subparsers) -> None:
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("data", type=Path, metavar="DATA", help="long-format .csv or .parquet file")
+    parser.add_argument("data", type=Path, metavar="DATA", help="long-format .csv or .parquet file, a directory or glob of them, or STDF files")
     parser.add_argument("--out", type=Path, metavar="RUN", help="RUN directory to create")
     parser.add_argument("--config", type=Path, metavar="FILE", help="YAML, TOML or JSON file with flag values")
     add_data_arguments(parser)
