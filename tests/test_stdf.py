@@ -5,6 +5,7 @@ from __future__ import annotations
 import bz2
 import gzip
 import struct
+import sys
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,6 +13,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+
+# stdf-convert publishes wheels for CPython >= 3.11 only (the test extra leaves it out below that); on 3.10
+# tfseq convert says in one line that the reader is missing, which test_stdf's reader-state tests cover on 3.11.
+pytestmark = pytest.mark.skipif(sys.version_info < (3, 11), reason="stdf-convert needs CPython >= 3.11")
 
 # --------------------------------------------------------------------------------------------
 # A small STDF V4 writer: every record the reader uses, either byte order, optional trailing
