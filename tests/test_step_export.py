@@ -83,8 +83,12 @@ def test_every_step_artifact_is_written_verified_and_described(exported):
             assert figures["class_agreement"] >= 0.99, record["path"]
             assert record["passed"], record["failures"]
     # the full-sequence artifacts of the same streaming model answer at every step too
-    full = [a for a in manifest["artifacts"] if "step" not in a and a["quantization"] in (None, "none")]
-    assert len(full) == 3 and all(a["verification"]["max_abs_diff"] <= 1e-4 for a in full)
+    full = [a for a in manifest["artifacts"] if "step" not in a]
+    assert len(full) == 6
+    for record in full:
+        assert record["verification"]["class_agreement"] >= 0.95, record["path"]
+        if record["quantization"] in (None, "none"):
+            assert record["verification"]["max_abs_diff"] <= 1e-4, record["path"]
 
 
 def test_litert_step_artifact_runs_in_litert_without_tensorflow(exported):

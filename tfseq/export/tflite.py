@@ -152,8 +152,15 @@ def _converter(saved: str) -> tf.lite.TFLiteConverter:
     return conv
 
 
-def _convert_int8(saved: str, calibration: np.ndarray) -> bytes:
-    """Full int8, the ops that see raw values kept in float."""
+#: Ops kept in float in the full-int8 sequence file of a streaming model (an answer after every
+#: step): with them in int8 a streaming LSTM-128 agreed with Keras on 84 % of its per-step answers
+#: (max abs difference 0.82); with the elementwise and data-movement ops in float, 99.6 % (0.011).
+STREAMING_FLOAT_OPS = ("MUL", "ADD", "SUB", "LOGISTIC", "TANH", "SPLIT", "MAXIMUM", "RELU",
+                       "CONCATENATION", "STRIDED_SLICE", "GATHER", "ONE_HOT", "RESHAPE")
+
+
+def _convert_int8(saved: str, calibration: np.ndarray, float_ops: tuple[str, ...] = ()) -> bytes:
+    """Full int8, the ops that see raw values (and ``float_ops``) kept in float."""
     import tensorflow as tf
 
     def dataset() -> Iterator[list[np.ndarray]]:
@@ -172,7 +179,8 @@ def _convert_int8(saved: str, calibration: np.ndarray) -> bytes:
         tf.lite.OpsSet.TFLITE_BUILTINS,
     ]
     options = tf.lite.experimental.QuantizationDebugOptions(
-        denylisted_nodes=_raw_value_nodes(_converter(saved).convert())
+        denylisted_nodes=_raw_value_nodes(_converter(saved).convert()),
+        denylisted_ops=list(float_ops) or None,
     )
     with _quiet_native_output():
         debugger = tf.lite.experimental.QuantizationDebugger(
@@ -243,7 +251,10 @@ def convert_tflite(
             for mode in modes:
                 if mode == "int8":
                     calibratable = _saved_clone(model, Path(tmp) / "rotate", steps=steps, rotate=True)
-                    result["int8"] = _convert_int8(calibratable, calibration)
+                    from tfseq.export.step import is_streaming
+
+                    float_ops = STREAMING_FLOAT_OPS if is_streaming(model) else ()
+                    result["int8"] = _convert_int8(calibratable, calibration, float_ops)
                     continue
                 loop = loop or _saved_clone(model, Path(tmp) / "loop", steps=steps)
                 conv = _converter(loop)
