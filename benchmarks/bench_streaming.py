@@ -77,7 +77,7 @@ def render(results: dict[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--devices", type=int, default=50_000, help="devices of the study's data set")
-    parser.add_argument("--calibration", type=int, default=25_000, help="devices of the calibration lot")
+    parser.add_argument("--calibration", type=int, default=50_000, help="devices of the calibration lot")
     parser.add_argument("--units", type=int, default=64)
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--repeats", type=int, default=20, help="random splits of the bound check")
