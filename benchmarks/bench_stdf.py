@@ -92,7 +92,7 @@ path, mode = sys.argv[1], sys.argv[2]
 started = time.perf_counter()
 if mode == "reader":  # stdf-convert alone, the records read_stdf asks for
     import stdf_convert
-    from tfseq.data.stdf import _RECORDS
+    from tfseq.data.stdf_files import RECORDS as _RECORDS
     tables = stdf_convert.tables(path, _RECORDS)
     rows, features = tables["PRR"].num_rows, 0
 else:
