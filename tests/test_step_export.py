@@ -202,3 +202,14 @@ def test_a_model_that_is_not_streaming_has_no_step_graph(tiny_data):
     model = build_model(ModelSpec(cell="lstm", units=(4,)), n_features=15, steps=STEPS, seed=0)
     with pytest.raises(InputError, match="expected a streaming model"):
         StepGraph(model)
+
+
+@pytest.mark.parametrize("artifact", ["m-step-dynamic.tflite", "m-step.onnx"])
+def test_load_runner_replays_whole_sequences_through_a_step_artifact(exported, artifact):
+    from tfseq.export import load_runner
+
+    model, _, out, x = exported
+    runner = load_runner(out / artifact)
+    assert runner.kind.endswith("-step") and runner.steps == STEPS
+    got = runner.predict(x[:20])["binary"]
+    np.testing.assert_allclose(got, model.predict(x[:20], verbose=0)["binary"], atol=1e-2)

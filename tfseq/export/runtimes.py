@@ -35,7 +35,9 @@ class Runner:
     """A loaded artifact.
 
     Attributes:
-        kind: ``keras``, ``savedmodel``, ``tflite`` or ``onnx``.
+        kind: ``keras``, ``savedmodel``, ``tflite`` or ``onnx``; ``tflite-step`` or
+            ``onnx-step`` for a step artifact of a streaming model (sequences are fed cycle by
+            cycle from zero states; outputs ``[n, steps, k]``).
         predict: float32 ``[n, steps, features]`` -> ``{output name: array}``.
         contract: The data contract (from the RUN dir or the export manifest),
             or None when the artifact carries none.
@@ -77,6 +79,8 @@ def load_runner(path: Path, *, verify: bool = True) -> Runner:
         version_dir = _savedmodel_version(path)
         if version_dir is not None:
             return _savedmodel_runner(version_dir, verify)
+    if path.is_file() and path.suffix in (".tflite", ".onnx") and _is_step_artifact(path):
+        return _step_runner(path, verify)
     if path.is_file() and path.suffix == ".tflite":
         return _tflite_runner(path, verify)
     if path.is_file() and path.suffix == ".onnx":
@@ -198,6 +202,54 @@ def _onnx_runner(path: Path, verify: bool) -> Runner:
         return dict(zip(names, session.run(names, {session.get_inputs()[0].name: x})))
 
     return Runner("onnx", predict, contract, steps)
+
+
+def _is_step_artifact(path: Path) -> bool:
+    """Whether a ``.tflite``/``.onnx`` file is a step artifact (:mod:`tfseq.export.step`)."""
+    try:
+        if path.suffix == ".tflite":
+            from tfseq.export.tflite import require_litert
+
+            require_litert()
+            from ai_edge_litert.interpreter import Interpreter
+
+            signatures = Interpreter(model_path=str(path)).get_signature_list()
+            return "step" in signatures and "serving_default" not in signatures
+        import onnxruntime as ort
+
+        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        return "features" in {i.name for i in session.get_inputs()}
+    except (ValueError, RuntimeError, OSError):
+        return False
+    except Exception:  # noqa: BLE001  (onnxruntime raises its own untyped errors; loading reports them)
+        return False
+
+
+def _step_runner(path: Path, verify: bool) -> Runner:
+    """Whole sequences through a step artifact: every device from zero states, cycle by cycle,
+    outputs ``[n, steps, k]`` as the streaming Keras model's."""
+    from tfseq.export.streaming import open_step_runner
+
+    contract, steps = _manifest_contract(path, path.parent, verify)
+    backend = open_step_runner(path, use_manifest=False, num_threads=_THREADS).backend
+
+    def predict(x: np.ndarray) -> dict[str, np.ndarray]:
+        x = _check_shape(x, None, backend.n_features)
+        out: dict[str, list[np.ndarray]] = {}
+        for i in range(0, len(x), TFLITE_BATCH):
+            batch = x[i:i + TFLITE_BATCH]
+            state = {k: np.zeros((len(batch), u), dtype=np.float32) for k, u in backend.states.items()}
+            per_step: dict[str, list[np.ndarray]] = {}
+            for t in range(batch.shape[1]):
+                result = backend({"features": np.ascontiguousarray(batch[:, t]), **state})
+                state = {k: np.asarray(result[f"new_{k}"]) for k in backend.states}
+                for name in backend.outputs:
+                    per_step.setdefault(name, []).append(np.asarray(result[name]))
+            for name, values in per_step.items():
+                out.setdefault(name, []).append(np.stack(values, axis=1))
+        return {k: np.concatenate(v) for k, v in out.items()}
+
+    return Runner(path.suffix.lstrip(".") + "-step", predict, contract, steps)
 
 
 def _keras_runner(model: keras.Model, contract: DataContract | None) -> Runner:
