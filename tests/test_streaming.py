@@ -262,3 +262,40 @@ def test_the_candidates_vectorised_outcome_equals_replaying_each_policy():
     for index in [(0, 3, 2), (5, 5, 8), (16, 16, 0), (8, 0, 3), (3, 12, 9), (18, 20, 4)]:
         e, s, fraction, _, _ = _counts(family.policy(index), p, y, last, np.ones(12))
         assert (e, s) == (escapes[index], scraps[index]) and fraction == pytest.approx(saved[index])
+
+
+def test_predict_replays_step_artifacts_cycle_by_cycle_like_the_run(streaming_run, tmp_path):
+    """The step artifacts of a (masked, default) streaming RUN give predict the same table as the RUN: the
+    answer after each device's last cycle and the policy's decisions."""
+    root, run = streaming_run
+    if read_policy(run) is None:
+        assert main(["policy", str(run), str(root / "cal.csv"), "--max-escape", "0.05", "--max-scrap", "0.05"]) == 0
+    assert main(["export", str(run), "--out", str(tmp_path / "export"), "--format", "tflite,onnx",
+                 "--quantize", "none", "--name", "stream"]) == 0
+    manifest = json.loads((tmp_path / "export" / "manifest.json").read_text())
+    assert manifest["policy"]["t_fail"] == list(read_policy(run).t_fail)
+    assert main(["predict", str(run), str(root / "test.csv"), "--out", str(tmp_path / "run.csv")]) == 0
+    expected = pd.read_csv(tmp_path / "run.csv")
+    for artifact in ("stream-step.tflite", "stream-step.onnx"):
+        out = tmp_path / f"{artifact}.csv"
+        assert main(["predict", str(tmp_path / "export" / artifact), str(root / "test.csv"), "--out", str(out)]) == 0
+        table = pd.read_csv(out)
+        assert list(table.columns) == list(expected.columns)
+        np.testing.assert_allclose(table["p_fail"], expected["p_fail"], atol=1e-5)
+        assert (table["decision"] == expected["decision"]).mean() >= 0.99
+        assert (table["decided_at"] == expected["decided_at"]).mean() >= 0.99
+
+
+def test_evaluate_takes_the_targets_of_the_earliest_step(streaming_run, capsys):
+    root, run = streaming_run
+    assert main(["evaluate", str(run), str(root / "test.csv"), "--targets", "recall=0.5"]) == 0
+    evaluation = json.loads((run / "evaluation.json").read_text())
+    rows = evaluation["per_step"]
+    first = next((r["step"] for r in rows if r["recall"] >= 0.5), None)
+    assert evaluation["early_warning"] == {"targets": {"recall": 0.5}, "earliest_step": first}
+    for bad, words in (("speed=0.5", "expected metrics among"), ("recall=1.5", "expected a number in [0, 1]"),
+                       ("recall", "metric=minimum")):
+        capsys.readouterr()
+        assert main(["evaluate", str(run), str(root / "test.csv"), "--targets", bad]) == 2
+        err = capsys.readouterr().err.strip()
+        assert "\n" not in err and words in err

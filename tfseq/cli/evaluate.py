@@ -13,7 +13,19 @@ if TYPE_CHECKING:
 
 EXAMPLES = """examples:
   tfseq evaluate runs/lstm holdout.csv
-  tfseq evaluate runs/lstm holdout.csv --min-recall 0.95    pick and store the threshold that catches 95 % of fails"""
+  tfseq evaluate runs/lstm holdout.csv --min-recall 0.95    pick and store the threshold that catches 95 % of fails
+  tfseq evaluate runs/stream holdout.csv --targets recall=0.95,precision=0.8    streaming: earliest step meeting them"""
+
+
+def _targets(text: str) -> dict[str, float]:
+    targets = {}
+    for item in text.split(","):
+        name, _, value = item.partition("=")
+        try:
+            targets[name.strip()] = float(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected metric=minimum pairs such as recall=0.9, got {item!r}") from None
+    return targets
 
 
 def add_parser(sub: Subparsers) -> None:
@@ -35,6 +47,9 @@ def add_parser(sub: Subparsers) -> None:
                         help="store the highest threshold whose recall of class 1 on DATA is >= R (binary)")
     parser.add_argument("--label-col", metavar="C", help="target column (default: the one trained on)")
     parser.add_argument("--fill", choices=("ffill", "zero"), help="repair NaN/inf features (default: as in training)")
+    parser.add_argument("--targets", type=_targets, metavar="M=V[,M=V]",
+                        help="streaming RUNs: the minimums defining the earliest step reported "
+                             "(default: accuracy=0.85,recall=0.9,precision=0.8)")
     parser.add_argument("--season", type=positive_int, metavar="N",
                         help="forecasts: season length in steps, for the MASE against the seasonal naive forecast")
     parser.set_defaults(run=run)
@@ -46,6 +61,10 @@ def run(args: argparse.Namespace) -> int:
     # Bad flags or data fail before TensorFlow starts.
     contract, sequences = load_evaluation_data(args.run_dir, args.data, min_recall=args.min_recall,
                                                label_col=args.label_col, fill=args.fill)
+    if args.targets is not None:
+        from tfseq.workflows.evaluate import check_targets
+
+        check_targets(args.targets)
 
     from tfseq.startup import start_tensorflow
 
@@ -53,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
     from tfseq.workflows.evaluate import evaluate_sequences
 
     result = evaluate_sequences(args.run_dir, contract, sequences, data=str(args.data),
-                                min_recall=args.min_recall, season=args.season)
+                                min_recall=args.min_recall, season=args.season, targets=args.targets)
     _print(result, contract, args)
     return 0
 

@@ -53,7 +53,8 @@ def load_evaluation_data(run_dir: Path, data: Path, *, min_recall: float | None 
 
 
 def evaluate_run(run_dir: Path, data: Path, *, min_recall: float | None = None, label_col: str | None = None,
-                 fill: str | None = None, season: int | None = None) -> dict[str, Any]:
+                 fill: str | None = None, season: int | None = None,
+                 targets: dict[str, float] | None = None) -> dict[str, Any]:
     """Evaluates the model of ``run_dir`` on labelled long-format ``data``.
 
     Writes ``RUN/evaluation.json`` and, for classifiers, ``RUN/plots/evaluation_confusion_matrix.png``
@@ -68,6 +69,9 @@ def evaluate_run(run_dir: Path, data: Path, *, min_recall: float | None = None, 
         fill: ``ffill`` / ``zero`` repair of NaN / inf; default: as in training.
         season: Forecasts: the season length in steps, for the MASE against the seasonal naive
             forecast (:func:`tfseq.evaluation.scaled_errors`).
+        targets: Streaming binary RUNs: the metrics (``accuracy``, ``precision``, ``recall``, ``f1``,
+            ``auc``) whose minimums define the earliest step reported; default
+            :data:`tfseq.evaluation.EARLY_WARNING_TARGETS`.
 
     Returns:
         The content of ``evaluation.json``: ``data``, ``sequences``, ``task``, ``metrics`` (and
@@ -78,11 +82,13 @@ def evaluate_run(run_dir: Path, data: Path, *, min_recall: float | None = None, 
     """
     contract, sequences = load_evaluation_data(run_dir, data, min_recall=min_recall, label_col=label_col,
                                                fill=fill)
-    return evaluate_sequences(run_dir, contract, sequences, data=str(data), min_recall=min_recall, season=season)
+    return evaluate_sequences(run_dir, contract, sequences, data=str(data), min_recall=min_recall, season=season,
+                              targets=targets)
 
 
 def evaluate_sequences(run_dir: Path, contract: DataContract, sequences: SequenceSet, *, data: str,
-                       min_recall: float | None = None, season: int | None = None) -> dict[str, Any]:
+                       min_recall: float | None = None, season: int | None = None,
+                       targets: dict[str, float] | None = None) -> dict[str, Any]:
     """:func:`evaluate_run` on sequences already loaded by :func:`load_evaluation_data`."""
     from tfseq.checks import positive_int
     from tfseq.evaluation import classification_metrics, last_step_output, regression_metrics, scaled_errors
@@ -101,7 +107,7 @@ def evaluate_sequences(run_dir: Path, contract: DataContract, sequences: Sequenc
     plots = run_dir / "plots"
     result: dict[str, Any] = {"data": str(data), "sequences": len(sequences), "task": contract.task}
     if contract.streaming:
-        result.update(streaming_evaluation(run_dir, contract, sequences, output))
+        result.update(streaming_evaluation(run_dir, contract, sequences, output, targets=targets))
         output = last_step_output(output, sequences.lengths)
     if contract.task in ("binary", "multiclass"):
         threshold = contract.threshold
@@ -125,27 +131,50 @@ def evaluate_sequences(run_dir: Path, contract: DataContract, sequences: Sequenc
     return result
 
 
+def check_targets(targets: dict[str, float] | None) -> dict[str, float]:
+    """``targets`` checked (metric names of a binary model, values in [0, 1]); the study's by default.
+
+    Raises:
+        InputError: for an unknown metric or a value outside [0, 1].
+    """
+    from tfseq.evaluation import EARLY_WARNING_TARGETS
+
+    if targets is None:
+        return dict(EARLY_WARNING_TARGETS)
+    known = ("accuracy", "precision", "recall", "f1", "auc")
+    for name, value in targets.items():
+        if name not in known:
+            raise InputError(f"Received target {name!r}; expected metrics among {', '.join(known)}.",
+                             arguments=("targets",))
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0.0 <= value <= 1.0:
+            raise InputError(f"Received target {name}={value!r}; expected a number in [0, 1].", arguments=("targets",))
+    if not targets:
+        raise InputError("Received no targets; expected at least one metric=minimum.", arguments=("targets",))
+    return {name: float(value) for name, value in targets.items()}
+
+
 def streaming_evaluation(run_dir: Path, contract: DataContract, sequences: SequenceSet,
-                         output: np.ndarray) -> dict[str, Any]:
+                         output: np.ndarray, *, targets: dict[str, float] | None = None) -> dict[str, Any]:
     """A streaming RUN's metrics after every step, the earliest step meeting the early-warning targets and,
     when the RUN holds an adaptive-test policy, what the policy does on these devices.
 
     Writes ``RUN/plots/evaluation_per_step.png``.
     """
     from tfseq.analysis.adaptive_test import policy_outcome
-    from tfseq.evaluation import EARLY_WARNING_TARGETS, earliest_step, per_step_metrics
+    from tfseq.evaluation import earliest_step, per_step_metrics
     from tfseq.models.policy import read_policy
     from tfseq.plots import plot_per_step
 
     assert sequences.y is not None  # checked by the caller
     binary = contract.task == "binary"
+    targets = check_targets(targets)
     rows = per_step_metrics(contract.task, sequences.y, output, sequences.lengths, threshold=contract.threshold)
-    found = earliest_step(rows, EARLY_WARNING_TARGETS) if binary else None
-    plot_per_step(rows, run_dir / "plots" / "evaluation_per_step.png",
-                  targets=EARLY_WARNING_TARGETS if binary else None, earliest=found)
+    found = earliest_step(rows, targets) if binary else None
+    plot_per_step(rows, run_dir / "plots" / "evaluation_per_step.png", targets=targets if binary else None,
+                  earliest=found)
     result: dict[str, Any] = {"per_step": rows}
     if binary:
-        result["early_warning"] = {"targets": dict(EARLY_WARNING_TARGETS), "earliest_step": found}
+        result["early_warning"] = {"targets": dict(targets), "earliest_step": found}
         policy = read_policy(run_dir)
         if policy is not None:
             result["policy"] = policy_outcome(
