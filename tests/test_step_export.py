@@ -77,7 +77,7 @@ def test_every_step_artifact_is_written_verified_and_described(exported):
         assert figures["step_batch1_latency_us"] > 0
         if record["quantization"] in (None, "none"):  # float32: every step of every device within 1e-5
             assert figures["max_abs_diff"] <= 1e-5, record["path"]
-        if record["quantization"] in ("int8", "float16"):  # 500 answers of a tiny model; LSTM-128: bench_step.py
+        if record["quantization"] == "int8":  # 500 answers of a tiny model; LSTM-128: bench_step.py
             assert figures["class_agreement"] >= 0.95, record["path"]
         else:
             assert figures["class_agreement"] >= 0.99, record["path"]
