@@ -67,6 +67,8 @@ def test_every_step_artifact_is_written_verified_and_described(exported):
                "output": f"new_state_0_{k}"} for k in ("h", "c")]
     assert manifest["state_layout"] == layout
     assert manifest["policy"]["t_fail"] == list(POLICY.t_fail)
+    request = json.loads((out / "savedmodel" / "m" / "sample_request_step.json").read_text())
+    assert request["signature_name"] == "step" and request["instances"][0]["state_0_c"] == [0.0] * 8
     for record in records:
         step = record["step"]
         assert step["state"] == layout and step["initial_state"] == "zeros"

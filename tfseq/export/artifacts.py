@@ -125,8 +125,11 @@ class SavedModelFormat:
         built = [Built(path, self.name, extra={"version": version, "signature": "serving_default",
                                                "runtime": runtime})]
         if job.step:
-            from tfseq.export.step import STEP_SIGNATURE, step_interface
+            from tfseq.export.saved_model import write_step_sample_request
+            from tfseq.export.step import STEP_SIGNATURE, state_layout, step_interface
 
+            write_step_sample_request(base / "sample_request_step.json", job.x[:3, 0],
+                                      {s.input: s.units for s in state_layout(job.model)})
             built.append(Built(path, self.name, extra={"signature": STEP_SIGNATURE, "runtime": runtime},
                                step=step_interface(job.model)))
         return built

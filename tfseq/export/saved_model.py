@@ -30,6 +30,7 @@ __all__ = [
     "existing_versions",
     "write_models_config",
     "write_sample_request",
+    "write_step_sample_request",
 ]
 
 
@@ -157,6 +158,25 @@ def write_sample_request(path: Path, x: np.ndarray) -> Path:
     rows = np.asarray(x, dtype=np.float32)
     body = {"signature_name": "serving_default",
             "instances": [{"sequence": row.tolist()} for row in rows]}
+    path = Path(path)
+    write_text_atomic(path, json.dumps(body) + "\n")
+    return path
+
+
+def write_step_sample_request(path: Path, x_t: np.ndarray, states: dict[str, int]) -> Path:
+    """Writes a TF Serving REST body for the ``step`` signature: the first cycle of rows of ``x_t``
+    with zero states (how every device starts); later requests send the returned ``new_state_*``
+    as ``state_*``.
+
+    Args:
+        path: Destination ``.json``.
+        x_t: Raw measurements of one cycle, ``[rows, features]``.
+        states: State input name -> units (:func:`tfseq.export.step.state_layout`).
+    """
+    rows = np.asarray(x_t, dtype=np.float32)
+    body = {"signature_name": "step",
+            "instances": [{"features": row.tolist(), **{k: [0.0] * u for k, u in states.items()}}
+                          for row in rows]}
     path = Path(path)
     write_text_atomic(path, json.dumps(body) + "\n")
     return path
