@@ -36,6 +36,8 @@ FEATURES = "features"
 STEP_SIGNATURE = "step"
 
 _RECURRENT = {"LSTM": "lstm", "GRU": "gru", "SimpleRNN": "simple_rnn"}
+#: The operations that compute a masked model's padding mask (``Masking``): no part of a step.
+_MASK_OPS = ("NotEqual", "Any")
 _IDENTITY = {"InputLayer", "Masking", "Dropout", "SpatialDropout1D", "GaussianNoise", "GaussianDropout"}
 
 __all__ = ["FEATURES", "STEP_SIGNATURE", "StateSlot", "StepGraph", "is_streaming", "state_layout",
@@ -158,6 +160,8 @@ class StepGraph:
         config = self.clone.get_config()
         self._order = []
         for layer in config["layers"]:
+            if layer["class_name"] in _MASK_OPS:
+                continue  # the padding mask of a masked model: a step artifact is fed real steps only
             nodes = layer.get("inbound_nodes") or []
             source = None
             if nodes:
