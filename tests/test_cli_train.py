@@ -43,7 +43,11 @@ def test_train_writes_the_run_dir_and_a_summary(binary_run, capsys):
     spec = json.loads((run / "spec.json").read_text())
     assert spec["pooling"] == "mean" and spec["units"] == [4] and spec["masking"]  # config model table
     assert len(pd.read_csv(run / "history.csv")) == 1  # --epochs 1 beat the config's 50
-    assert json.loads((run / "metrics.json").read_text())["task"] == "binary"
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["task"] == "binary"
+    # the distribution it ran under is on record (a single process: TensorFlow's default strategy)
+    assert metrics["distribution"] == {"strategy": "default", "workers": 1, "replicas": 1}
+    assert json.loads((run / "command.json").read_text())["distribution"] == metrics["distribution"]
 
 
 def test_existing_run_is_never_overwritten_silently(binary_run, capsys):

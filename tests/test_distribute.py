@@ -57,6 +57,10 @@ def test_two_workers_on_loopback_match_single_process_training(tmp_path):
     alone = json.loads((tmp_path / "single" / "metrics.json").read_text())
     multi = json.loads((run / "metrics.json").read_text())  # written by the chief only
     assert multi["epochs"] == EPOCHS
+    # the strategy, workers and replicas are on record in metrics.json, command.json and the summary
+    assert multi["distribution"] == {"strategy": "MultiWorkerMirroredStrategy", "workers": 2, "replicas": 2}
+    assert json.loads((run / "command.json").read_text())["distribution"] == multi["distribution"]
+    assert "MultiWorkerMirroredStrategy: 2 worker(s), 2 replica(s)" in outputs[0]
     assert multi["validation"]["accuracy"] >= alone["validation"]["accuracy"] - 0.05, (multi, alone)
     assert (run / "history.csv").read_text().count("\n") == EPOCHS + 1
     assert (run / "model.keras").is_file() and not (run / ".workers").exists()

@@ -195,6 +195,8 @@ def print_summary(result: dict[str, Any], *, inferred: bool, seconds: float) -> 
                  f"x {result['steps']} steps x {len(result['feature_names'])} features"),
         ("model", f"{result['model']}, {result['parameters']:,} parameters"),
         ("epochs", f"{result['epochs']} (best epoch restored), {seconds:.0f} s"),
+        *([("distribution", "{strategy}: {workers} worker(s), {replicas} replica(s)".format(**result["distribution"]))]
+          if result.get("distribution") else []),
         ("validation", _fmt(result["validation"])),
     ]
     if result.get("early_warning"):

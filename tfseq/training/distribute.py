@@ -122,6 +122,19 @@ def make_strategy(name: str = "auto") -> tf.distribute.Strategy:
     return tf.distribute.MultiWorkerMirroredStrategy()
 
 
+def describe_strategy(strategy: tf.distribute.Strategy) -> dict[str, Any]:
+    """What a run trained under, for its records: ``strategy`` (the class name, e.g.
+    ``MultiWorkerMirroredStrategy``; ``default`` for none), ``workers`` and ``replicas``."""
+    import tensorflow as tf
+
+    config = cluster_spec()
+    workers = sum(len(v) for k, v in config.get("cluster", {}).items() if k in ("chief", "worker")) \
+        or _slurm_tasks() or 1
+    name = "default" if strategy is tf.distribute.get_strategy() else type(strategy).__name__
+    return {"strategy": name, "workers": int(workers) if name == "MultiWorkerMirroredStrategy" else 1,
+            "replicas": int(strategy.num_replicas_in_sync)}
+
+
 def is_distributed(strategy: tf.distribute.Strategy | None) -> bool:
     import tensorflow as tf
 

@@ -201,7 +201,7 @@ def train_run(
     from tfseq.plots import plot_confusion_matrices, plot_training_curves
     from tfseq.run import DataContract, save_run
     from tfseq.training.defaults import default_spec
-    from tfseq.training.distribute import is_chief, make_strategy
+    from tfseq.training.distribute import describe_strategy, is_chief, make_strategy
     from tfseq.training.fit import fit
 
     if train.y is None or (val is not None and val.y is None):
@@ -267,6 +267,7 @@ def train_run(
             "model": spec.name + (" (an answer after every step)" if spec.streaming else f" ({spec.pooling} pooling)"),
             "parameters": int(model.count_params()),
             "epochs": len(curves.get("loss", [])),
+            "distribution": describe_strategy(distribution),
             "validation": metrics_val,
         }
         if per_step is not None:
@@ -280,4 +281,9 @@ def train_run(
 
         shutil.rmtree(tmp / "checkpoints", ignore_errors=True)  # model.keras holds the best epoch
         write_json_atomic(tmp / "metrics.json", result)
+        command = tmp / "command.json"
+        if command.is_file():  # the command as given, and the distribution it ran under
+            import json
+
+            write_json_atomic(command, {**json.loads(command.read_text()), "distribution": result["distribution"]})
     return {**result, "run_dir": Path(out)}
