@@ -215,3 +215,25 @@ def test_load_runner_replays_whole_sequences_through_a_step_artifact(exported, a
     assert runner.kind.endswith("-step") and runner.steps == STEPS
     got = runner.predict(x[:20])["binary"]
     np.testing.assert_allclose(got, model.predict(x[:20], verbose=0)["binary"], atol=1e-2)
+
+
+def test_masked_streaming_model_step_artifact_verifies_on_padded_devices(tiny_data, tmp_path):
+    from tfseq.export import export_model
+
+    x = tiny_data.x[:, :STEPS].copy()
+    lengths = np.random.default_rng(0).integers(2, STEPS + 1, size=len(x))
+    x[np.arange(STEPS)[None, :] >= lengths[:, None]] = 0.0  # zero-padded tails
+    spec = ModelSpec(cell="lstm", units=(8,), streaming=True, masking=True, learning_rate=0.02)
+    model = build_model(spec, n_features=15, steps=STEPS, adapt=x[:200], seed=0)
+    fit(model, x[:200], tiny_data.y[:200], epochs=3, batch_size=32, verbose=0)
+    contract = DataContract(feature_names=list(tiny_data.feature_names), steps=STEPS,
+                            class_names=["pass", "fail"], masking=True, head="binary")
+    manifest = export_model(model, contract, tmp_path / "e", name="m", holdout=(x[200:], tiny_data.y[200:]),
+                            formats="tflite", spec=spec)
+    [record] = _step_records(manifest)
+    assert record["passed"] and record["verification"]["max_abs_diff"] <= 1e-5
+    runner = open_step_runner(tmp_path / "e" / "m-step.tflite")
+    device = int(np.argmin(lengths[200:])) + 200  # the shortest device: fed its real cycles only
+    got = [runner.update("d", x[device, t])[0] for t in range(lengths[device])]
+    expected = model.predict(x[device:device + 1], verbose=0)["binary"][0, :lengths[device]]
+    np.testing.assert_allclose(np.stack(got), expected, atol=1e-5)
