@@ -20,6 +20,8 @@ layout of --out:
   savedmodel/models.config       TF Serving model_config_list
   <name>[-<quantization>].tflite builtin ops only: runs in the standalone LiteRT runtime
   <name>.onnx                    opset 17, dynamic batch axis
+  <name>-step[-<quantization>].tflite, <name>-step.onnx, SavedModel signature "step"
+                                 streaming RUNs: one cycle and the recurrent state in, outputs and new state out
   manifest.json                  input contract, sha256 and verification figures per artifact
 
 Every artifact is run in its own runtime on held-out sequences (RUN/export_sample.npz with
@@ -97,8 +99,11 @@ def run(args: argparse.Namespace) -> int:
         figures = artifact["verification"]
         agreement = figures.get("class_agreement")
         status = "ok" if artifact["passed"] else "DEGRADED: " + "; ".join(artifact["failures"])
+        # a SavedModel's step signature is a second record of the same directory
+        signature = f" (signature {artifact['signature']})" if artifact.get("signature") not in \
+            (None, "serving_default") and not str(artifact["path"]).endswith((".tflite", ".onnx")) else ""
         print(
-            f"{args.out / artifact['path']}  {artifact['size_bytes'] / 1024:.0f} KiB  "
+            f"{args.out / artifact['path']}{signature}  {artifact['size_bytes'] / 1024:.0f} KiB  "
             f"max|diff| {figures['max_abs_diff']:.2g}"
             + (f"  agreement {100 * agreement:.1f} %" if agreement is not None else "")
             + f"  batch-1 {1000 * figures['batch1_latency_ms']:.0f} us  {status}",
