@@ -130,7 +130,12 @@ def describe_strategy(strategy: tf.distribute.Strategy) -> dict[str, Any]:
     config = cluster_spec()
     workers = sum(len(v) for k, v in config.get("cluster", {}).items() if k in ("chief", "worker")) \
         or _slurm_tasks() or 1
-    name = "default" if strategy is tf.distribute.get_strategy() else type(strategy).__name__
+    if strategy is tf.distribute.get_strategy():
+        name = "default"
+    else:  # the public name (tf.distribute.MultiWorkerMirroredStrategy's class is CollectiveAllReduceStrategy)
+        public = ((tf.distribute.MultiWorkerMirroredStrategy, "MultiWorkerMirroredStrategy"),
+                  (tf.distribute.MirroredStrategy, "MirroredStrategy"))
+        name = next((n for cls, n in public if isinstance(strategy, cls)), type(strategy).__name__)
     return {"strategy": name, "workers": int(workers) if name == "MultiWorkerMirroredStrategy" else 1,
             "replicas": int(strategy.num_replicas_in_sync)}
 
