@@ -262,7 +262,7 @@ def fit_policy(p_fail: np.ndarray, y_true: np.ndarray, *, max_escape: float, max
     Returns:
         The policy, whose ``report`` holds the bounds asked, the procedure's figures, the chosen
         candidate, the candidates that met the bounds (``frontier``) and :func:`policy_outcome` on the
-        test half (``calibration``).
+        test part (``calibration``).
 
     Raises:
         InputError: for bounds outside (0, 1), calibration data without a failing (or a good)

@@ -17,7 +17,7 @@ EXAMPLES = """examples:
 A device is binned fail when its P(fail) after step k reaches t_fail(k), or pass when it is under
 t_pass(k); escapes (failing devices passed early) and scraps (good devices failed early), each over all
 devices, stay under --max-escape and --max-scrap as one-sided upper confidence bounds at --confidence
-(learn-then-test with fixed-sequence testing, on two halves of the calibration devices). Writes
+(learn-then-test with fixed-sequence testing: 40 % of the calibration devices learn, 60 % test). Writes
 RUN/policy.json and RUN/plots/policy.png; evaluate, predict and export then use the policy."""
 
 

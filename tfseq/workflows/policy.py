@@ -81,7 +81,7 @@ def fit_run_policy(run_dir: Path, data: Path, *, max_escape: float, max_scrap: f
         seed: Seed of the calibration split.
 
     Returns:
-        ``policy`` (policy.json's content), ``outcome`` (its figures on the calibration test half),
+        ``policy`` (policy.json's content), ``outcome`` (its figures on the test part of the calibration devices),
         ``stops_early`` and ``data``.
 
     Raises:
