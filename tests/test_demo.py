@@ -95,6 +95,7 @@ def test_best_model_rule(results, best):
     assert choose_best(results, 15) == best
 
 
+@pytest.mark.slow  # the whole demo through the CLI (CI's slow tier; .ci/newcomer runs it too)
 def test_cli_demo_runs_end_to_end(tmp_path, capsys):
     out = tmp_path / "d"
     status = main(["demo", "--out", str(out), "--devices", "200", "--epochs", "1", "--units", "3",

@@ -58,6 +58,7 @@ def _step_records(manifest):
     return [a for a in manifest["artifacts"] if "step" in a]
 
 
+@pytest.mark.slow  # exports every format and mode (CI's slow tier; make test-slow)
 def test_every_step_artifact_is_written_verified_and_described(exported):
     model, manifest, out, _ = exported
     records = _step_records(manifest)
@@ -93,6 +94,7 @@ def test_every_step_artifact_is_written_verified_and_described(exported):
             assert record["verification"]["max_abs_diff"] <= 1e-4, record["path"]
 
 
+@pytest.mark.slow  # exports every format and mode (CI's slow tier; make test-slow)
 def test_litert_step_artifact_runs_in_litert_without_tensorflow(exported):
     _, manifest, out, _ = exported
     litert = [a for a in _step_records(manifest) if a["format"] == "tflite"]
@@ -106,6 +108,7 @@ def test_litert_step_artifact_runs_in_litert_without_tensorflow(exported):
         assert "WHILE" not in ops  # one step: no loop
 
 
+@pytest.mark.slow  # exports every format and mode (CI's slow tier; make test-slow)
 @pytest.mark.parametrize("artifact", ["m-step.tflite", "m-step-dynamic.tflite", "m-step.onnx", "savedmodel/m"])
 def test_runner_with_devices_interleaved_matches_keras_per_step(exported, artifact):
     model, manifest, out, x = exported
@@ -134,6 +137,7 @@ def test_runner_with_devices_interleaved_matches_keras_per_step(exported, artifa
     np.testing.assert_allclose(np.stack(alone), got[0], atol=1e-6)
 
 
+@pytest.mark.slow  # exports every format and mode (CI's slow tier; make test-slow)
 def test_runner_refuses_bad_input_in_one_line(exported):
     _, _, out, x = exported
     runner = open_step_runner(out / "m-step.tflite")
@@ -148,6 +152,7 @@ def test_runner_refuses_bad_input_in_one_line(exported):
     assert runner.devices == []  # nothing was kept of the refused calls
 
 
+@pytest.mark.slow  # exports every format and mode (CI's slow tier; make test-slow)
 def test_litert_runner_works_where_tensorflow_cannot_be_imported(exported, tmp_path):
     model, _, out, x = exported
     np.save(tmp_path / "x.npy", x[:3])
@@ -206,6 +211,7 @@ def test_a_model_that_is_not_streaming_has_no_step_graph(tiny_data):
         StepGraph(model)
 
 
+@pytest.mark.slow  # exports every format and mode (CI's slow tier; make test-slow)
 @pytest.mark.parametrize("artifact", ["m-step-dynamic.tflite", "m-step.onnx"])
 def test_load_runner_replays_whole_sequences_through_a_step_artifact(exported, artifact):
     from tfseq.export import load_runner
@@ -217,6 +223,7 @@ def test_load_runner_replays_whole_sequences_through_a_step_artifact(exported, a
     np.testing.assert_allclose(got, model.predict(x[:20], verbose=0)["binary"], atol=1e-2)
 
 
+@pytest.mark.slow  # exports and verifies step artifacts (CI's slow tier; make test-slow)
 def test_masked_streaming_model_step_artifact_verifies_on_padded_devices(tiny_data, tmp_path):
     from tfseq.export import export_model
 

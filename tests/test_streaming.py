@@ -119,6 +119,7 @@ def _scores(n: int, seed: int, steps: int = 12) -> tuple[np.ndarray, np.ndarray]
     return 1 / (1 + np.exp(-z)), y
 
 
+@pytest.mark.slow  # 20 policy fits (CI's slow tier; make test-slow)
 def test_the_escape_bound_holds_over_repeated_calibration_draws():
     """Over 20 independent calibration sets, the realised escape (and scrap) rate on a large test set
     exceeds its bound in at most (1 - C) of them, and the policy does save test steps."""
@@ -264,6 +265,7 @@ def test_the_candidates_vectorised_outcome_equals_replaying_each_policy():
         assert (e, s) == (escapes[index], scraps[index]) and fraction == pytest.approx(saved[index])
 
 
+@pytest.mark.slow  # exports TF Lite and ONNX (CI's slow tier; make test-slow)
 def test_predict_replays_step_artifacts_cycle_by_cycle_like_the_run(streaming_run, tmp_path):
     """The step artifacts of a (masked, default) streaming RUN give predict the same table as the RUN: the
     answer after each device's last cycle and the policy's decisions."""
