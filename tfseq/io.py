@@ -31,6 +31,16 @@ def write_text_atomic(path: Path, text: str) -> None:
         raise
 
 
+def read_json_or_empty(path: Path) -> dict[str, Any]:
+    """The JSON object in ``path``, or ``{}`` when the file is missing, unreadable or not an object
+    (a stage's record that may not have been written yet)."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
 def write_json_atomic(path: Path, data: Any) -> None:
     """Writes ``data`` as indented JSON, atomically."""
     write_text_atomic(path, json.dumps(data, indent=2, default=_json_default) + "\n")

@@ -28,7 +28,7 @@ from tfseq.evaluation import EARLY_WARNING_TARGETS, classification_metrics, kera
 from tfseq.export.manifest import MANIFEST
 from tfseq.export.schema import Manifest
 from tfseq.export.tflite import require_litert
-from tfseq.io import atomic_directory, write_json_atomic, write_text_atomic
+from tfseq.io import atomic_directory, read_json_or_empty, write_json_atomic, write_text_atomic
 from tfseq.models.builders import build_model
 from tfseq.models.spec import ModelSpec
 from tfseq.plots import plot_comparison, plot_confusion_matrices, plot_training_curves
@@ -191,7 +191,7 @@ def _trained(run_dir: Path, name: str, spec: ModelSpec, contract: DataContract, 
              settings: dict[str, Any], counter: str, log: Callable[[str], None], verbose: int | str) -> dict[str, Any]:
     """One architecture's results: read from its RUN when it was trained with ``settings``, else
     trained, evaluated and written as a whole RUN directory."""
-    done = _read_json(run_dir / "metrics.json")
+    done = read_json_or_empty(run_dir / "metrics.json")
     if done.get("settings") == settings and (run_dir / "model.keras").is_file():
         log(f"{counter} {name}: trained in a previous run ({run_dir})")
         return done
@@ -241,17 +241,11 @@ def _trained(run_dir: Path, name: str, spec: ModelSpec, contract: DataContract, 
     return json.loads(json.dumps(result, default=str))
 
 
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        value = json.loads(Path(path).read_text())
-    except (OSError, ValueError):
-        return {}
-    return value if isinstance(value, dict) else {}
 
 
 def _finished_export(out: Path, settings: dict[str, Any], best: str) -> list[dict[str, Any]]:
     """The export rows of a previous run with the same settings and model, if its export is whole."""
-    previous = _read_json(out / "metrics.json")
+    previous = read_json_or_empty(out / "metrics.json")
     if (previous.get("settings") == settings and previous.get("best") == best and previous.get("export")
             and (out / "export" / MANIFEST).is_file()):
         return previous["export"]

@@ -19,7 +19,7 @@ from tfseq.analysis.adaptive_test import policy_outcome
 from tfseq.data.sequences import SequenceSet
 from tfseq.data.synthetic import make_semiconductor_data
 from tfseq.evaluation import EARLY_WARNING_TARGETS, earliest_step, per_step_metrics
-from tfseq.io import atomic_directory, write_json_atomic
+from tfseq.io import atomic_directory, read_json_or_empty, write_json_atomic
 from tfseq.models.builders import build_model
 from tfseq.models.policy import read_policy
 from tfseq.models.spec import ModelSpec
@@ -39,7 +39,7 @@ def streaming_stage(run_dir: Path, splits: dict[str, SequenceSet], settings: dic
     train, val, test = splits["train"], splits["validation"], splits["test"]
     assert train.y is not None and test.y is not None  # the synthetic set is labelled
     spec = ModelSpec(units=(settings["units"],), streaming=True, precision=settings["precision"])
-    done = _read_json(run_dir / "metrics.json")
+    done = read_json_or_empty(run_dir / "metrics.json")
     if done.get("settings") == settings and (run_dir / "model.keras").is_file() and read_policy(run_dir):
         log(f"streaming {spec.name}: trained and calibrated in a previous run ({run_dir})")
         return done
@@ -85,12 +85,6 @@ def streaming_stage(run_dir: Path, splits: dict[str, SequenceSet], settings: dic
     return json.loads(json.dumps(result, default=str))
 
 
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
 
 
 def render_streaming(streaming: dict[str, Any], models: dict[str, Any], predict_at: int) -> list[str]:
