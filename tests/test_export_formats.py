@@ -37,7 +37,12 @@ def _data(tiny_data, masking: bool):
     return x, tiny_data.y
 
 
-@pytest.fixture(scope="module", params=list(ARCHS))
+# The rows a change most often breaks run in the fast tier; the other wrappers and precisions in the slow one.
+SLOW_ARCHS = {"birnn", "bigru", "gru-mixed16", "bilstm-masked-bf16"}
+
+
+@pytest.fixture(scope="module", params=[pytest.param(a, marks=pytest.mark.slow) if a in SLOW_ARCHS else a
+                                        for a in ARCHS])
 def exported(request, tiny_data, tmp_path_factory):
     cell, bidirectional, masking, precision = ARCHS[request.param]
     x, y = _data(tiny_data, masking)

@@ -24,7 +24,11 @@ def split():
     return train, val
 
 
-@pytest.mark.parametrize("tuner, epochs", [("random", 1), ("bayesian", 1), ("hyperband", 2)])
+@pytest.mark.parametrize("tuner, epochs", [
+    ("random", 1),
+    pytest.param("bayesian", 1, marks=pytest.mark.slow),
+    pytest.param("hyperband", 2, marks=pytest.mark.slow),
+])
 def test_every_tuner_writes_trials_best_spec_and_plot(split, tmp_path, tuner, epochs):
     train, val = split
     result = tune(train, val, tmp_path / "s", space=TINY, tuner=tuner, objective="val_auc", max_trials=2,
@@ -41,6 +45,7 @@ def test_every_tuner_writes_trials_best_spec_and_plot(split, tmp_path, tuner, ep
     assert load_result(tmp_path / "s").best_trial == result.best_trial
 
 
+@pytest.mark.slow
 def test_edge_budget_skips_oversized_models(split, tmp_path):
     from tfseq.models.builders import build_model
     from tfseq.training.defaults import default_spec
@@ -85,6 +90,7 @@ def test_validation_objective_needs_validation_data(split, tmp_path):
         tune(split[0], None, tmp_path / "s", space=TINY, objective="val_auc")
 
 
+@pytest.mark.slow
 def test_rerun_continues_and_extends_the_search(split, tmp_path):
     train, val = split
     first = tune(train, val, tmp_path / "s", space=TINY, objective="val_loss", max_trials=1, epochs=1)
