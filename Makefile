@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: demo test test-slow newcomer bench bench-realdata bench-explain bench-monitor bench-step bench-stdf bench-streaming lint docs clean
+.PHONY: demo test test-slow newcomer bench bench-realdata bench-explain bench-monitor bench-step bench-stdf bench-streaming bench-outofcore bench-commands lint docs clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -85,6 +85,11 @@ bench-streaming: $(VENV)/.installed-runtime
 # STDF to long format: 50,000 parts x 20 tests in one file (targets 3 s, 1 GB); writes benchmarks/stdf_results.json.
 bench-stdf: $(VENV)/.installed-test
 	$(BIN)/python benchmarks/bench_stdf.py
+
+# Out-of-core training from a Parquet dataset: peak memory as the data grow, throughput against in-memory
+# training, and two workers on loopback; writes benchmarks/outofcore_results.json.
+bench-outofcore: $(VENV)/.installed-runtime
+	$(BIN)/python benchmarks/bench_outofcore.py
 
 clean:
 	rm -rf $(VENV) runs build site *.egg-info .pytest_cache .mypy_cache .ruff_cache
