@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -11,9 +12,12 @@ from tfseq.cli.args import number_in, positive_int
 from tfseq.data.sequences import SequenceSet, Task
 from tfseq.errors import InputError
 
+if TYPE_CHECKING:
+    from tfseq.data.streamed import StreamedData
+
 #: Dests of the data flags (config files may set them too).
 DATA_KEYS = ("id_col", "time_col", "label_col", "features", "max_steps", "predict_at", "fill", "task",
-             "val", "val_fraction", "window", "horizon", "target")
+             "val", "val_fraction", "window", "horizon", "target", "out_of_core")
 
 
 def add_data_arguments(parser: argparse.ArgumentParser) -> None:
@@ -38,6 +42,84 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> None:
                        help="forecasting: windows of W steps (with --target, --horizon)")
     group.add_argument("--horizon", type=positive_int, metavar="H", help="forecasting: predict the next H values")
     group.add_argument("--target", metavar="COL", help="forecasting: column to forecast")
+
+
+def add_input_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--out-of-core`` / ``--in-memory``: how ``train`` and ``tune`` read DATA (default: by its size)."""
+    group = parser.add_argument_group("input (default: in memory when the data fit, else out of core)")
+    choice = group.add_mutually_exclusive_group()
+    choice.add_argument("--out-of-core", dest="out_of_core", action="store_const", const=True,
+                        help="stream DATA from its files every epoch (Parquet/CSV datasets larger than memory; "
+                             "validation split by a hash of the id)")
+    choice.add_argument("--in-memory", dest="out_of_core", action="store_const", const=False,
+                        help="load DATA whole into memory")
+
+
+def choose_out_of_core(args: argparse.Namespace, path: Path) -> tuple[bool, str]:
+    """Whether to train out of core, and why: ``--out-of-core`` / ``--in-memory``, else the data's size.
+
+    The in-memory path is kept for forecast windows, STDF files and ``--val`` files.
+
+    Raises:
+        InputError: for ``--out-of-core`` with forecast windows, STDF files or ``--val``.
+    """
+    from tfseq.data.datasets import dataset_files
+    from tfseq.data.stdf import is_stdf
+    from tfseq.data.streamed import IN_MEMORY_PEAK, available_memory, padded_bytes
+
+    given = getattr(args, "out_of_core", None)
+    files = dataset_files(path)
+    stdf = any(is_stdf(f.path) for f in files) if files else is_stdf(path)
+    held = "--window" if getattr(args, "window", None) else "--val" if getattr(args, "val", None) else \
+        "STDF files" if stdf else None
+    if held is not None:
+        if given:
+            raise InputError(f"Received --out-of-core with {held}; expected a long-format Parquet/CSV dataset split by "
+                             "--val-fraction (forecast windows, --val files and STDF files train in memory).",
+                             arguments=("out_of_core",))
+        return False, "in memory"
+    if given is not None:
+        return bool(given), "out of core (--out-of-core)" if given else "in memory (--in-memory)"
+    need, have = padded_bytes(path) * IN_MEMORY_PEAK, available_memory()
+    if need > 0.7 * have:
+        return True, f"out of core: in memory would take about {need / 2**30:.1f} GiB of {have / 2**30:.1f} GiB free"
+    return False, "in memory"
+
+
+def load_training_data(
+    args: argparse.Namespace, path: Path, *, seed: int = 0
+) -> tuple[SequenceSet, SequenceSet | None, Task, StreamedData | None, str]:
+    """Training data as ``train`` and ``tune`` read it: in memory, or scanned for out-of-core training.
+
+    Returns:
+        ``(train, validation, task, streamed, how)``: out of core, ``streamed`` is the scanned
+        dataset and ``train`` / ``validation`` are samples of its splits; ``how`` says which ran and why.
+    """
+    out_of_core, how = choose_out_of_core(args, path)
+    if not out_of_core:
+        train, val, task = load_split_from_args(args, path, seed=seed)
+        return train, val, task, None, how
+    from tfseq.data.streamed import read_sample
+
+    streamed = scan_from_args(args, path, seed=seed)  # statistics, classes and the split; bad data fails here
+    val = read_sample(streamed, "validation", SAMPLE_SEQUENCES) if streamed.validation_sequences else None
+    return read_sample(streamed, "train", SAMPLE_SEQUENCES), val, streamed.task, streamed, how
+
+
+#: Sequences of each split an out-of-core run keeps in memory for its baselines, reference and export checks.
+SAMPLE_SEQUENCES = 20_000
+
+
+def scan_from_args(args: argparse.Namespace, path: Path, *, seed: int = 0) -> StreamedData:
+    """Scans ``path`` for out-of-core training as the data flags in ``args`` say."""
+    from tfseq.data.streamed import scan_dataset
+
+    _require(args, "id_col", "time_col", "label_col")
+    cut = [v for v in (getattr(args, "max_steps", None), getattr(args, "predict_at", None)) if v is not None]
+    return scan_dataset(path, id_col=args.id_col, time_col=args.time_col, label_col=args.label_col,
+                        features=getattr(args, "features", None), max_steps=min(cut) if cut else None,
+                        fill=getattr(args, "fill", None), task=getattr(args, "task", None),
+                        val_fraction=getattr(args, "val_fraction", None) or 0.2, seed=seed)
 
 
 def _require(args: argparse.Namespace, *names: str) -> None:

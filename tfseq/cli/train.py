@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from tfseq.cli.args import Subparsers, number_in, positive_int
-from tfseq.cli.data_args import DATA_KEYS, add_data_arguments, load_split_from_args
+from tfseq.cli.data_args import DATA_KEYS, add_data_arguments, add_input_arguments, load_training_data
 from tfseq.errors import InputError
 
 EXAMPLES = """examples:
@@ -20,6 +20,8 @@ EXAMPLES = """examples:
   tfseq train tests.csv --id-col device_id --time-col cycle --label-col status --streaming --out runs/stream
   tfseq train wafer.csv --id-col tool --time-col t --window 24 --horizon 4 --target temp --out runs/forecast
   tfseq train tests.csv --config train.yaml --epochs 5 --out runs/quick    (flags override the config)
+  tfseq train year/ --id-col device_id --time-col cycle --label-col status --out-of-core --out runs/year
+      (a Parquet dataset larger than memory, streamed from its files every epoch)
 
 config file (YAML, TOML or JSON, e.g. tune's best_spec.json): any flag as a key, e.g.
   id-col: device_id
@@ -74,6 +76,7 @@ def add_parser(sub: Subparsers) -> None:
     parser.add_argument("--out", type=Path, metavar="RUN", help="RUN directory to create")
     parser.add_argument("--config", type=Path, metavar="FILE", help="YAML, TOML or JSON file with flag values")
     add_data_arguments(parser)
+    add_input_arguments(parser)
     model = parser.add_argument_group("model and training")
     model.add_argument("--cell", choices=("simple_rnn", "lstm", "gru"), help="recurrent cell (default: lstm)")
     model.add_argument("--bidirectional", action=argparse.BooleanOptionalAction, default=None,
@@ -140,7 +143,8 @@ def run(args: argparse.Namespace) -> int:
 
     check_new_run(args.out, overwrite=bool(args.overwrite))
     started = time.perf_counter()
-    train, val, task = load_split_from_args(args, args.data, seed=args.seed)  # bad data fails before TF starts
+    # bad data fails before TF starts; out of core, a first pass over the files finds it
+    train, val, task, streamed, how = load_training_data(args, args.data, seed=args.seed)
     claim_partial(args.out, {k: v for k, v in sorted(vars(args).items()) if k not in _NOT_RESUME_KEYS},
                   overwrite=bool(args.overwrite))
 
@@ -156,12 +160,13 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed, predict_at=args.predict_at, overwrite=bool(args.overwrite),
         extra={"data": str(args.data), "window": args.window, "horizon": args.horizon, "target": args.target,
                "max_steps": args.max_steps, "fill": args.fill},
-        verbose=1 if sys.stdout.isatty() else 2, strategy=args.strategy,
+        verbose=1 if sys.stdout.isatty() else 2, strategy=args.strategy, streamed=streamed,
     )
     if not result.get("chief", True):
         print(f"worker done; the chief writes {args.out}")
         return 0
-    print_summary(result, inferred=getattr(args, "task", None) is None, seconds=time.perf_counter() - started)
+    print_summary({**result, "input_how": how}, inferred=getattr(args, "task", None) is None,
+                  seconds=time.perf_counter() - started)
     return 0
 
 
@@ -181,6 +186,15 @@ def _spec_changes(args: argparse.Namespace) -> dict[str, Any]:
 _NOT_RESUME_KEYS = {"run", "overwrite", "strategy"}
 
 
+def _input_line(result: dict[str, Any]) -> str:
+    record = result["input"]
+    how = result.get("input_how") or record["mode"].replace("-", " ")
+    if record["mode"] != "out-of-core":
+        return how
+    return (f"{how}; streamed from {record['files']} file(s), shuffle buffer {record['shuffle_buffer']:,} sequences, "
+            f"{record['split']}")
+
+
 def _fmt(metrics: dict[str, Any]) -> str:
     keys = ("accuracy", "precision", "recall", "f1", "auc", "mae", "rmse", "r2")
     return ", ".join(f"{k} {metrics[k]:.3f}" for k in keys if k in metrics)
@@ -195,6 +209,7 @@ def print_summary(result: dict[str, Any], *, inferred: bool, seconds: float) -> 
                  f"x {result['steps']} steps x {len(result['feature_names'])} features"),
         ("model", f"{result['model']}, {result['parameters']:,} parameters"),
         ("epochs", f"{result['epochs']} (best epoch restored), {seconds:.0f} s"),
+        *([("input", _input_line(result))] if result.get("input") else []),
         *([("distribution", "{strategy}: {workers} worker(s), {replicas} replica(s)".format(**result["distribution"]))]
           if result.get("distribution") else []),
         ("validation", _fmt(result["validation"])),

@@ -15,6 +15,7 @@ from tfseq.errors import InputError
 
 if TYPE_CHECKING:
     from tfseq.data.sequences import SequenceSet, Task
+    from tfseq.data.streamed import StreamedData
     from tfseq.tuning.space import SearchSpace
 
 EXAMPLES = """examples:
@@ -55,7 +56,7 @@ _SPACE_FLAGS = {
 
 
 def add_parser(sub: Subparsers) -> None:
-    from tfseq.cli.data_args import add_data_arguments
+    from tfseq.cli.data_args import add_data_arguments, add_input_arguments
 
     parser = sub.add_parser(
         "tune",
@@ -73,6 +74,7 @@ def add_parser(sub: Subparsers) -> None:
                         help="long-format .csv or .parquet file, a directory or glob of them, or STDF files")
     parser.add_argument("--out", type=Path, metavar="DIR", help="search directory (re-use it to resume)")
     add_data_arguments(parser)
+    add_input_arguments(parser)
     search = parser.add_argument_group("search")
     search.add_argument("--tuner", choices=("random", "bayesian", "hyperband"), default="random",
                         help="search algorithm (default: random)")
@@ -133,7 +135,7 @@ _PATH_KEYS = ("data", "out", "val", "space")
 
 def run(args: argparse.Namespace) -> int:
     space = _check_args(args)
-    from tfseq.cli.data_args import load_split_from_args
+    from tfseq.cli.data_args import load_training_data
 
     if args.trials_per_process is not None and args.trials_per_process < 0:
         raise InputError(f"Received an invalid value for argument --trials-per-process, expected 0 (never restart) "
@@ -143,12 +145,15 @@ def run(args: argparse.Namespace) -> int:
         from tfseq.workflows.retrain import check_retrain_target
 
         check_retrain_target(retrain_dir, args.out, overwrite=bool(args.overwrite))
-    train, val, task = load_split_from_args(args, args.data, seed=args.seed)  # bad data fails before TF starts
+    # bad data fails before TF starts; out of core, a first pass over the files finds it
+    train, val, task, streamed, how = load_training_data(args, args.data, seed=args.seed)
     from tfseq.tuning.distributed import env_is_chief
 
     if args.trials_per_process and not env_is_chief():
         return _supervise(args)
-    return _search(args, space, train, val, task, started=time.time(), overwrite_run=bool(args.overwrite))
+    print(f"input      {how}")
+    return _search(args, space, train, val, task, started=time.time(), overwrite_run=bool(args.overwrite),
+                   streamed=streamed)
 
 
 def _retrain_dir(args: argparse.Namespace) -> Path | None:
@@ -210,7 +215,7 @@ def _supervise(args: argparse.Namespace) -> int:
 
 def _search(args: argparse.Namespace, space: SearchSpace, train: SequenceSet, val: SequenceSet | None,
             task: Task, *, started: float, overwrite_run: bool,
-            trials_per_call: int | None = None) -> int:
+            trials_per_call: int | None = None, streamed: StreamedData | None = None) -> int:
     from tfseq.startup import start_tensorflow
 
     start_tensorflow(threads=True)
@@ -222,7 +227,7 @@ def _search(args: argparse.Namespace, space: SearchSpace, train: SequenceSet, va
         train, val, args.out, space=space, tuner=args.tuner, objective=args.objective, max_trials=args.trials,
         max_seconds=args.max_seconds, epochs=args.epochs, patience=args.patience, max_params=args.max_params,
         max_size_mb=args.max_size_mb, task=task, seed=args.seed, overwrite=args.overwrite,
-        trials_per_call=trials_per_call, verbose=2 if not sys.stdout.isatty() else 1,
+        trials_per_call=trials_per_call, verbose=2 if not sys.stdout.isatty() else 1, streamed=streamed,
     )
     if not result.finished:
         return _RECYCLE
@@ -243,7 +248,7 @@ def _search(args: argparse.Namespace, space: SearchSpace, train: SequenceSet, va
             label_col=args.target if task == "forecast" else args.label_col, task=task,
             predict_at=args.predict_at, seed=args.seed, overwrite=overwrite_run,
             extra={"data": str(args.data), "max_steps": args.max_steps, "fill": args.fill},
-            verbose=2 if not sys.stdout.isatty() else 1,
+            verbose=2 if not sys.stdout.isatty() else 1, streamed=streamed,
         )
         done = " (retrained in a previous run; kept)" if run_result.get("skipped") else ""
         print(f"run        {run_result['run_dir']} ({run_result['parameters']:,} parameters, "
@@ -263,11 +268,11 @@ def _child(payload_json: str) -> int:
     args = argparse.Namespace(**payload)
     try:
         space = _check_args(args)
-        from tfseq.cli.data_args import load_split_from_args
+        from tfseq.cli.data_args import load_training_data
 
-        train, val, task = load_split_from_args(args, args.data, seed=args.seed)
+        train, val, task, streamed, _ = load_training_data(args, args.data, seed=args.seed)
         return _search(args, space, train, val, task, started=started, overwrite_run=overwrite_run,
-                       trials_per_call=args.trials_per_process)
+                       trials_per_call=args.trials_per_process, streamed=streamed)
     except BaseException as exc:  # noqa: BLE001  (the same handler as tfseq.cli.main)
         if isinstance(exc, SystemExit):
             raise

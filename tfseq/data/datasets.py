@@ -34,7 +34,7 @@ from tfseq.errors import InputError
 if TYPE_CHECKING:
     from tfseq.data.stdf import StdfTable
 
-__all__ = ["DatasetFile", "dataset_files", "dataset_columns", "dataset_chunks"]
+__all__ = ["DatasetFile", "dataset_files", "dataset_columns", "dataset_chunks", "file_chunks"]
 
 
 @dataclass(frozen=True)
@@ -187,10 +187,16 @@ def _table_chunks(frame: pd.DataFrame, columns: list[str], chunk_rows: int) -> I
 def _files_chunks(files: list[DatasetFile], columns: list[str], chunk_rows: int,
                   text: Sequence[str]) -> Iterator[pd.DataFrame]:
     for file in files:
-        values = dict(file.partitions)
-        own = [c for c in columns if c not in values]
-        for chunk in _file_chunks(_check_file(file.path), own, chunk_rows, text):
-            for name in columns:
-                if name in values:
-                    chunk[name] = pd.Series([values[name]] * len(chunk), index=chunk.index, dtype=object)
-            yield chunk  # columns by name (pandas turns a stored index column back into the index)
+        yield from file_chunks(file, columns, chunk_rows, text)
+
+
+def file_chunks(file: DatasetFile, columns: list[str], chunk_rows: int,
+                text: Sequence[str] = ()) -> Iterator[pd.DataFrame]:
+    """One file's ``columns`` in chunks, its partition values as text columns (see :func:`dataset_chunks`)."""
+    values = dict(file.partitions)
+    own = [c for c in columns if c not in values]
+    for chunk in _file_chunks(_check_file(file.path), own, chunk_rows, text):
+        for name in columns:
+            if name in values:
+                chunk[name] = pd.Series([values[name]] * len(chunk), index=chunk.index, dtype=object)
+        yield chunk  # columns by name (pandas turns a stored index column back into the index)

@@ -24,10 +24,11 @@ POSITIVE_NAMES = frozenset(
      "defective", "reject", "rejected", "positive", "pos", "anomaly", "abnormal", "faulty"}
 )
 
-__all__ = ["POSITIVE_NAMES", "encode_targets"]
+__all__ = ["POSITIVE_NAMES", "encode_targets", "label_text", "order_classes", "sequence_targets"]
 
 
-def _label_text(values: np.ndarray) -> np.ndarray:
+def label_text(values: np.ndarray) -> np.ndarray:
+    """Labels as class names: text, with integral numbers written without ``.0``."""
     out = []
     for v in values:
         if isinstance(v, (float, np.floating)) and float(v).is_integer():
@@ -36,13 +37,41 @@ def _label_text(values: np.ndarray) -> np.ndarray:
     return np.asarray(out, dtype=object)
 
 
-def _order_classes(names: list[str], numeric: bool) -> list[str]:
+def order_classes(names: list[str], numeric: bool) -> list[str]:
+    """Class names in index order: sorted (as numbers when the labels are), the positive class last of two."""
     names = sorted(names, key=(lambda s: float(s)) if numeric else str)
     if len(names) == 2:
         positive = [n for n in names if n.strip().lower() in POSITIVE_NAMES]
         if len(positive) == 1:
             names = [n for n in names if n != positive[0]] + positive
     return names
+
+
+def sequence_targets(labels: pd.Series, sequence_ids: pd.Series, codes: np.ndarray, *, label_col: str,
+                     id_col: str, path: Path) -> np.ndarray:
+    """The raw target of each sequence (its first row's), checked to be present and constant.
+
+    Arguments as :func:`encode_targets`; out-of-core training (:mod:`tfseq.data.streamed`) calls it
+    block by block to learn the task and the classes before it encodes any target.
+
+    Raises:
+        InputError: for an empty target, or one that changes within a sequence.
+    """
+    if labels.isna().any():
+        where = sequence_ids[labels.isna()].iloc[0]
+        raise InputError(f"{path}: column {label_col!r} is empty for {id_col} {show_value(where)}; "
+                         "expected a target on every row.")
+    per_sequence = labels.groupby(codes, sort=True).nunique()
+    changing = np.flatnonzero(per_sequence.to_numpy() > 1)
+    if len(changing):
+        seq = changing[0]
+        seen = labels[codes == seq].unique()[:3]
+        raise InputError(
+            f"{path}: column {label_col!r} changes within {id_col} {show_value(sequence_ids[codes == seq].iloc[0])} "
+            f"(found {', '.join(map(show_value, seen))}); expected one target per sequence."
+        )
+    starts = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]])
+    return labels.to_numpy()[starts]
 
 
 def encode_targets(
@@ -78,21 +107,7 @@ def encode_targets(
         InputError: for empty or changing targets within a sequence, a single class, text in a
             regression target, or a class the model never saw.
     """
-    if labels.isna().any():
-        where = sequence_ids[labels.isna()].iloc[0]
-        raise InputError(f"{path}: column {label_col!r} is empty for {id_col} {show_value(where)}; "
-                         "expected a target on every row.")
-    per_sequence = labels.groupby(codes, sort=True).nunique()
-    changing = np.flatnonzero(per_sequence.to_numpy() > 1)
-    if len(changing):
-        seq = changing[0]
-        seen = labels[codes == seq].unique()[:3]
-        raise InputError(
-            f"{path}: column {label_col!r} changes within {id_col} {show_value(sequence_ids[codes == seq].iloc[0])} "
-            f"(found {', '.join(map(show_value, seen))}); expected one target per sequence."
-        )
-    starts = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]])
-    first = labels.to_numpy()[starts]
+    first = sequence_targets(labels, sequence_ids, codes, label_col=label_col, id_col=id_col, path=path)
     names = list(class_names) if class_names is not None else None
     if task is None:
         task = task_of_targets(first) if names is None else ("binary" if len(names) == 2 else "multiclass")
@@ -104,7 +119,7 @@ def encode_targets(
                 f"{path}: column {label_col!r} holds {show_value(bad)}; expected numbers for a regression target."
             )
         return values.to_numpy(dtype=np.float32), None, task
-    text = _label_text(first)
+    text = label_text(first)
     found = sorted(set(text))
     if names is None:
         if len(found) < 2:
@@ -118,7 +133,7 @@ def encode_targets(
                 "expected exactly two (use task multiclass).", arguments=("task",)
             )
         numeric = pd.api.types.is_numeric_dtype(labels) and not pd.api.types.is_bool_dtype(labels)
-        names = _order_classes(found, numeric)
+        names = order_classes(found, numeric)
     unknown = [c for c in found if c not in names]
     if unknown:
         raise InputError(

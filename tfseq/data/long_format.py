@@ -26,7 +26,37 @@ from tfseq.data.labels import encode_targets
 from tfseq.data.sequences import TASKS, SequenceSet, Task
 from tfseq.errors import InputError
 
-__all__ = ["load_long_format", "fit_steps"]
+__all__ = ["load_long_format", "fit_steps", "pad_sequences"]
+
+
+def pad_sequences(frame: pd.DataFrame, id_col: str, feature_names: Sequence[str],
+                  steps: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Checked long-format rows (sorted by id then time, from :func:`read_frame`) as padded sequences.
+
+    Args:
+        frame: The rows.
+        id_col: The id column.
+        feature_names: The feature columns, in model order.
+        steps: Cut every sequence to its first ``steps`` steps; None pads to the longest.
+
+    Returns:
+        ``(x, lengths, codes, ids)``: float32 ``[sequences, steps, features]`` zero-padded at the
+        end, each sequence's length, each row's sequence index, and the ids in sequence order.
+    """
+    codes, ids = pd.factorize(frame[id_col], sort=False)  # frame is sorted by id: codes ascend
+    counts = np.bincount(codes)
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    position = np.arange(len(frame)) - starts[codes]
+    longest = int(counts.max())
+    steps = longest if steps is None else min(longest, int(steps))
+    keep = position < steps
+    x = np.zeros((len(ids), steps, len(feature_names)), dtype=np.float32)
+    values = frame[list(feature_names)].to_numpy(dtype=np.float32)
+    if keep.all():
+        x[codes, position] = values
+    else:
+        x[codes[keep], position[keep]] = values[keep]
+    return x, np.minimum(counts, steps).astype(np.int32), codes, np.asarray(ids)
 
 
 def fit_steps(data: SequenceSet, steps: int) -> SequenceSet:
@@ -103,24 +133,8 @@ def load_long_format(
     frame, feature_names = read_frame(path, id_col=id_col, time_col=time_col, label_col=label_col,
                                       features=features, fill=fill, source=source)
     path = Path(source or ("DataFrame" if isinstance(path, pd.DataFrame) else path))
-    codes, ids = pd.factorize(frame[id_col], sort=False)  # frame is sorted by id: codes ascend
-    counts = np.bincount(codes)
-    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-    position = np.arange(len(frame)) - starts[codes]
-    steps = int(counts.max())
-    if max_steps is not None:
-        steps = min(steps, int(max_steps))
-    if predict_at is not None:
-        steps = min(steps, int(predict_at))
-    keep = position < steps
-    x = np.zeros((len(ids), steps, len(feature_names)), dtype=np.float32)
-    values = frame[feature_names].to_numpy(dtype=np.float32)
-    if keep.all():
-        x[codes, position] = values
-    else:
-        x[codes[keep], position[keep]] = values[keep]
-    del values
-    lengths = np.minimum(counts, steps).astype(np.int32)
+    steps_cap = min([v for v in (max_steps, predict_at) if v is not None], default=None)
+    x, lengths, codes, ids = pad_sequences(frame, id_col, feature_names, steps_cap)
 
     y, names = None, (list(class_names) if class_names is not None else None)
     if label_col is not None:

@@ -130,8 +130,6 @@ def fit(
             f"Received an invalid value for argument class_weight, expected 'balanced' or None, "
             f"got {class_weight!r}."
         )
-    if validation_data is None and monitor.startswith("val_"):
-        monitor = monitor[4:]
     if seed is not None:
         keras.utils.set_random_seed(seed)
     y = step_targets(model, y, np.shape(x)[1])
@@ -148,6 +146,41 @@ def fit(
     lengths = {len(x)} | {len(v) for v in (y.values() if isinstance(y, Mapping) else [y])}
     if len(lengths) != 1:
         raise InputError(f"Received inputs and targets of different lengths: {sorted(lengths)}.")
+    sharded = strategy if is_distributed(strategy) else None
+    train = make_dataset(x, y, batch_size=int(batch_size), sample_weight=sample_weight, seed=seed,
+                         strategy=sharded)
+    if validation_data is not None:
+        validation_data = make_validation_dataset(validation_data, batch_size=int(batch_size),
+                                                  strategy=sharded)
+    return fit_batches(model, train, validation_data, epochs=epochs, run_dir=run_dir, monitor=monitor,
+                       patience=patience, tensorboard=tensorboard, callbacks=callbacks, verbose=verbose,
+                       strategy=strategy)
+
+
+def fit_batches(
+    model: keras.Model,
+    train: Any,
+    validation_data: Any,
+    *,
+    epochs: int,
+    run_dir: Path | None,
+    monitor: str,
+    patience: int,
+    tensorboard: bool = False,
+    callbacks: Sequence[keras.callbacks.Callback] = (),
+    verbose: int | str = "auto",
+    strategy: tf.distribute.Strategy | None = None,
+    steps_per_epoch: int | None = None,
+    validation_steps: int | None = None,
+) -> keras.callbacks.History:
+    """``model.fit`` on batches already made (a ``tf.data.Dataset``, or a distributed one) with the
+    callbacks of :func:`fit`; out-of-core training (:mod:`tfseq.training.streamed`) enters here.
+
+    ``steps_per_epoch`` and ``validation_steps`` bound epochs of repeated input (every worker of a
+    multi-worker run must take the same number of steps). Arguments otherwise as :func:`fit`.
+    """
+    if validation_data is None and monitor.startswith("val_"):
+        monitor = monitor[4:]
     distributed = is_distributed(strategy)
     if distributed:
         if model.distribute_strategy is not strategy:
@@ -158,27 +191,14 @@ def fit(
         model.steps_per_execution = 1
         if run_dir is not None and not is_chief():
             run_dir, tensorboard = Path(run_dir) / ".workers" / _task_name(), False
-    sharded = strategy if distributed else None
-    train = make_dataset(x, y, batch_size=int(batch_size), sample_weight=sample_weight, seed=seed,
-                         strategy=sharded)
-    if validation_data is not None:
-        validation_data = make_validation_dataset(validation_data, batch_size=int(batch_size),
-                                                  strategy=sharded)
-    if distributed and _is_multi_worker(strategy):
-        return _fit_multi_worker(model, strategy, dict(
-            x=train, validation_data=validation_data, epochs=int(epochs), shuffle=False,
-            callbacks=default_callbacks(run_dir, monitor=monitor, patience=patience,
-                                        tensorboard=tensorboard) + list(callbacks),
-            verbose=verbose))
-    return model.fit(
-        train,
-        validation_data=validation_data,
-        epochs=int(epochs),
+    fit_kwargs = dict(
+        x=train, validation_data=validation_data, epochs=int(epochs), shuffle=False,  # the input shuffles itself
         callbacks=default_callbacks(run_dir, monitor=monitor, patience=patience, tensorboard=tensorboard)
         + list(callbacks),
-        shuffle=False,  # the dataset draws a new order every epoch
-        verbose=verbose,
-    )
+        verbose=verbose, steps_per_epoch=steps_per_epoch, validation_steps=validation_steps)
+    if distributed and _is_multi_worker(strategy):
+        return _fit_multi_worker(model, strategy, fit_kwargs)
+    return model.fit(**fit_kwargs)
 
 
 def _is_multi_worker(strategy: tf.distribute.Strategy | None) -> bool:

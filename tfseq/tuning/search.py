@@ -28,6 +28,7 @@ from tfseq.tuning.space import SearchSpace
 
 if TYPE_CHECKING:  # tfseq.models starts Keras; imported where needed instead
     from tfseq.data.sequences import SequenceSet
+    from tfseq.data.streamed import StreamedData
     from tfseq.models.spec import ModelSpec
 
 __all__ = ["TUNERS", "tune"]
@@ -85,6 +86,7 @@ def tune(
     overwrite: bool = False,
     trials_per_call: int | None = None,
     verbose: int | str = 0,
+    streamed: StreamedData | None = None,
 ) -> TuningResult:
     """Searches architectures over ``space`` with Keras Tuner; resumable, memory-flat, budget-aware.
 
@@ -129,6 +131,9 @@ def tune(
             #20552), so a long search in one process grows; ``tfseq tune``
             restarts its search process every ``--trials-per-process`` trials.
         verbose: Keras progress output inside trials.
+        streamed: Tune out of core on this scanned dataset (:func:`tfseq.data.streamed.scan_dataset`):
+            every trial reads its files as ``tfseq train --out-of-core`` does; ``train`` and
+            ``validation`` are then samples of its splits, used only to check the settings.
 
     Returns:
         The :class:`TuningResult`; ``best_spec`` is None if no trial finished.
@@ -170,7 +175,8 @@ def tune(
 
     from tfseq.models.builders import build_model, normalization_stats
 
-    normalization = normalization_stats(train.x, masking=base.masking)
+    normalization = normalization_stats(train.x, masking=base.masking) if streamed is None else \
+        streamed.normalization(masking=base.masking)
     reported = _model_metric_names(base, train, task, normalization)
     if name.removeprefix("val_") not in reported:
         names = ", ".join(("val_" if validation is not None else "") + m for m in reported)
@@ -189,6 +195,8 @@ def tune(
         "base_spec": base.get_config(), "epochs": epochs, "patience": patience, "max_params": max_params,
         "max_size_mb": max_size_mb, "task": task, "seed": seed, "steps": train.steps,
         "features": list(train.feature_names),
+        **({} if streamed is None else {"out_of_core": {"data": str(streamed.source), "split_seed": streamed.seed,
+                                                        "val_fraction": streamed.val_fraction}}),
     }
     check_settings(directory, settings, overwrite)
     if overwrite:
@@ -207,7 +215,8 @@ def tune(
     hypermodel = SpecHyperModel(space, base, n_features=int(train.x.shape[-1]), steps=train.steps,
                                 normalization=normalization, seed=seed, objective=name, direction=direction,
                                 patience=patience, deadline=deadline,
-                                targets=_targets(train, task) if task in ("regression", "forecast") else None)
+                                targets=(_targets(train, task) if streamed is None else streamed.target_sample())
+                                if task in ("regression", "forecast") else None, streamed=streamed)
     recording = Recording(objective=name, direction=direction, records_dir=directory, max_params=max_params,
                           max_size_mb=max_size_mb, trials_per_call=trials_per_call)
     search = make_tuner(tuner, hypermodel=hypermodel, recording=recording, max_trials=int(max_trials),
@@ -215,7 +224,7 @@ def tune(
     head = base.heads[0].name
     fit_y = {head: _targets(train, task)}
     sample_weight = None
-    if task in ("binary", "multiclass"):
+    if task in ("binary", "multiclass") and streamed is None:  # streamed batches carry their weights
         from tfseq.training.fit import balanced_sample_weights
 
         sample_weight = balanced_sample_weights(train.y)

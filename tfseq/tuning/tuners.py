@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from keras_tuner import Oracle as _Oracle  # the mixins below extend an oracle's and a tuner's methods
     from keras_tuner import Tuner as _Tuner
 
+    from tfseq.data.streamed import StreamedData
     from tfseq.models.spec import ModelSpec
 else:
     _Oracle = _Tuner = object
@@ -69,8 +70,10 @@ class SpecHyperModel(kt.HyperModel):
         patience: int,
         deadline: float | None,
         targets: np.ndarray | Mapping[str, np.ndarray] | None = None,
+        streamed: StreamedData | None = None,
     ) -> None:
         super().__init__(name="tfseq_spec")
+        self.streamed = streamed  # out of core: trials read the dataset's files, not x
         self.space, self.base = space, base
         self.n_features, self.steps, self.normalization, self.targets = n_features, steps, normalization, targets
         self.seed, self.objective, self.direction = seed, objective, direction
@@ -113,10 +116,21 @@ class SpecHyperModel(kt.HyperModel):
             keras.utils.set_random_seed(self.seed)
         stopping = keras.callbacks.EarlyStopping(monitor=self.objective, mode=self.direction, patience=self.patience)
         batch = int(hp.get("batch_size"))
-        if validation_data is not None:
-            validation_data = make_validation_dataset(validation_data, batch_size=batch)
+        if self.streamed is not None:
+            from tfseq.training.streamed import make_streamed_dataset
+
+            head = model.output_names[0]
+            train = make_streamed_dataset(self.streamed, "train", batch_size=batch, head=head, shuffle=True,
+                                          seed=self.seed)
+            if validation_data is not None:
+                validation_data = make_streamed_dataset(self.streamed, "validation", batch_size=batch, head=head,
+                                                        shuffle=False)
+        else:
+            train = make_dataset(x, y, batch_size=batch, sample_weight=sample_weight)
+            if validation_data is not None:
+                validation_data = make_validation_dataset(validation_data, batch_size=batch)
         return model.fit(
-            make_dataset(x, y, batch_size=batch, sample_weight=sample_weight),
+            train,
             validation_data=validation_data, epochs=epochs, initial_epoch=initial_epoch,
             callbacks=list(callbacks) + [stopping, DeadlineCallback(self.deadline)], shuffle=False,
             verbose=verbose,

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from tfseq.data.sequences import SequenceSet, Task, infer_task
+from tfseq.data.streamed import StreamedData
 from tfseq.errors import InputError
 from tfseq.tuning.results import TuningResult
 
@@ -29,8 +30,12 @@ def retrain(
     overwrite: bool = False,
     extra: dict[str, Any] | None = None,
     verbose: int | str = 0,
+    streamed: StreamedData | None = None,
 ) -> dict[str, Any]:
     """Trains the best spec on train + validation and writes a RUN directory for ``tfseq export``.
+
+    With ``streamed`` (an out-of-core search) the RUN trains out of core on every sequence of the
+    dataset, scanned again without a validation split.
 
     Training runs for the epoch count at which the best trial scored best
     (there is no held-out data left to stop on).
@@ -63,13 +68,17 @@ def retrain(
             lengths=np.concatenate([train.lengths, validation.lengths]),
         )
     epochs = max(1, int(result.best_epoch or 1))
+    if streamed is not None:
+        from tfseq.data.streamed import whole
+
+        streamed = whole(streamed)
     run = train_run(
         both, None, task, Path(out), id_col=id_col, time_col=time_col, label_col=label_col,
         spec_overrides=result.best_spec.get_config(), epochs=epochs,
         batch_size=int(result.best_values.get("batch_size", 64)), patience=epochs, seed=seed,
         predict_at=predict_at, overwrite=overwrite,
         extra={"tuned_in": str(result.directory), "tuned_trial": result.best_trial, **(extra or {})},
-        verbose=verbose,
+        verbose=verbose, streamed=streamed,
     )
     return {**run, "skipped": False}
 

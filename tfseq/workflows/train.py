@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from tfseq.data.sequences import SequenceSet, Task
+from tfseq.data.streamed import StreamedData
 from tfseq.errors import InputError
 
 
@@ -89,6 +90,18 @@ def _streaming_metrics(task: str, evaluated: SequenceSet, per_step: np.ndarray, 
     return result
 
 
+def _input_record(streamed: StreamedData | None, batch_size: int, train: int, val: int) -> dict[str, Any]:
+    """How the data reached the model, for metrics.json and the summary."""
+    if streamed is None:
+        return {"mode": "in-memory"}
+    from tfseq.training.streamed import shuffle_buffer
+
+    return {"mode": "out-of-core", "files": len(streamed.files), "shuffle_buffer": shuffle_buffer(streamed, batch_size),
+            "split": f"validation by a hash of the id ({streamed.val_fraction:g})",
+            "sample": {"train": train, "validation": val,
+                       "note": "baselines, reference and export checks use these first sequences of each split"}}
+
+
 def check_new_run(out: Path, *, overwrite: bool) -> None:
     """Checks, before any data is loaded, that ``out`` may be written.
 
@@ -161,6 +174,7 @@ def train_run(
     extra: dict[str, Any] | None = None,
     verbose: int | str = 2,
     strategy: str = "auto",
+    streamed: StreamedData | None = None,
 ) -> dict[str, Any]:
     """Trains the default model (with changes) and writes the RUN directory, whole or not at all.
 
@@ -184,6 +198,10 @@ def train_run(
         verbose: Keras progress.
         strategy: Distribution strategy (:func:`tfseq.training.distribute.make_strategy`).
             Under several workers every one trains, and only the chief writes the RUN.
+        streamed: Train out of core on this scanned dataset (:func:`tfseq.data.streamed.scan_dataset`),
+            read from its files every epoch; ``train`` and ``val`` are then samples of its splits
+            (:func:`tfseq.data.streamed.read_sample`) for the baselines, the reference and the export checks, and
+            the validation metrics cover the whole validation split.
 
     The RUN also holds ``reference.json``: statistics of the training sequences and of the
     predictions on the validation sequences (the training sequences when ``val`` is None), which
@@ -196,6 +214,7 @@ def train_run(
         InputError: for invalid spec values or an existing ``out``.
     """
     from tfseq.analysis.reference import compute_reference
+    from tfseq.evaluation import last_step_output
     from tfseq.io import atomic_directory, partial_path, write_json_atomic
     from tfseq.models.builders import build_model
     from tfseq.plots import plot_confusion_matrices, plot_training_curves
@@ -216,29 +235,49 @@ def train_run(
     except TypeError as exc:
         raise InputError(f"Received an unknown model setting ({exc}); expected ModelSpec fields.") from None
     head = spec.heads[0].name
+    if streamed is not None and (spec.streaming or task not in ("binary", "multiclass", "regression")):
+        raise InputError("Received an out-of-core run of a streaming model or a forecast; expected a model with "
+                         "one answer per sequence out of core (train the others in memory).",
+                         arguments=("out_of_core",))
     distribution = make_strategy(strategy)
     with distribution.scope():
-        model = build_model(spec, n_features=train.x.shape[-1], steps=train.steps, adapt=train.x,
-                            targets=train.y if task in ("regression", "forecast") else None, seed=seed)
+        if streamed is None:
+            model = build_model(spec, n_features=train.x.shape[-1], steps=train.steps, adapt=train.x,
+                                targets=train.y if task in ("regression", "forecast") else None, seed=seed)
+        else:
+            model = build_model(spec, n_features=len(streamed.feature_names), steps=streamed.steps,
+                                normalization=streamed.normalization(masking=spec.masking),
+                                targets=streamed.target_sample(), seed=seed)
     y_train = train.y.astype("float32") if task in ("regression", "forecast") else train.y
     validation = None if val is None or val.y is None else \
         (val.x, val.y.astype("float32") if task in ("regression", "forecast") else val.y)
     evaluated = val if val is not None else train
 
-    def train_and_predict(run_dir: Path) -> tuple[Any, np.ndarray]:
-        history = fit(model, train.x, {head: y_train}, validation_data=None if validation is None else
-                      (validation[0], {head: validation[1]}), epochs=epochs, batch_size=batch_size,
-                      patience=patience, run_dir=run_dir, seed=seed, verbose=verbose, strategy=distribution)
-        # every worker predicts: under several workers prediction is a collective step too
-        return history, model.predict(evaluated.x, batch_size=1024, verbose=0)[head]
+    def train_and_predict(run_dir: Path) -> tuple[Any, np.ndarray, tuple[np.ndarray, np.ndarray] | None]:
+        if streamed is not None:
+            from tfseq.training.streamed import fit_streamed, predict_streamed
 
-    from tfseq.evaluation import last_step_output
+            history = fit_streamed(model, streamed, epochs=epochs, batch_size=batch_size, patience=patience,
+                                   run_dir=run_dir, seed=seed, verbose=verbose, strategy=distribution)
+            whole = None
+            if is_chief():  # the whole validation split, read from the files by this process alone
+                targets, output, lengths = predict_streamed(
+                    model, streamed, "validation" if streamed.validation_sequences else "train")
+                whole = (targets, last_step_output(output, lengths))
+        else:
+            history = fit(model, train.x, {head: y_train}, validation_data=None if validation is None else
+                          (validation[0], {head: validation[1]}), epochs=epochs, batch_size=batch_size,
+                          patience=patience, run_dir=run_dir, seed=seed, verbose=verbose, strategy=distribution)
+            whole = None
+        # every worker predicts: under several workers prediction is a collective step too
+        return history, model.predict(evaluated.x, batch_size=1024, verbose=0)[head], whole
+
 
     if not is_chief():  # its crash backup lives under the chief's .RUN.partial/.workers/
         train_and_predict(partial_path(Path(out)))
         return {"task": task, "run_dir": Path(out), "chief": False}
     with atomic_directory(Path(out), overwrite=overwrite, resume=True) as tmp:
-        history, output = train_and_predict(tmp)
+        history, output, whole = train_and_predict(tmp)
         per_step = output if spec.streaming else None
         output = last_step_output(output, evaluated.lengths)  # a streaming model's answer after each whole sequence
         import shutil
@@ -246,10 +285,11 @@ def train_run(
         shutil.rmtree(tmp / ".workers", ignore_errors=True)  # the workers are done once predict returned
         assert evaluated.y is not None  # checked above
         metrics_val = _threshold_metrics(task, evaluated.y, output)
+        metrics_whole = metrics_val if whole is None else _threshold_metrics(task, *whole)
         curves = _curves(tmp / "history.csv", history)
         plot_training_curves({spec.name: curves}, tmp / "plots" / "training_curves.png")
         if task in ("binary", "multiclass"):
-            plot_confusion_matrices({"validation": metrics_val["confusion_matrix"]}, train.class_names or [],
+            plot_confusion_matrices({"validation": metrics_whole["confusion_matrix"]}, train.class_names or [],
                                     tmp / "plots" / "confusion_matrix.png")
         contract = DataContract(
             feature_names=list(train.feature_names), steps=train.steps, task=task,
@@ -262,13 +302,15 @@ def train_run(
             "class_names": contract.class_names,
             "feature_names": contract.feature_names,
             "steps": train.steps,
-            "train_sequences": len(train),
-            "validation_sequences": 0 if val is None else len(val),
+            "train_sequences": len(train) if streamed is None else streamed.train_sequences,
+            "validation_sequences": (0 if val is None else len(val)) if streamed is None else
+            streamed.validation_sequences,
             "model": spec.name + (" (an answer after every step)" if spec.streaming else f" ({spec.pooling} pooling)"),
             "parameters": int(model.count_params()),
             "epochs": len(curves.get("loss", [])),
             "distribution": describe_strategy(distribution),
-            "validation": metrics_val,
+            "input": _input_record(streamed, batch_size, len(train), 0 if val is None else len(val)),
+            "validation": metrics_whole,
         }
         if per_step is not None:
             result.update(_streaming_metrics(task, evaluated, per_step, tmp / "plots"))

@@ -1,0 +1,238 @@
+"""Out-of-core training input: a scanned dataset (:mod:`tfseq.data.streamed`) as ``tf.data`` batches.
+
+Files are read a block of whole sequences at a time (``from_generator`` over
+:func:`tfseq.data.streamed.read_blocks`), several files interleaved, sequences shuffled in a
+buffer of bounded bytes and batched; a new file order and a new shuffle every epoch. Memory holds
+the buffer, a block per interleaved file and a few batches, whatever the size of the data.
+
+Under a distribution strategy the input comes from
+``strategy.distribute_datasets_from_function``: each input pipeline (each worker) reads only its
+own files (FILE sharding, ``files[pipeline::pipelines]``). With fewer files than pipelines every
+worker reads every file and keeps its share of the sequences (DATA sharding), and
+:func:`fit_streamed` says so in one line. Workers whose files hold different numbers of sequences
+still take the same number of steps an epoch (the fewest any worker has), their input repeating.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import keras
+import numpy as np
+
+from tfseq.checks import positive_int
+from tfseq.data.streamed import Part, StreamedData, read_blocks
+from tfseq.training.distribute import is_distributed
+from tfseq.training.fit import fit_batches
+
+if TYPE_CHECKING:  # TensorFlow is imported where it is used
+    import tensorflow as tf
+
+#: Bytes of padded sequences the shuffle buffer may hold.
+SHUFFLE_BYTES = 256 * 2**20
+
+#: Files read at the same time (their blocks interleave).
+INTERLEAVE = 4
+
+__all__ = ["SHUFFLE_BYTES", "shuffle_buffer", "make_streamed_dataset", "fit_streamed", "predict_streamed"]
+
+
+def shuffle_buffer(data: StreamedData, batch_size: int, budget: int = SHUFFLE_BYTES) -> int:
+    """Sequences in the shuffle buffer: as many as ``budget`` bytes hold (at least 4 batches), at most
+    the training split (then every epoch is a full shuffle)."""
+    per_sequence = data.steps * len(data.feature_names) * 4
+    return int(min(max(4 * batch_size, budget // per_sequence), max(data.train_sequences, 1)))
+
+
+def _files_of(data: StreamedData, pipeline: int, pipelines: int) -> tuple[list[int], bool]:
+    """This pipeline's files, and whether it must keep only its share of their sequences (DATA sharding)."""
+    files = list(range(len(data.files)))
+    if pipelines <= 1:
+        return files, False
+    if len(files) >= pipelines:
+        return files[pipeline::pipelines], False
+    return files, True
+
+
+def _sequences(data: StreamedData, part: Part, files: Sequence[int]) -> int:
+    column = 1 if part == "validation" else 0
+    return sum(data.counts[i][column] for i in files)
+
+
+def make_streamed_dataset(
+    data: StreamedData,
+    part: Part,
+    *,
+    batch_size: int,
+    head: str,
+    shuffle: bool,
+    seed: int | None = 0,
+    class_weight: bool = True,
+    pipeline: int = 0,
+    pipelines: int = 1,
+    repeat: bool = False,
+) -> tf.data.Dataset:
+    """Batches ``(x, {head: y}, sample_weight)`` of ``part`` (``(x, {head: y})`` without class weights).
+
+    Args:
+        data: The scanned dataset.
+        part: ``train``, ``validation`` or ``all``.
+        batch_size: Sequences per batch.
+        head: The model's output name.
+        shuffle: Shuffle files and sequences, anew every epoch.
+        seed: Seed of the shuffles.
+        class_weight: Weigh each class the same (classifiers), as :func:`tfseq.training.fit.fit` does.
+        pipeline: This input pipeline's index (a worker's), for sharding.
+        pipelines: The number of input pipelines.
+        repeat: Repeat without end (a multi-worker run bounds its epochs by steps).
+    """
+    import tensorflow as tf
+
+    positive_int("batch_size", batch_size)
+    files, share = _files_of(data, pipeline, pipelines)
+    y_type = tf.float32 if data.task == "regression" else tf.int32
+    signature = (tf.TensorSpec([None, data.steps, len(data.feature_names)], tf.float32),
+                 tf.TensorSpec([None], y_type), tf.TensorSpec([None], tf.int32))
+
+    def blocks(index: Any) -> Any:
+        for x, y, lengths in read_blocks(data, part, [int(index)]):
+            yield x, y.astype(y_type.as_numpy_dtype), lengths
+
+    dataset = tf.data.Dataset.from_tensor_slices(np.asarray(files, dtype=np.int64))
+    if shuffle:
+        dataset = dataset.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
+    dataset = dataset.interleave(
+        lambda index: tf.data.Dataset.from_generator(blocks, args=(index,), output_signature=signature),
+        cycle_length=min(INTERLEAVE, len(files)), block_length=1)
+    dataset = dataset.unbatch()
+    if share:
+        dataset = dataset.shard(pipelines, pipeline)
+    if shuffle:
+        dataset = dataset.shuffle(shuffle_buffer(data, batch_size), seed=seed, reshuffle_each_iteration=True)
+    if repeat:
+        dataset = dataset.repeat()
+    dataset = dataset.batch(batch_size)
+    weights = data.class_weights() if class_weight else None
+    if weights is not None:
+        table = tf.constant(weights)
+        dataset = dataset.map(lambda x, y, _: (x, {head: y}, tf.gather(table, y)))
+    else:
+        dataset = dataset.map(lambda x, y, _: (x, {head: y}))
+    if not repeat and not share:
+        count = _sequences(data, part, files)
+        dataset = dataset.apply(tf.data.experimental.assert_cardinality(math.ceil(count / batch_size)))
+    return dataset.prefetch(2)  # the next batches are read while this one trains
+
+
+def fit_streamed(
+    model: keras.Model,
+    data: StreamedData,
+    *,
+    epochs: int = 20,
+    batch_size: int = 128,
+    run_dir: Path | None = None,
+    monitor: str = "val_loss",
+    patience: int = 5,
+    class_weight: str | None = "balanced",
+    callbacks: Sequence[keras.callbacks.Callback] = (),
+    seed: int | None = None,
+    verbose: int | str = "auto",
+    strategy: tf.distribute.Strategy | None = None,
+) -> keras.callbacks.History:
+    """Trains ``model`` on ``data`` read from its files: :func:`tfseq.training.fit.fit`, out of core.
+
+    Validation (the early-stopping signal) streams the validation split the same way; without
+    validation sequences the training loss is monitored. Arguments as :func:`tfseq.training.fit.fit`,
+    ``batch_size`` per replica.
+    """
+    import tensorflow as tf
+
+    for name, value in (("epochs", epochs), ("batch_size", batch_size), ("patience", patience)):
+        positive_int(name, value)
+    if seed is not None:
+        keras.utils.set_random_seed(seed)
+    head = model.output_names[0]
+    balanced = class_weight == "balanced"
+    validation = data.validation_sequences > 0
+    if not is_distributed(strategy):
+        train = make_streamed_dataset(data, "train", batch_size=batch_size, head=head, shuffle=True, seed=seed,
+                                      class_weight=balanced)
+        val = make_streamed_dataset(data, "validation", batch_size=batch_size, head=head, shuffle=False,
+                                    class_weight=balanced) if validation else None
+        return fit_batches(model, train, val, epochs=epochs, run_dir=run_dir, monitor=monitor, patience=patience,
+                           callbacks=callbacks, verbose=verbose, strategy=strategy)
+    assert strategy is not None
+    workers = _pipelines(strategy)
+    _, share = _files_of(data, 0, workers)
+    if share:
+        print(f"note: {len(data.files)} file(s) for {workers} workers: every worker reads every file and keeps "
+              "its share of the sequences (DATA sharding); write at least one file per worker to read less")
+    shares = [_files_of(data, p, workers)[0] for p in range(workers)]
+
+    def steps(part: Part) -> int:
+        if share:
+            return max(1, math.ceil(_sequences(data, part, range(len(data.files))) / workers / batch_size))
+        return max(1, math.ceil(min(_sequences(data, part, files) for files in shares) / batch_size))
+
+    def inputs(part: Part, shuffle: bool) -> Any:
+        def make(context: tf.distribute.InputContext) -> tf.data.Dataset:
+            return make_streamed_dataset(
+                data, part, batch_size=batch_size, head=head, shuffle=shuffle, seed=0 if seed is None else seed,
+                class_weight=balanced, pipeline=context.input_pipeline_id,
+                pipelines=context.num_input_pipelines, repeat=True)
+
+        options = tf.distribute.InputOptions(experimental_fetch_to_device=False)
+        return strategy.distribute_datasets_from_function(make, options)
+
+    return fit_batches(model, inputs("train", True), inputs("validation", False) if validation else None,
+                       epochs=epochs, run_dir=run_dir, monitor=monitor, patience=patience, callbacks=callbacks,
+                       verbose=verbose, strategy=strategy, steps_per_epoch=steps("train"),
+                       validation_steps=steps("validation") if validation else None)
+
+
+def _pipelines(strategy: tf.distribute.Strategy) -> int:
+    """Input pipelines ``distribute_datasets_from_function`` makes: one per worker."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None:
+        return 1
+    spec = resolver.cluster_spec().as_dict()
+    return max(1, len(spec.get("worker", [])) + len(spec.get("chief", [])))
+
+
+def predict_streamed(model: keras.Model, data: StreamedData, part: Part, *,
+                     batch_size: int = 1024) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(targets, outputs, lengths)`` of ``part``'s sequences, the model run block by block.
+
+    Outputs are the first head's, in file order; memory holds the targets and outputs, not the
+    sequences. A model trained under a strategy of several workers runs here in this process alone
+    (``model.predict`` would be a collective step, and the small last block of a file would leave
+    some worker an empty batch).
+    """
+    head = model.output_names[0]
+    if is_distributed(model.distribute_strategy):
+        import tensorflow as tf
+
+        call = tf.function(lambda x: model(x, training=False))
+
+        def run(x: np.ndarray) -> Any:
+            return np.concatenate([np.asarray(_head(call(x[i:i + batch_size]), head))
+                                   for i in range(0, len(x), batch_size)])
+    else:
+        def run(x: np.ndarray) -> Any:
+            return _head(model.predict(x, batch_size=batch_size, verbose=0), head)
+
+    targets, outputs, lengths = [], [], []
+    for x, y, length in read_blocks(data, part):
+        outputs.append(run(x))
+        targets.append(y)
+        lengths.append(length)
+    if not outputs:
+        raise ValueError(f"no sequence in the {part} split")
+    return np.concatenate(targets), np.concatenate(outputs), np.concatenate(lengths)
+
+
+def _head(output: Any, head: str) -> Any:
+    return output[head] if isinstance(output, dict) else output
