@@ -25,7 +25,7 @@ def _free_ports(n):
     return ports
 
 
-def _train(data, out, strategy, tf_config=None):
+def _train(data, out, strategy, tf_config=None, extra=()):
     """`tfseq train` in a subprocess; mixed_bfloat16, since mixed precision under the strategy is promised."""
     env = {k: v for k, v in os.environ.items() if k != "TF_CONFIG"}
     if tf_config:
@@ -33,7 +33,7 @@ def _train(data, out, strategy, tf_config=None):
     command = [sys.executable, "-m", "tfseq", "train", str(data), "--id-col", "device_id", "--time-col", "cycle",
                "--label-col", "status", "--out", str(out), "--strategy", strategy, "--cell", "gru",
                "--no-bidirectional", "--units", "8", "--epochs", str(EPOCHS), "--patience", str(EPOCHS),
-               "--batch-size", "32", "--precision", "mixed_bfloat16", "--seed", "0"]
+               "--batch-size", "32", "--precision", "mixed_bfloat16", "--seed", "0", *extra]
     return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
@@ -111,19 +111,31 @@ def test_slurm_task_0_is_the_chief(monkeypatch):
 
 
 @pytest.mark.slow
-def test_killed_workers_resume_together_from_their_backups(tmp_path):
-    """kill -9 of both workers mid-training, then the same commands again: training ends whole."""
+@pytest.mark.parametrize("input_mode", ["in-memory", "out-of-core"])
+def test_killed_workers_resume_together_from_their_backups(tmp_path, input_mode):
+    """kill -9 of both workers mid-training, then the same commands again: training ends whole.
+
+    Out of core, the data are a Parquet dataset of four files: each worker streams its own two.
+    """
     import signal
 
     from tfseq.io import partial_path
 
-    data = tmp_path / "tests.csv"
-    to_long_frame(make_semiconductor_data(800, n_cycles=10, seed=4)).to_csv(data, index=False)
+    frame = to_long_frame(make_semiconductor_data(800, n_cycles=10, seed=4))
+    if input_mode == "in-memory":
+        data = tmp_path / "tests.csv"
+        frame.to_csv(data, index=False)
+    else:
+        data = tmp_path / "tests"
+        data.mkdir()
+        for i, ids in enumerate(np.array_split(frame.device_id.unique(), 4)):
+            frame[frame.device_id.isin(ids)].to_parquet(data / f"part-{i}.parquet", index=False)
     run = tmp_path / "multi"
 
     def start():
         cluster = {"worker": [f"127.0.0.1:{p}" for p in _free_ports(2)]}
-        return [_train(data, run, "multi-worker", {"cluster": cluster, "task": {"type": "worker", "index": i}})
+        return [_train(data, run, "multi-worker", {"cluster": cluster, "task": {"type": "worker", "index": i}},
+                       extra=[f"--{input_mode}"])
                 for i in range(2)]
 
     history = partial_path(run) / "history.csv"
@@ -146,7 +158,10 @@ def test_killed_workers_resume_together_from_their_backups(tmp_path):
     assert "resuming the unfinished run" in outputs[0]
     epochs = [int(line.split(",")[0]) for line in (run / "history.csv").read_text().strip().splitlines()[1:]]
     assert epochs == list(range(EPOCHS)), epochs
-    assert json.loads((run / "metrics.json").read_text())["epochs"] == EPOCHS
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["epochs"] == EPOCHS and metrics["input"]["mode"] == input_mode
+    assert metrics["distribution"]["workers"] == 2 and metrics["validation"]["accuracy"] > 0.8
+    assert "DATA sharding" not in outputs[0] + outputs[1]  # four files: each worker reads its own
 
 
 def test_unseeded_datasets_draw_the_same_order_on_every_worker():
