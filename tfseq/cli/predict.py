@@ -59,10 +59,12 @@ def run(args: argparse.Namespace) -> int:
     check_prediction_inputs(args.artifact, args.data, args.out, overwrite=args.overwrite, fill=args.fill,
                             explain=args.explain)
 
-    from tfseq.startup import start_tensorflow
+    from tfseq.workflows.predict import needs_tensorflow, predict_file
 
-    start_tensorflow(threads=True)
-    from tfseq.workflows.predict import predict_file
+    if needs_tensorflow(args.artifact):  # LiteRT and onnxruntime run without it: no seconds spent starting it
+        from tfseq.startup import start_tensorflow
+
+        start_tensorflow(threads=True)
 
     done = predict_file(args.artifact, args.data, args.out, overwrite=args.overwrite, fill=args.fill,
                         block_rows=args.block_rows, batch_size=args.batch_size, verify=args.verify,

@@ -31,6 +31,15 @@ class Predicted(NamedTuple):
     out: Path  #: the CSV written
 
 
+def needs_tensorflow(artifact: Path) -> bool:
+    """Whether predicting with ``artifact`` runs TensorFlow: not for ``.tflite`` and ``.onnx`` files.
+
+    Their runtimes (LiteRT, onnxruntime) run without it, so ``tfseq predict`` skips the seconds
+    that starting TensorFlow takes, as an edge station without TensorFlow would.
+    """
+    return Path(artifact).suffix.lower() not in (".tflite", ".onnx")
+
+
 def contract_of(artifact: Path) -> DataContract | None:
     """The contract without starting TensorFlow, when the artifact is (inside) a RUN directory."""
     from tfseq.run import read_contract
@@ -201,10 +210,13 @@ def find_policy(artifact: Path) -> AdaptiveTestPolicy | None:
 
 
 def _frame(sequences: SequenceSet, output: np.ndarray, contract: DataContract, columns: Columns) -> pd.DataFrame:
-    from tfseq.evaluation import last_step_output
-
     output = np.asarray(output)
-    frame = predictions_frame(sequences.ids, last_step_output(output, sequences.lengths), contract)
+    last = output
+    if output.ndim == 3:  # a streaming model's answer after every step (tfseq.evaluation imports scikit-learn)
+        from tfseq.evaluation import last_step_output
+
+        last = last_step_output(output, sequences.lengths)
+    frame = predictions_frame(sequences.ids, last, contract)
     for name, values in columns(sequences, output).items():
         frame[name] = values
     return frame
@@ -236,9 +248,10 @@ def sequence_blocks(path: Path, id_col: str, block_rows: int) -> Iterator[pd.Dat
             chunk = pd.concat([carry, chunk], ignore_index=True)
         ids = chunk[id_col]
         tail = (ids == ids.iloc[-1]).to_numpy()
-        if not tail[tail.argmax():].all():
+        first = int(tail.argmax())
+        if not tail[first:].all():
             raise _Interleaved
-        complete, carry = chunk[~tail], chunk[tail]
+        complete, carry = chunk.iloc[:first], chunk.iloc[first:]  # slices: no copy of the block
         if len(complete):
             yield _check_contiguous(complete, id_col, done)
     if carry is not None and len(carry):
