@@ -45,6 +45,13 @@ def dataset(frame, tmp_path_factory):
     return _write(frame, tmp_path_factory.mktemp("ooc") / "data", files=3)
 
 
+@pytest.fixture(scope="module")
+def easy(tmp_path_factory):
+    """Data a tiny model learns well in a few epochs (the study's 20 cycles), in two files."""
+    frame = to_long_frame(make_semiconductor_data(800, n_cycles=20, seed=5))
+    return _write(frame, tmp_path_factory.mktemp("easy") / "data", files=2)
+
+
 def _in_memory_split(path, fraction=0.2, seed=0):
     data, _ = load_long_format(path, **KEYS)
     val = is_validation(data.ids, fraction, seed)
@@ -88,6 +95,19 @@ def test_streamed_blocks_hold_the_same_sequences_as_memory(dataset):
         np.testing.assert_array_equal(lengths[order], expected.lengths[want])
     # the rows of cycle 2 are all zero, and they are data: inside every sequence's length
     assert (x[:, 1] == 0).all() and (lengths > 2).all()
+
+
+def test_the_fast_parquet_path_gives_the_checked_path_arrays(frame, tmp_path):
+    """Epochs read Parquet through Arrow without pandas' checks; the arrays are the checked path's,
+    also for steps stored out of time order and blocks that end inside a sequence."""
+    shuffled = frame.sample(frac=1.0, random_state=0).sort_values("device_id", kind="stable")
+    path = _write(shuffled, tmp_path / "d", files=2)
+    fast = scan_dataset(path, **KEYS)
+    checked = scan_dataset(path, **KEYS, fill="zero")  # fill: the per-block checks of the scan, every epoch
+    for part in ("train", "validation"):
+        got, want = (list(zip(*read_blocks(scan, part, block_rows=333))) for scan in (fast, checked))
+        for a, b in zip(got, want):
+            np.testing.assert_array_equal(np.concatenate(a), np.concatenate(b))
 
 
 def test_regression_targets_and_their_scale(frame, tmp_path):
@@ -151,32 +171,33 @@ def test_streamed_batches_shuffle_every_epoch_and_weigh_classes(dataset):
     assert weights[1] > weights[0]  # the rarer fail class weighs more
 
 
-def test_training_out_of_core_matches_training_in_memory(dataset):
-    """Same model, seed and split: the streamed run's validation metrics are within 0.03 of the in-memory run's."""
+def test_training_out_of_core_matches_training_in_memory(easy):
+    """Same model, seed and split: the streamed run's validation accuracy and AUC are within 0.02 of the
+    in-memory run's (the batches differ in order, so the weights differ a little)."""
     from tfseq.evaluation import classification_metrics
     from tfseq.models.builders import build_model
     from tfseq.training.defaults import default_spec
     from tfseq.training.fit import fit
     from tfseq.training.streamed import fit_streamed, predict_streamed
 
-    scan = scan_dataset(dataset, **KEYS)
-    _, train, val = _in_memory_split(dataset)
+    scan = scan_dataset(easy, **KEYS)
+    _, train, val = _in_memory_split(easy)
     spec = default_spec("binary").replace(cell="gru", units=(8,), bidirectional=False)
     scores = {}
     for how in ("memory", "streamed"):
-        model = build_model(spec, n_features=15, steps=8, normalization=scan.normalization(masking=True), seed=0)
+        model = build_model(spec, n_features=15, steps=20, normalization=scan.normalization(masking=True), seed=0)
         if how == "memory":
-            history = fit(model, train.x, train.y, validation_data=(val.x, val.y), epochs=8, batch_size=32,
+            history = fit(model, train.x, train.y, validation_data=(val.x, val.y), epochs=6, batch_size=32,
                           seed=0, verbose=0)
             y, output = val.y, model.predict(val.x, verbose=0)["binary"]
         else:
-            history = fit_streamed(model, scan, epochs=8, batch_size=32, seed=0, verbose=0)
+            history = fit_streamed(model, scan, epochs=6, batch_size=32, seed=0, verbose=0)
             y, output, _ = predict_streamed(model, scan, "validation")
         scores[how] = classification_metrics(y, output)
-        assert len(history.history["val_loss"]) == 8
-    assert scores["memory"]["auc"] > 0.75 and scores["streamed"]["auc"] > 0.75, scores
+        assert len(history.history["val_loss"]) == 6
+    assert scores["memory"]["auc"] > 0.95 and scores["streamed"]["auc"] > 0.95, scores
     for metric in ("accuracy", "auc"):
-        assert abs(scores["streamed"][metric] - scores["memory"][metric]) <= 0.03, scores
+        assert abs(scores["streamed"][metric] - scores["memory"][metric]) <= 0.02, scores
 
 
 def _tfseq(*args, cwd=None):
@@ -221,10 +242,10 @@ def test_cli_out_of_core_refuses_what_it_cannot_stream(dataset, tmp_path, flags,
 
 
 @pytest.mark.slow
-def test_tune_trials_read_the_streamed_input(tmp_path):
+def test_tune_trials_read_the_streamed_input(easy, tmp_path):
     from tfseq.tuning import SearchSpace, tune
 
-    dataset = _write(to_long_frame(make_semiconductor_data(800, n_cycles=20, seed=5)), tmp_path / "data", files=2)
+    dataset = easy
     scan = scan_dataset(dataset, **KEYS)
     # samples with their labels scrambled: they only check the settings; trials that trained or
     # validated on them would score an AUC near 0.5
