@@ -86,6 +86,11 @@ bench-streaming: $(VENV)/.installed-runtime
 bench-stdf: $(VENV)/.installed-test
 	$(BIN)/python benchmarks/bench_stdf.py
 
+# Whole commands with default models against PyTorch (train, export, predict, --help; CSV and Parquet) and the
+# CPU's instruction sets (about 30 min on 2 cores; --quick a few); writes benchmarks/commands_results.json.
+bench-commands: $(VENV)/.installed-bench
+	$(BIN)/python benchmarks/bench_commands.py
+
 # Out-of-core training from a Parquet dataset: peak memory as the data grow, throughput against in-memory
 # training, and two workers on loopback; writes benchmarks/outofcore_results.json.
 bench-outofcore: $(VENV)/.installed-runtime

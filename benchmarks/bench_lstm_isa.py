@@ -1,0 +1,115 @@
+"""The fused LSTM kernel on an AVX2-only CPU, emulated on this one: per-epoch training speed by instruction set.
+
+tfseq builds its fused LSTM kernel with ``-march=native``; on an AVX-512 machine that is the
+AVX-512 build. To see what an AVX2-only machine gets, this script also builds the kernel for
+``x86-64-v3`` (AVX2 + FMA, no AVX-512) into a cache of its own, and runs PyTorch with its
+kernels held to AVX2 (``ATEN_CPU_CAPABILITY=avx2``, ``ONEDNN_MAX_CPU_ISA=AVX2``,
+``MKL_ENABLE_INSTRUCTIONS=AVX2``). TensorFlow's own oneDNN ops are held to AVX2 too in the AVX2
+runs. Each configuration trains LSTM-128 (20 steps, 15 features, batch 128, float32) for a few
+epochs in a fresh process, after a warm-up (which also builds the kernel), in alternating rounds;
+the best epoch counts. Writes ``benchmarks/lstm_isa_results.json``.
+
+    python benchmarks/bench_lstm_isa.py [--sequences 20000] [--epochs 3] [--rounds 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+AVX2_ENV = {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2", "MKL_ENABLE_INSTRUCTIONS": "AVX2"}
+
+
+def tfseq_epochs(march: str | None, cache: str | None, n: int, epochs: int) -> list[float]:
+    """Sequences/s per epoch of tfseq's LSTM-128 with the kernel built for ``march`` (None: native)."""
+    if cache:
+        os.environ["TFSEQ_CACHE_DIR"] = cache
+    sys.path.insert(0, str(HERE))
+    from tfseq.training.threads import configure_threads
+
+    configure_threads()
+    from tfseq.models import fused_lstm
+
+    if march is not None:
+        fused_lstm._arch_flags = lambda: [f"-march={march}"]  # noqa: SLF001  (the experiment)
+    import run as suite
+
+    rates = suite.keras_training("lstm", False, 128, n, 20, 15, 128, "float32", False, epochs)
+    if fused_lstm.ops() is None:
+        raise RuntimeError("the fused kernel did not load")
+    return rates
+
+
+def torch_epochs(n: int, epochs: int) -> list[float]:
+    sys.path.insert(0, str(HERE))
+    import run as suite
+
+    return suite.torch_training("lstm", False, 128, n, 20, 15, 128, epochs)
+
+
+def _isolated(env: dict[str, str], fn: Any, *args: Any) -> Any:
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        sys.path.insert(0, str(HERE))
+        import run as suite
+
+        return suite._isolated(fn, *args)  # noqa: SLF001
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sequences", type=int, default=20_000)
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--json", type=Path, default=HERE / "lstm_isa_results.json")
+    args = parser.parse_args(argv)
+    sys.path.insert(0, str(HERE))
+    import bench_commands
+
+    avx2_cache = str(Path(tempfile.gettempdir()) / "tfseq-kernel-x86-64-v3")  # kept: one build per machine
+    configs = {
+        "tfseq, kernel -march=native (AVX-512)": ({}, tfseq_epochs, (None, None)),
+        "tfseq, kernel -march=x86-64-v3 (AVX2), TF oneDNN AVX2": (
+            {"ONEDNN_MAX_CPU_ISA": "AVX2"}, tfseq_epochs, ("x86-64-v3", avx2_cache)),
+        "PyTorch, default (AVX-512)": ({}, torch_epochs, ()),
+        "PyTorch, held to AVX2": (AVX2_ENV, torch_epochs, ()),
+    }
+    runs: dict[str, list[list[float]]] = {name: [] for name in configs}
+    for r in range(args.rounds):
+        for name, (env, fn, extra) in (configs.items() if r % 2 == 0 else reversed(configs.items())):
+            rates = _isolated(env, fn, *extra, args.sequences, args.epochs)
+            runs[name].append(rates)
+            print(f"round {r + 1} {name}: best epoch {max(rates):,.0f} sequences/s", flush=True)
+    best = {name: max(rate for run in values for rate in run) for name, values in runs.items()}
+    results = {"date": time.strftime("%Y-%m-%d"), "machine": bench_commands.machine(), "sequences": args.sequences,
+               "epochs": args.epochs, "rounds": args.rounds, "best": best, "runs": runs}
+    args.json.write_text(json.dumps(results, indent=2) + "\n")
+    print(render(results))
+    return 0
+
+
+def render(results: dict[str, Any]) -> str:
+    best = results["best"]
+    lines = ["| configuration | best epoch (sequences/s) | vs PyTorch at the same ISA |", "|---|---:|---:|"]
+    for name, rate in best.items():
+        other = best["PyTorch, held to AVX2"] if "AVX2" in name else best["PyTorch, default (AVX-512)"]
+        lines.append(f"| {name} | {rate:,.0f} | {rate / other:.2f}x |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
