@@ -205,6 +205,7 @@ def _tfseq(*args, cwd=None):
                           cwd=cwd, timeout=600)
 
 
+@pytest.mark.slow
 def test_cli_train_out_of_core_writes_a_whole_run_and_says_so(dataset, tmp_path):
     done = _tfseq("train", dataset, "--id-col", "device_id", "--time-col", "cycle", "--label-col", "status",
                   "--out-of-core", "--cell", "gru", "--no-bidirectional", "--units", "8", "--epochs", "2",

@@ -493,7 +493,11 @@ def padded_bytes(path: Path, *, features: int | None = None) -> int:
         if file.path.suffix.lower() in (".parquet", ".pq"):
             import pyarrow.parquet as pq
 
-            meta = pq.ParquetFile(file.path).metadata
+            try:
+                meta = pq.ParquetFile(file.path).metadata
+            except Exception:  # noqa: BLE001  (a damaged file: the loader reports it in one line)
+                total += file.path.stat().st_size
+                continue
             width = features or sum(1 for i in range(meta.num_columns)
                                     if meta.schema.column(i).physical_type in ("FLOAT", "DOUBLE", "INT32", "INT64"))
             total += meta.num_rows * width * 4
