@@ -17,7 +17,6 @@ about :data:`BLOCK_ROWS` rows, so no file needs to fit in memory either.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -278,6 +277,7 @@ def scan_dataset(
     squares: np.ndarray | None = None
     real_steps = 0
     target_sum = target_squares = 0.0
+    train_labels: dict[object, int] = {}  # training sequences of each raw label (until it looks like regression)
     from tqdm.auto import tqdm
 
     for file in tqdm(files, desc="scan", unit="file", disable=None if len(files) > 1 else True, leave=False):
@@ -298,6 +298,8 @@ def scan_dataset(
                 not pd.api.types.is_bool_dtype(block.labels)
             if not regression:
                 distinct.update(np.unique(block.first).tolist())
+                for value, count in pd.Series(block.first[keep]).value_counts(sort=False).items():
+                    train_labels[value] = train_labels.get(value, 0) + int(count)
                 if numeric_labels and len(distinct) > MAX_INFERRED_CLASSES and task is None:
                     regression = True  # many distinct numbers: a regression target (task_of_targets)
             if numeric_labels:
@@ -331,11 +333,11 @@ def scan_dataset(
     if task == "binary" and len(classes) != 2:
         raise InputError(f"{path}: column {label_col!r} holds {len(classes)} classes for task binary; expected "
                          "exactly two (use task multiclass).", arguments=("task",))
-    data = StreamedData(**scan, class_names=tuple(classes), class_counts=None)
-    class_counts = np.zeros(len(classes), dtype=np.int64)
-    for _, _, y, _ in _encoded(data, "train"):
-        class_counts += np.bincount(y, minlength=len(classes))
-    return dataclasses.replace(data, class_counts=tuple(int(c) for c in class_counts))
+    index = {name: i for i, name in enumerate(classes)}
+    class_counts = [0] * len(classes)
+    for value, count in train_labels.items():
+        class_counts[index[str(label_text(np.asarray([value], dtype=object))[0])]] += count
+    return StreamedData(**scan, class_names=tuple(classes), class_counts=tuple(class_counts))
 
 
 def whole(data: StreamedData) -> StreamedData:

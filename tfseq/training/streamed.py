@@ -33,7 +33,7 @@ if TYPE_CHECKING:  # TensorFlow is imported where it is used
     import tensorflow as tf
 
 #: Bytes of padded sequences the shuffle buffer may hold.
-SHUFFLE_BYTES = 256 * 2**20
+SHUFFLE_BYTES = 128 * 2**20
 
 #: Files read at the same time (their blocks interleave).
 INTERLEAVE = 4
