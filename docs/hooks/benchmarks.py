@@ -16,6 +16,17 @@ converted:
 ``<!-- benchmarks: stdf -->``
     ``benchmarks/stdf_results.json`` (written by ``make bench-stdf``) through ``render()`` of
     ``benchmarks/bench_stdf.py``: one STDF file of 50,000 parts to the long table, time and memory.
+``<!-- benchmarks: commands -->``
+    ``benchmarks/commands_results.json`` (written by ``make bench-commands``) through ``render()`` of
+    ``benchmarks/bench_commands.py``: whole ``tfseq`` commands with default models against PyTorch,
+    where ``tfseq train``'s time goes, the exports' inference and ``tfseq predict`` end to end.
+``<!-- benchmarks: outofcore -->``
+    ``benchmarks/outofcore_results.json`` (written by ``make bench-outofcore``) through ``render()`` of
+    ``benchmarks/bench_outofcore.py``: out-of-core training's peak memory as the data grow, its
+    throughput against in-memory training, and two workers on loopback.
+``<!-- benchmarks: lstm-isa -->``
+    ``benchmarks/lstm_isa_results.json`` (written by ``benchmarks/bench_lstm_isa.py``) through its
+    ``render()``: the fused LSTM kernel built for AVX2 and for this CPU against PyTorch held to each.
 ``<!-- benchmarks: streaming -->``
     ``benchmarks/streaming_results.json`` (written by ``make bench-streaming``) through ``render()`` of
     ``benchmarks/bench_streaming.py``: the streaming model per cycle, the adaptive-test policy's savings
@@ -155,6 +166,28 @@ def stdf_section() -> str:
             + _benchmark_module("bench_stdf").render(results))
 
 
+def commands_section() -> str:
+    results = _load("commands_results.json")
+    return (f"Measured on {run_date(results, 'commands_results.json')} by `make bench-commands` "
+            "(`benchmarks/bench_commands.py`), rendered from `benchmarks/commands_results.json`:\n\n"
+            + _benchmark_module("bench_commands").render(results))
+
+
+def outofcore_section() -> str:
+    results = _load("outofcore_results.json")
+    return (f"Measured on {run_date(results, 'outofcore_results.json')} by `make bench-outofcore` "
+            "(`benchmarks/bench_outofcore.py`), rendered from `benchmarks/outofcore_results.json`:\n\n"
+            + _benchmark_module("bench_outofcore").render(results))
+
+
+def lstm_isa_section() -> str:
+    results = _load("lstm_isa_results.json")
+    return (f"Measured on {run_date(results, 'lstm_isa_results.json')} by `benchmarks/bench_lstm_isa.py` "
+            f"({results['sequences']:,} sequences, best epoch of {results['rounds']} alternating rounds x "
+            f"{results['epochs']} epochs; {results['machine']['cpu']}, {results['machine']['cores']} cores), "
+            "rendered from `benchmarks/lstm_isa_results.json`:\n\n" + _benchmark_module("bench_lstm_isa").render(results))
+
+
 def streaming_section() -> str:
     results = _load("streaming_results.json")
     return (f"Measured on {run_date(results, 'streaming_results.json')} by `make bench-streaming` "
@@ -163,7 +196,8 @@ def streaming_section() -> str:
 
 
 SECTIONS = {"results": results_section, "streaming": streaming_section, "targets": targets_section, "tuning-memory": tuning_memory_section,
-            "realdata": realdata_section, "stdf": stdf_section}
+            "realdata": realdata_section, "stdf": stdf_section, "commands": commands_section, "lstm-isa": lstm_isa_section,
+            "outofcore": outofcore_section}
 
 
 def on_page_markdown(markdown: str, page: Any, **kwargs: Any) -> str:
