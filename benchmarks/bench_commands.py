@@ -346,9 +346,10 @@ def train_section(data: dict[str, Path], work: Path, epochs: int, rounds: int, l
     for r in range(rounds):
         for fmt, path in data.items():
             for label, (tfseq_flags, torch_flags) in models.items():
-                row = rows.setdefault(f"{label}, {fmt}", {"model": label, "format": fmt, "tfseq": [], "pytorch": []})
-                out = work / f"run-{r}-{fmt}-{len(rows)}"
-                torch_out = work / f"torch-{r}-{fmt}-{len(rows)}"
+                key = f"{label}, {fmt}"
+                row = rows.setdefault(key, {"model": label, "format": fmt, "tfseq": [], "pytorch": []})
+                out = work / f"run-{r}-{fmt}-{list(rows).index(key)}"
+                torch_out = work / f"torch-{r}-{fmt}-{list(rows).index(key)}"
 
                 def tfseq_run(path: Path = path, out: Path = out, flags: list[str] = tfseq_flags) -> dict[str, Any]:
                     return _phased(["train", str(path), *DATA_FLAGS, "--out", str(out), *flags, *common,
@@ -532,7 +533,9 @@ def render(results: dict[str, Any]) -> str:
     isa = ", ".join(name.upper().replace("_", "-") for name, has in m["isa"].items() if has) or "none recorded"
     lines = [f"Machine: {m['cpu']}, {m['cores']} cores, instruction sets {isa}; Python {m['python']}, "
              f"TensorFlow {m['tensorflow']}, Keras {m['keras']}, PyTorch {m['torch']}, onnxruntime "
-             f"{m['onnxruntime']}, LiteRT {m['litert']}. {results['size']}", ""]
+             f"{m['onnxruntime']}, LiteRT {m['litert']}; load average {m['load_average_start']:.1f} at the start, "
+             f"{m.get('load_average_end', float('nan')):.1f} at the end (2 cores shared with other work). "
+             f"{results['size']}", ""]
     t = results["train"]
     lines += [f"`tfseq train` whole process against `benchmarks/torch_train.py` (the same network, split, "
               f"normalisation, class weights and validation each epoch in PyTorch), {t['epochs']} epochs at batch "
@@ -625,16 +628,23 @@ def main(argv: list[str] | None = None) -> int:
         "size": (f"Training file: {devices:,} devices x 20 cycles x 15 parameters; predict file: "
                  f"{predict_devices:,} devices{' (the issue asks for 1,000,000: reduced to fit the run)' if predict_devices < 1_000_000 else ''}."),
     }
+    def save() -> None:  # after every section: a late failure keeps what was measured
+        results["seconds"] = time.perf_counter() - started
+        results["machine"]["load_average_end"] = os.getloadavg()[0]
+        args.json.write_text(json.dumps(results, indent=2) + "\n")
+
     try:
         data = make_data(work / "data", devices)
         results["help"] = help_section(5)
         print(f"tfseq --help: {results['help']['seconds']:.2f} s", flush=True)
         results["matmul_peak"] = floor_section(quick)
         results["train"] = train_section(data, work, epochs, rounds, log, MODELS)
+        save()
         results["first_train"] = kernel_build_section(data["csv"], work, log)
         lstm = results["train"]["rows"]["LSTM-128, csv"]
         results["inference"] = export_section(Path(lstm["run_dir"]), Path(lstm["torch_dir"]), work, rounds,
                                               4096 if not quick else 1024, log)
+        save()
         big = make_data(work / "big", predict_devices, seed=100, csv=False)["parquet"]
         name = results["inference"]["artifact_name"]
         artifacts = {"TF Lite dynamic-range": work / "export-quantized" / f"{name}-dynamic.tflite",
@@ -643,9 +653,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if args.keep is None:
             shutil.rmtree(work, ignore_errors=True)
-    results["seconds"] = time.perf_counter() - started
-    results["machine"]["load_average_end"] = os.getloadavg()[0]
-    args.json.write_text(json.dumps(results, indent=2) + "\n")
+    save()
     print(render(results))
     return 0
 

@@ -47,6 +47,74 @@ def tfseq_epochs(march: str | None, cache: str | None, n: int, epochs: int) -> l
     return rates
 
 
+def kernel_ops(march: str | None, cache: str | None, batch: int = 128, steps: int = 20, units: int = 128,
+               seconds: float = 3.0) -> dict[str, float]:
+    """Milliseconds per call of the fused op forward and backward alone, built for ``march``, and
+    the GFLOP/s of the forward's recurrent products (``steps`` x ``[batch, units] @ [units, 4 units]``)."""
+    if cache:
+        os.environ["TFSEQ_CACHE_DIR"] = cache
+    from tfseq.training.threads import configure_threads
+
+    configure_threads()
+    import numpy as np
+    import tensorflow as tf
+
+    from tfseq.models import fused_lstm
+
+    if march is not None:
+        fused_lstm._arch_flags = lambda: [f"-march={march}"]  # noqa: SLF001  (the experiment)
+    library, workers = fused_lstm.ops(), fused_lstm.threads()
+    rng = np.random.default_rng(0)
+    projected = tf.constant(rng.normal(size=(steps, batch, 4 * units)).astype(np.float32))
+    bias = tf.zeros([4 * units])
+    h0 = c0 = tf.zeros([batch, units])
+    kernel = tf.constant(rng.normal(scale=0.05, size=(units, 4 * units)).astype(np.float32))
+    mask = tf.zeros([0], tf.bool)
+
+    def forward() -> Any:
+        return library.tfseq_lstm(projected, bias, h0, c0, kernel, mask, threads=workers)
+
+    h_seq, c_seq, gates, h_last, c_last, out_seq, out_last = forward()
+    d_out = tf.ones_like(out_last)
+
+    def backward() -> Any:
+        return library.tfseq_lstm_grad(h0, c0, kernel, h_seq, c_seq, gates, mask, d_out, tf.zeros_like(h0),
+                                       tf.zeros_like(c0), threads=workers)
+
+    def per_call(fn: Any) -> float:
+        fn()
+        calls, start = 0, time.perf_counter()
+        while time.perf_counter() - start < seconds:
+            fn()
+            calls += 1
+        return (time.perf_counter() - start) / calls * 1e3
+
+    forward_ms, backward_ms = per_call(forward), per_call(backward)
+    flops = 2.0 * steps * batch * units * 4 * units
+    return {"forward_ms": forward_ms, "backward_ms": backward_ms, "forward_gemm_gflops": flops / forward_ms / 1e6}
+
+
+def torch_products(batch: int = 128, steps: int = 20, units: int = 128, seconds: float = 3.0) -> dict[str, float]:
+    """The forward's recurrent products alone in PyTorch (its BLAS), GFLOP/s."""
+    import torch
+
+    torch.set_num_threads(os.cpu_count() or 1)
+    h = torch.randn(batch, units)
+    kernel = torch.randn(units, 4 * units) * 0.05
+
+    def forward() -> None:
+        for _ in range(steps):
+            torch.mm(h, kernel)
+
+    forward()
+    calls, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        forward()
+        calls += 1
+    ms = (time.perf_counter() - start) / calls * 1e3
+    return {"products_ms": ms, "gemm_gflops": 2.0 * steps * batch * units * 4 * units / ms / 1e6}
+
+
 def torch_epochs(n: int, epochs: int) -> list[float]:
     sys.path.insert(0, str(HERE))
     import run as suite
@@ -76,9 +144,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--json", type=Path, default=HERE / "lstm_isa_results.json")
+    parser.add_argument("--ops", action="store_true",
+                        help="only the fused ops forward / backward per build and PyTorch's products per ISA")
     args = parser.parse_args(argv)
     sys.path.insert(0, str(HERE))
     import bench_commands
+
+    if args.ops:
+        avx2 = str(Path(tempfile.gettempdir()) / "tfseq-kernel-x86-64-v3")
+        rows: dict[str, list[dict[str, float]]] = {}
+        for r in range(args.rounds):
+            order = [("kernel native", {}, kernel_ops, (None, None)),
+                     ("kernel x86-64-v3 (AVX2)", {}, kernel_ops, ("x86-64-v3", avx2)),
+                     ("PyTorch mm, default", {}, torch_products, ()),
+                     ("PyTorch mm, AVX2", AVX2_ENV, torch_products, ())]
+            for name, env, fn, extra in (order if r % 2 == 0 else order[::-1]):
+                rows.setdefault(name, []).append(_isolated(env, fn, *extra))
+                print(f"round {r + 1} {name}: {rows[name][-1]}", flush=True)
+        ops_json = args.json.with_name("lstm_isa_ops.json")
+        ops_json.write_text(json.dumps({"date": time.strftime("%Y-%m-%d"), "rounds": rows}, indent=2) + "\n")
+        return 0
 
     avx2_cache = str(Path(tempfile.gettempdir()) / "tfseq-kernel-x86-64-v3")  # kept: one build per machine
     configs = {
@@ -104,10 +189,12 @@ def main(argv: list[str] | None = None) -> int:
 
 def render(results: dict[str, Any]) -> str:
     best = results["best"]
-    lines = ["| configuration | best epoch (sequences/s) | vs PyTorch at the same ISA |", "|---|---:|---:|"]
+    lines = ["| configuration | best epoch (sequences/s) | each round's best | vs PyTorch at the same ISA |",
+             "|---|---:|---:|---:|"]
     for name, rate in best.items():
         other = best["PyTorch, held to AVX2"] if "AVX2" in name else best["PyTorch, default (AVX-512)"]
-        lines.append(f"| {name} | {rate:,.0f} | {rate / other:.2f}x |")
+        rounds = ", ".join(f"{max(run):,.0f}" for run in results["runs"][name])
+        lines.append(f"| {name} | {rate:,.0f} | {rounds} | {rate / other:.2f}x |")
     return "\n".join(lines) + "\n"
 
 
