@@ -20,6 +20,10 @@ converted:
     ``benchmarks/commands_results.json`` (written by ``make bench-commands``) through ``render()`` of
     ``benchmarks/bench_commands.py``: whole ``tfseq`` commands with default models against PyTorch,
     where ``tfseq train``'s time goes, the exports' inference and ``tfseq predict`` end to end.
+``<!-- benchmarks: outofcore -->``
+    ``benchmarks/outofcore_results.json`` (written by ``make bench-outofcore``) through ``render()`` of
+    ``benchmarks/bench_outofcore.py``: out-of-core training's peak memory as the data grow, its
+    throughput against in-memory training, and two workers on loopback.
 ``<!-- benchmarks: lstm-isa -->``
     ``benchmarks/lstm_isa_results.json`` (written by ``benchmarks/bench_lstm_isa.py``) through its
     ``render()``: the fused LSTM kernel built for AVX2 and for this CPU against PyTorch held to each.
@@ -169,6 +173,13 @@ def commands_section() -> str:
             + _benchmark_module("bench_commands").render(results))
 
 
+def outofcore_section() -> str:
+    results = _load("outofcore_results.json")
+    return (f"Measured on {run_date(results, 'outofcore_results.json')} by `make bench-outofcore` "
+            "(`benchmarks/bench_outofcore.py`), rendered from `benchmarks/outofcore_results.json`:\n\n"
+            + _benchmark_module("bench_outofcore").render(results))
+
+
 def lstm_isa_section() -> str:
     results = _load("lstm_isa_results.json")
     return (f"Measured on {run_date(results, 'lstm_isa_results.json')} by `benchmarks/bench_lstm_isa.py` "
@@ -185,7 +196,8 @@ def streaming_section() -> str:
 
 
 SECTIONS = {"results": results_section, "streaming": streaming_section, "targets": targets_section, "tuning-memory": tuning_memory_section,
-            "realdata": realdata_section, "stdf": stdf_section, "commands": commands_section, "lstm-isa": lstm_isa_section}
+            "realdata": realdata_section, "stdf": stdf_section, "commands": commands_section, "lstm-isa": lstm_isa_section,
+            "outofcore": outofcore_section}
 
 
 def on_page_markdown(markdown: str, page: Any, **kwargs: Any) -> str:
