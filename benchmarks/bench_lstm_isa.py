@@ -161,8 +161,9 @@ def main(argv: list[str] | None = None) -> int:
             for name, env, fn, extra in (order if r % 2 == 0 else order[::-1]):
                 rows.setdefault(name, []).append(_isolated(env, fn, *extra))
                 print(f"round {r + 1} {name}: {rows[name][-1]}", flush=True)
-        ops_json = args.json.with_name("lstm_isa_ops.json")
-        ops_json.write_text(json.dumps({"date": time.strftime("%Y-%m-%d"), "rounds": rows}, indent=2) + "\n")
+        results = json.loads(args.json.read_text()) if args.json.exists() else {}
+        results["ops"] = {"date": time.strftime("%Y-%m-%d"), "batch": 128, "steps": 20, "units": 128, "rounds": rows}
+        args.json.write_text(json.dumps(results, indent=2) + "\n")
         return 0
 
     avx2_cache = str(Path(tempfile.gettempdir()) / "tfseq-kernel-x86-64-v3")  # kept: one build per machine
@@ -195,6 +196,22 @@ def render(results: dict[str, Any]) -> str:
         other = best["PyTorch, held to AVX2"] if "AVX2" in name else best["PyTorch, default (AVX-512)"]
         rounds = ", ".join(f"{max(run):,.0f}" for run in results["runs"][name])
         lines.append(f"| {name} | {rate:,.0f} | {rounds} | {rate / other:.2f}x |")
+    ops = results.get("ops")
+    if ops:  # `--ops`: the fused op alone per build, and PyTorch's matrix products per ISA
+        lines += ["", f"The ops alone (batch {ops['batch']}, {ops['steps']} steps, {ops['units']} units; each round "
+                  "in its own process; milliseconds per call, each round's figure):", "",
+                  "| build / library | forward (ms) | backward (ms) | forward's products (GFLOP/s) |",
+                  "|---|---:|---:|---:|"]
+        def each(runs: list[dict[str, float]], key: str, digits: int) -> str:
+            return ", ".join(f"{run[key]:.{digits}f}" for run in runs)
+
+        for name, runs in ops["rounds"].items():
+            if "forward_ms" in runs[0]:
+                lines.append(f"| {name} | {each(runs, 'forward_ms', 2)} | {each(runs, 'backward_ms', 2)} "
+                             f"| {each(runs, 'forward_gemm_gflops', 0)} |")
+            else:
+                lines.append(f"| {name}: the same products alone | {each(runs, 'products_ms', 2)} | - "
+                             f"| {each(runs, 'gemm_gflops', 0)} |")
     return "\n".join(lines) + "\n"
 
 
