@@ -49,6 +49,7 @@ import json
 import logging
 import re
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -159,25 +160,16 @@ def tuning_memory_section() -> str:
             + "\n".join(lines) + "\n")
 
 
-def stdf_section() -> str:
-    results = _load("stdf_results.json")
-    return (f"Measured on {run_date(results, 'stdf_results.json')} by `make bench-stdf` "
-            "(`benchmarks/bench_stdf.py`), rendered from `benchmarks/stdf_results.json`:\n\n"
-            + _benchmark_module("bench_stdf").render(results))
+def _rendered(name: str) -> Callable[[], str]:
+    """The section of ``benchmarks/{name}_results.json``, written by ``make bench-{name}`` through
+    ``benchmarks/bench_{name}.py``, whose ``render()`` makes its tables."""
+    def section() -> str:
+        results = _load(f"{name}_results.json")
+        return (f"Measured on {run_date(results, f'{name}_results.json')} by `make bench-{name}` "
+                f"(`benchmarks/bench_{name}.py`), rendered from `benchmarks/{name}_results.json`:\n\n"
+                + _benchmark_module(f"bench_{name}").render(results))
 
-
-def commands_section() -> str:
-    results = _load("commands_results.json")
-    return (f"Measured on {run_date(results, 'commands_results.json')} by `make bench-commands` "
-            "(`benchmarks/bench_commands.py`), rendered from `benchmarks/commands_results.json`:\n\n"
-            + _benchmark_module("bench_commands").render(results))
-
-
-def outofcore_section() -> str:
-    results = _load("outofcore_results.json")
-    return (f"Measured on {run_date(results, 'outofcore_results.json')} by `make bench-outofcore` "
-            "(`benchmarks/bench_outofcore.py`), rendered from `benchmarks/outofcore_results.json`:\n\n"
-            + _benchmark_module("bench_outofcore").render(results))
+    return section
 
 
 def lstm_isa_section() -> str:
@@ -188,16 +180,9 @@ def lstm_isa_section() -> str:
             "rendered from `benchmarks/lstm_isa_results.json`:\n\n" + _benchmark_module("bench_lstm_isa").render(results))
 
 
-def streaming_section() -> str:
-    results = _load("streaming_results.json")
-    return (f"Measured on {run_date(results, 'streaming_results.json')} by `make bench-streaming` "
-            "(`benchmarks/bench_streaming.py`), rendered from `benchmarks/streaming_results.json`:\n\n"
-            + _benchmark_module("bench_streaming").render(results))
-
-
-SECTIONS = {"results": results_section, "streaming": streaming_section, "targets": targets_section, "tuning-memory": tuning_memory_section,
-            "realdata": realdata_section, "stdf": stdf_section, "commands": commands_section, "lstm-isa": lstm_isa_section,
-            "outofcore": outofcore_section}
+SECTIONS = {"results": results_section, "targets": targets_section, "tuning-memory": tuning_memory_section,
+            "realdata": realdata_section, "lstm-isa": lstm_isa_section,
+            **{name: _rendered(name) for name in ("stdf", "commands", "outofcore", "streaming")}}
 
 
 def on_page_markdown(markdown: str, page: Any, **kwargs: Any) -> str:

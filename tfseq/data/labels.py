@@ -24,7 +24,16 @@ POSITIVE_NAMES = frozenset(
      "defective", "reject", "rejected", "positive", "pos", "anomaly", "abnormal", "faulty"}
 )
 
-__all__ = ["POSITIVE_NAMES", "encode_targets", "label_text", "order_classes", "sequence_targets"]
+__all__ = ["POSITIVE_NAMES", "balanced_class_weights", "encode_targets", "label_text", "order_classes", "sequence_targets"]
+
+
+def balanced_class_weights(counts: np.ndarray) -> np.ndarray:
+    """Weight of each class, ``n / (classes present * count)``, so each class weighs the same (0 for absent ones)."""
+    counts = np.asarray(counts, dtype=np.float64)
+    present = counts > 0
+    weights = np.zeros(len(counts))
+    weights[present] = counts.sum() / (present.sum() * counts[present])
+    return weights.astype(np.float32)
 
 
 def label_text(values: np.ndarray) -> np.ndarray:

@@ -30,7 +30,7 @@ from tfseq.checks import positive_int
 from tfseq.data.datasets import DatasetFile, dataset_files, file_chunks
 from tfseq.data.files import read_columns, show_value
 from tfseq.data.frames import read_frame
-from tfseq.data.labels import encode_targets, label_text, order_classes, sequence_targets
+from tfseq.data.labels import balanced_class_weights, encode_targets, label_text, order_classes, sequence_targets
 from tfseq.data.long_format import pad_sequences
 from tfseq.data.sequences import MAX_INFERRED_CLASSES, TASKS, SequenceSet, Task, task_of_targets
 from tfseq.errors import InputError
@@ -132,14 +132,8 @@ class StreamedData:
         return np.array([self.target_mean - self.target_std, self.target_mean + self.target_std], dtype=np.float64)
 
     def class_weights(self) -> np.ndarray | None:
-        """Weight of each class, ``n / (classes * count)``, as :func:`tfseq.training.fit.balanced_sample_weights`."""
-        if self.class_counts is None:
-            return None
-        counts = np.asarray(self.class_counts, dtype=np.float64)
-        present = counts > 0
-        weights = np.zeros(len(counts))
-        weights[present] = counts.sum() / (present.sum() * counts[present])
-        return weights.astype(np.float32)
+        """Weight of each class over the training split (:func:`tfseq.data.labels.balanced_class_weights`)."""
+        return None if self.class_counts is None else balanced_class_weights(np.asarray(self.class_counts))
 
 
 @dataclass

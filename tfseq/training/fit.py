@@ -10,6 +10,7 @@ import keras
 import numpy as np
 
 from tfseq.checks import positive_int
+from tfseq.data.labels import balanced_class_weights
 from tfseq.errors import InputError
 from tfseq.training.batches import make_dataset, make_validation_dataset
 from tfseq.training.callbacks import default_callbacks
@@ -22,11 +23,7 @@ if TYPE_CHECKING:  # TensorFlow is imported where it is used
 def balanced_sample_weights(labels: np.ndarray) -> np.ndarray:
     """Weights ``n / (classes * count(class))`` per sample, so each class weighs the same."""
     labels = np.asarray(labels).reshape(-1).astype(np.int64)
-    counts = np.bincount(labels)
-    present = counts > 0
-    weights = np.zeros(len(counts))
-    weights[present] = len(labels) / (present.sum() * counts[present])
-    return weights[labels].astype(np.float32)
+    return balanced_class_weights(np.bincount(labels))[labels]
 
 
 def _classifier_labels(model: keras.Model, y: Any) -> np.ndarray | None:

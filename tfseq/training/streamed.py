@@ -48,7 +48,7 @@ def shuffle_buffer(data: StreamedData, batch_size: int, budget: int = SHUFFLE_BY
     return int(min(max(4 * batch_size, budget // per_sequence), max(data.train_sequences, 1)))
 
 
-def _files_of(data: StreamedData, pipeline: int, pipelines: int) -> tuple[list[int], bool]:
+def _shard(data: StreamedData, pipeline: int, pipelines: int) -> tuple[list[int], bool]:
     """This pipeline's files, and whether it must keep only its share of their sequences (DATA sharding)."""
     files = list(range(len(data.files)))
     if pipelines <= 1:
@@ -153,7 +153,7 @@ def make_streamed_dataset(
     import tensorflow as tf
 
     positive_int("batch_size", batch_size)
-    files, shared = _files_of(data, pipeline, pipelines)
+    files, shared = _shard(data, pipeline, pipelines)
     y_type = tf.float32 if data.task == "regression" else tf.int32
     signature = (tf.TensorSpec([None, data.steps, len(data.feature_names)], tf.float32),
                  tf.TensorSpec([None], y_type), tf.TensorSpec([None], tf.int32))
@@ -228,11 +228,11 @@ def fit_streamed(
                            callbacks=callbacks, verbose=verbose, strategy=strategy)
     assert strategy is not None
     workers = _pipelines(strategy)
-    _, share = _files_of(data, 0, workers)
+    _, share = _shard(data, 0, workers)
     if share:
         print(f"note: {len(data.files)} file(s) for {workers} workers: every worker reads every file and keeps "
               "its share of the sequences (DATA sharding); write at least one file per worker to read less")
-    shares = [_files_of(data, p, workers)[0] for p in range(workers)]
+    shares = [_shard(data, p, workers)[0] for p in range(workers)]
 
     def steps(part: Part) -> int:
         if share:
