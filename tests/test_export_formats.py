@@ -113,21 +113,18 @@ def test_tflite_runs_without_tensorflow_and_has_builtin_ops_only(exported):
         assert all(o["dtype"] == np.float32 for o in interpreter.get_output_details())
 
 
-def test_tflite_runs_unmasked_layers_as_one_while_loop(exported):
+def test_tflite_runs_each_layer_as_one_while_loop(exported):
     from collections import Counter
 
     from ai_edge_litert.interpreter import Interpreter
 
     name, _, manifest, out, _ = exported
-    _, bidirectional, masking, _ = ARCHS[name]
-    for mode in QUANTIZATIONS:
+    _, bidirectional, _, _ = ARCHS[name]
+    for mode in QUANTIZATIONS:  # masked or not, one loop per layer and direction; the step lives in its body
         path = out / _artifact(manifest, "tflite", mode)["path"]
         ops = Counter(op["op_name"] for op in Interpreter(model_path=str(path))._get_ops_details())
-        if masking:  # Keras' masked step, unrolled
-            assert "WHILE" not in ops, (mode, ops)
-        else:  # one loop per layer and direction; the step's matrix products live in its body
-            assert ops["WHILE"] == (2 if bidirectional else 1), (mode, ops)
-            assert ops["FULLY_CONNECTED"] < STEPS, (mode, ops)  # unrolled: 2 per step and direction
+        assert ops["WHILE"] == (2 if bidirectional else 1), (mode, ops)
+        assert ops["FULLY_CONNECTED"] < STEPS, (mode, ops)  # unrolled: 2 per step and direction
 
 
 def test_onnx_has_fused_lstm_and_no_cudnn(exported):

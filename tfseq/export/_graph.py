@@ -59,9 +59,8 @@ def export_clone(
         steps: Fixed number of steps of the copy's input.
         batch_size: Fixed batch size, or None for a dynamic batch axis.
         unroll: Unroll the recurrent layers (TF Lite needs static shapes).
-        loop: Run unmasked recurrent layers as one ``tf.while_loop`` with
-            static shapes (:mod:`tfseq.export._loop`); masked ones stay
-            as ``unroll`` says.
+        loop: Run the recurrent layers as one ``tf.while_loop`` each with
+            static shapes (:mod:`tfseq.export._loop`), masked or not.
         rotate: With ``loop``, build the loops the int8 calibrator can run
             (:func:`tfseq.export._loop.while_rnn`).
 

@@ -7,8 +7,10 @@ static shapes converts to a builtin ``WHILE`` op whose body holds one step,
 so the file is little more than its weights (dynamic-range: 0.31x), and the
 input projection of all steps runs as one matrix product before the loop.
 
-Masked inputs keep Keras' own (unrolled) step, so Keras' masked-step
-semantics are kept exactly. For the full-int8 mode the loop carries the
+Masked inputs run the same loop with Keras' masked-step semantics: at a
+padding step the states carry over and the output repeats the previous one
+(or is zero with ``zero_output_for_mask``), as a blend by the step's 0/1
+mask, builtin ops only. For the full-int8 mode the loop carries the
 input sequence and rotates it (``rotate_inputs``): the TF 2.21 calibrator
 crashes on a loop variable passed through unchanged.
 """
@@ -82,6 +84,8 @@ def while_rnn(
     go_backwards: bool,
     return_sequences: bool,
     rotate: bool = False,
+    mask: tf.Tensor | None = None,
+    zero_output_for_mask: bool = False,
 ) -> tuple[tf.Tensor, tf.Tensor, list[tf.Tensor]]:
     """Runs ``cell`` over ``sequences`` ``[batch, steps, features]`` in one ``tf.while_loop``.
 
@@ -96,9 +100,17 @@ def while_rnn(
     it by one: every loop variable then changes in every iteration, which the
     TF 2.21 int8 calibrator needs (a variable passed through unchanged, such
     as the projected sequence, makes it crash).
+
+    ``mask`` (``[batch, steps]``, true for real steps) keeps Keras' masked-step semantics.
     """
     steps, features = sequences.shape[1], sequences.shape[2]
     x = tf.reverse(sequences, axis=[1]) if go_backwards else sequences
+    valid = None
+    if mask is not None:
+        valid = tf.cast(mask, x.dtype)[..., None]  # [batch, steps, 1]
+        valid = tf.reverse(valid, axis=[1]) if go_backwards else valid
+        if rotate:  # the mask rotates with the steps, as the last column
+            x = tf.concat([x, valid], axis=-1)
     bias = _projection_bias(cell)
 
     def project(inputs: tf.Tensor) -> tf.Tensor:
@@ -118,13 +130,22 @@ def while_rnn(
     rotating = [pending] if rotate else []
 
     def body(t: tf.Tensor, *loop_vars: Any) -> tuple[Any, ...]:
+        step_valid = None
         if rotate:
             head, loop_vars = loop_vars[0], loop_vars[1:]
-            step_input = project(head[:, 0, :])
+            step_input = project(head[:, 0, :features])
+            if valid is not None:
+                step_valid = head[:, 0, features:]
             rotated = [tf.concat([head[:, 1:, :], head[:, :1, :]], axis=1)]
         else:
             step_input, rotated = tf.gather(projected, t, axis=1), []
-        h, new_states = _step(cell, step_input, list(loop_vars[:len(states)]))
+            if valid is not None:
+                step_valid = tf.gather(valid, t, axis=1)
+        old = list(loop_vars[:len(states)])
+        h, new_states = _step(cell, step_input, old)
+        if step_valid is not None:
+            new_states = [step_valid * n + (1.0 - step_valid) * o for n, o in zip(new_states, old)]
+            h = step_valid * h if zero_output_for_mask else new_states[0]
         if not return_sequences:
             return (t + 1, *rotated, *new_states)
         at_t = tf.reshape(tf.one_hot(t, steps, dtype=h.dtype), [1, steps, 1])
@@ -140,7 +161,7 @@ def while_rnn(
 
 
 class _WhileLoopRNN(_RecurrentLayer):
-    """Mixin over a Keras recurrent layer: unmasked calls run :func:`while_rnn`.
+    """Mixin over a Keras recurrent layer: its calls run :func:`while_rnn`, masked or not.
 
     Args:
         rotate_inputs: Build the loop the int8 calibrator can run (see :func:`while_rnn`).
@@ -156,26 +177,29 @@ class _WhileLoopRNN(_RecurrentLayer):
     def inner_loop(
         self, sequences: tf.Tensor, initial_state: Any, mask: Any, training: bool | None = False
     ) -> tuple[tf.Tensor, tf.Tensor, list[tf.Tensor]]:
-        if mask is not None or not _supported(self.cell) or sequences.shape[1] is None:
+        if isinstance(mask, (list, tuple)):
+            mask = mask[0]
+        if not _supported(self.cell) or sequences.shape[1] is None:
             return super().inner_loop(sequences, initial_state, mask, training=training)
         if not isinstance(initial_state, (list, tuple)):
             initial_state = [initial_state]
         return while_rnn(
             self.cell, sequences, initial_state, go_backwards=self.go_backwards,
-            return_sequences=self.return_sequences, rotate=self.rotate_inputs,
+            return_sequences=self.return_sequences, rotate=self.rotate_inputs, mask=mask,
+            zero_output_for_mask=self.zero_output_for_mask,
         )
 
 
 class WhileLSTM(_WhileLoopRNN, keras.layers.LSTM):
-    """``keras.layers.LSTM`` whose unmasked calls run as one while loop."""
+    """``keras.layers.LSTM`` whose calls run as one while loop."""
 
 
 class WhileGRU(_WhileLoopRNN, keras.layers.GRU):
-    """``keras.layers.GRU`` whose unmasked calls run as one while loop."""
+    """``keras.layers.GRU`` whose calls run as one while loop."""
 
 
 class WhileSimpleRNN(_WhileLoopRNN, keras.layers.SimpleRNN):
-    """``keras.layers.SimpleRNN`` whose unmasked calls run as one while loop."""
+    """``keras.layers.SimpleRNN`` whose calls run as one while loop."""
 
 
 #: Keras class name -> its while-loop twin, for :func:`tfseq.export._graph.export_clone`.
