@@ -38,9 +38,9 @@ TRAIN_KEYS = ("out", "cell", "bidirectional", "streaming", "units", "epochs", "b
 #: Training settings of ``tfseq train`` (flag dest -> default); tfseq.training.defaults holds the model.
 #: Kept here, not there, so that bad input is reported before TensorFlow starts.
 TRAINING_DEFAULTS: dict[str, Any] = {
-    "epochs": 100,
+    "epochs": None,  # None: by the training sequences (tfseq.training.defaults.training_budget)
     "batch_size": 64,
-    "patience": 10,
+    "patience": None,
     "val_fraction": 0.2,
     "seed": 0,
     "precision": "auto",
@@ -87,8 +87,8 @@ def add_parser(sub: Subparsers) -> None:
     model.add_argument("--units", type=_units, metavar="64[,32]", help="units per layer (default: 64)")
     model.add_argument("--dropout", type=number_in(0, 1, low_closed=True), metavar="R", help="dropout rate (default: 0.2)")
     model.add_argument("--learning-rate", type=number_in(0), metavar="LR", help="Adam learning rate (default: 0.001)")
-    model.add_argument("--epochs", type=positive_int, metavar="N", help="maximum epochs (default: 100, early stopping)")
-    model.add_argument("--patience", type=positive_int, metavar="N", help="early-stopping patience (default: 10)")
+    model.add_argument("--epochs", type=positive_int, metavar="N", help="maximum epochs (default: 300 under 1,000 training sequences, else 100; early stopping)")
+    model.add_argument("--patience", type=positive_int, metavar="N", help="early-stopping patience (default: 30 under 1,000 training sequences, else 10)")
     model.add_argument("--batch-size", type=positive_int, metavar="N", help="batch size (default: 64)")
     model.add_argument("--precision", choices=("auto", "float32", "mixed_float16", "mixed_bfloat16"),
                        help="precision policy (default: auto)")
@@ -214,6 +214,14 @@ def print_summary(result: dict[str, Any], *, inferred: bool, seconds: float) -> 
           if result.get("distribution") else []),
         ("validation", _fmt(result["validation"])),
     ]
+    if "linear_fit_only" in result:
+        losses = result["validation_loss"]
+        rows.insert(-1, ("linear path", (
+            "the ridge fit alone (the network did not lower the validation loss: "
+            f"{losses['linear fit']:.4g} against {losses['trained']:.4g})" if result["linear_fit_only"] else
+            f"ridge fit plus the network (validation loss {losses['trained']:.4g}, the fit alone "
+            f"{losses['linear fit']:.4g})") + (f"; refit on all {result['linear_refit_sequences']:,} sequences"
+                                               if result.get("linear_refit_sequences") else "")))
     if result.get("early_warning"):
         found, steps = result["early_warning"]["earliest_step"], result["steps"]
         targets = ", ".join(f"{k} >= {v:.2f}" for k, v in result["early_warning"]["targets"].items())

@@ -52,6 +52,7 @@ class InputSchema(TypedDict):
     feature_names: list[str]
     masking: bool
     raw_measurements: bool
+    padding: str
 
 
 class Manifest(TypedDict):
@@ -157,7 +158,9 @@ def build_manifest(
         "contract": contract.get_config(),
         "input": {"name": "sequence", "dtype": "float32", "shape": [None, steps, n_features],
                   "steps": steps, "feature_names": list(contract.feature_names),
-                  "masking": bool(contract.masking), "raw_measurements": True},
+                  "masking": bool(contract.masking), "raw_measurements": True,
+                  "padding": "steps after a sequence's end, every feature 0.0 (a padded step is one whose features "
+                             "are all 0.0)" if contract.masking else "none: every step is data, zeros included"},
         "normalization": normalization_of(model),
         "task": contract.task,
         "head": head,

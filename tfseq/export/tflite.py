@@ -5,16 +5,15 @@ Keras 3 recurrent layers do not convert with ``from_keras_model`` on TF 2.21
 brings Flex ops the standalone LiteRT runtime lacks. What converts with
 builtin ops alone: a float32 copy with ``batch_size=1`` and static shapes,
 exported to a temporary SavedModel and converted with ``from_saved_model``.
-In that copy each unmasked recurrent layer runs as one builtin ``WHILE``
+In that copy each recurrent layer, masked or not, runs as one builtin ``WHILE``
 loop (:mod:`tfseq.export._loop`): the file is little more than its weights.
 The full-int8 mode gets loops whose every variable changes each step (the
 TF 2.21 calibrator crashes on a loop variable passed through unchanged).
-Masked layers are unrolled, keeping Keras' masked-step semantics.
 
 Full-int8 quantises the input with one scale for all features, so raw
 measurements of very different ranges (Vdd ~1 V beside Idd ~250 mA) lose
 their small-range features. The ``int8`` mode therefore keeps every op that
-sees raw values (masking and the normalisation) in float and quantises the
+sees raw values (masking and the normalisation) and the summary branch in float and quantises the
 rest, through the converter's selective quantisation.
 """
 
@@ -73,8 +72,14 @@ def _check_quantize(quantize: str) -> None:
         )
 
 
+#: Layers whose ops stay float in the ``int8`` mode: those that see raw measurements, and the
+#: summary branch (step positions up to the sequence length, segment indices by ``floor`` and
+#: squared deviations lose their meaning on one int8 scale).
+FLOAT_LAYERS = ("normalization", "masking", "summary")
+
+
 def _raw_value_nodes(float_model: bytes) -> list[str]:
-    """Output tensor names of the ops that see raw measurements (masking, normalisation)."""
+    """Output tensor names of the ops of :data:`FLOAT_LAYERS` and those that read the input."""
     from ai_edge_litert.interpreter import Interpreter
 
     interpreter = Interpreter(model_content=float_model)
@@ -84,7 +89,7 @@ def _raw_value_nodes(float_model: bytes) -> list[str]:
     for op in interpreter._get_ops_details():  # noqa: SLF001  (the only op-level view)
         outputs = [names[i] for i in op["outputs"] if i in names]
         if inputs & set(int(i) for i in op["inputs"]) or any(
-            "normalization" in n or "masking" in n for n in outputs
+            any(layer in n for layer in FLOAT_LAYERS) for n in outputs
         ):
             nodes.extend(outputs)
     return nodes

@@ -10,7 +10,7 @@ import numpy as np
 from tfseq.checks import positive_int
 from tfseq.errors import InputError
 from tfseq.models import recurrent
-from tfseq.models.layers import AttentionPooling
+from tfseq.models.layers import AttentionPooling, MaskedAverage, RelativeToLast, SequenceSummary, StepMask
 from tfseq.models.precision import resolve_precision
 from tfseq.models.spec import HeadSpec, ModelSpec
 
@@ -70,6 +70,7 @@ def _head(
     seed: int | None,
     offset: int,
     targets: np.ndarray | Mapping[str, np.ndarray] | None,
+    skip: keras.KerasTensor | None = None,
 ) -> keras.KerasTensor:
     """The head's output; regression and forecast heads with targets answer in their units.
 
@@ -79,17 +80,121 @@ def _head(
     """
     activation = {"binary": "sigmoid", "multiclass": "softmax"}.get(head.kind, "linear")
     scale = _target_scale(head, targets)
-    dense = keras.layers.Dense(
-        head.output_size,
-        activation=activation,
-        dtype="float32",  # keeps probabilities and losses in float32 under mixed precision
-        kernel_initializer=keras.initializers.GlorotUniform(seed=_seed(seed, offset)),
-        name=head.name if scale is None else f"{head.name}_standardized",
-    )
+    if skip is None:
+        dense = keras.layers.Dense(
+            head.output_size,
+            activation=activation,
+            dtype="float32",  # keeps probabilities and losses in float32 under mixed precision
+            kernel_initializer=keras.initializers.GlorotUniform(seed=_seed(seed, offset)),
+            name=head.name if scale is None else f"{head.name}_standardized",
+        )
+        y = dense(x)
+    else:  # beside a fitted linear path the network's part starts at 0: the model starts at the fit
+        network = keras.layers.Dense(head.output_size, dtype="float32", kernel_initializer="zeros",
+                                     name=f"{head.name}_network")
+        linear = keras.layers.Dense(head.output_size, dtype="float32", kernel_initializer="zeros",
+                                    name=f"{head.name}_linear")
+        last = activation == "linear" and scale is None
+        y = keras.layers.Add(dtype="float32", name=head.name if last else f"{head.name}_sum")(
+            [network(x), linear(skip)])
+        if activation != "linear":
+            return keras.layers.Activation(activation, dtype="float32", name=head.name)(y)
     if scale is None:
-        return dense(x)
+        return y
     mean, std = scale
-    return keras.layers.Rescaling(scale=std, offset=mean, dtype="float32", name=head.name)(dense(x))
+    return keras.layers.Rescaling(scale=std, offset=mean, dtype="float32", name=head.name)(y)
+
+
+def _linear_targets(head: HeadSpec, targets: np.ndarray | Mapping[str, np.ndarray], n: int,
+                    scale: tuple[float, float] | None = None) -> np.ndarray | None:
+    """What a head's linear path is fitted to: standardised values (by ``scale``, else by the
+    targets' own mean and standard deviation), 0/1 or one-hot classes."""
+    values = targets.get(head.name) if isinstance(targets, Mapping) else targets
+    if values is None:
+        return None
+    values = np.asarray(values, dtype=np.float64).reshape(n, -1)
+    if head.kind == "multiclass":
+        return np.eye(head.num_classes)[values[:, 0].astype(int)]
+    if head.kind == "binary":
+        return values
+    scale = scale or _target_scale(head, targets)
+    return None if scale is None else (values - scale[0]) / scale[1]
+
+
+def _logit_scale(head: HeadSpec, scores: np.ndarray, y: np.ndarray) -> float:
+    """The factor that turns a ridge classifier's held-out scores into the best logits (cross-entropy)."""
+    best = (np.inf, 1.0)
+    for k in np.logspace(0, np.log10(30.0), 31):  # capped: separable training data would pick any large k
+        if head.kind == "binary":
+            z = k * (scores[:, 0] - 0.5)
+            loss = np.mean(np.logaddexp(0.0, z) - y[:, 0] * z)
+        else:
+            z = k * scores
+            loss = np.mean(np.log(np.exp(z - z.max(1, keepdims=True)).sum(1)) + z.max(1) - (z * y).sum(1))
+        if loss < best[0]:
+            best = (float(loss), float(k))
+    return best[1]
+
+
+def _fit_linear_paths(model: keras.Model, spec: ModelSpec, x: np.ndarray,
+                      targets: np.ndarray | Mapping[str, np.ndarray], *, residual: bool = False) -> None:
+    """Sets each ``<head>_linear`` layer to the ridge fit of the summary branch on the training
+    targets (as the head learns them: standardised values, or classes as logits), and freezes it.
+
+    With ``residual``, regression and forecast heads fit what the network's part leaves (targets
+    minus ``<head>_network``); classifier heads are refit only where the network's part is 0.
+    """
+    from tfseq.models.ridge import fit_ridge
+
+    names = ["summary"] + [f"{h.name}_network" for h in spec.heads]
+    outputs = keras.Model(model.inputs, [model.get_layer(n).output for n in names]).predict(
+        x, batch_size=1024, verbose=0)
+    features, network = outputs[0], dict(zip([h.name for h in spec.heads], outputs[1:]))
+    for head in spec.heads:
+        scale = None
+        output = model.get_layer(head.name)
+        if residual and isinstance(output, keras.layers.Rescaling):  # the model's own standardisation
+            scale = (float(np.asarray(output.offset)), float(np.asarray(output.scale)))
+        y = _linear_targets(head, targets, len(x), scale)
+        if y is None:
+            continue
+        if residual:
+            if head.is_classifier:
+                if np.any(model.get_layer(f"{head.name}_network").get_weights()[0]):
+                    continue  # the network learned beside this fit: keep the pair
+            else:
+                y = y - network[head.name]
+        keep = np.all(np.isfinite(y), axis=1)
+        w, b, held_out = fit_ridge(features[keep], y[keep])
+        if head.is_classifier:
+            k = _logit_scale(head, held_out, y[keep])
+            w, b = k * w, k * (b - 0.5) if head.kind == "binary" else k * b
+        layer = model.get_layer(f"{head.name}_linear")
+        layer.set_weights([w.astype("float32"), b.astype("float32")])
+        layer.trainable = False
+
+
+def refit_linear_paths(model: keras.Model, spec: ModelSpec, x: np.ndarray,
+                       targets: np.ndarray | Mapping[str, np.ndarray]) -> None:
+    """Refits the frozen linear paths of a trained ``model`` (``spec.linear_skip``) on ``x``, e.g.
+    the training and validation sequences together once validation has chosen the model: a
+    regression or forecast head's fit takes what the trained network leaves; a classifier's fit
+    is refit where its network's part is 0 (the linear fit alone won on validation)."""
+    if spec.linear_skip:
+        _fit_linear_paths(model, spec, np.asarray(x, dtype=np.float32), targets, residual=True)
+
+
+def _pooled(x: keras.KerasTensor, mask: keras.KerasTensor | None, pool: int, name: str
+            ) -> tuple[keras.KerasTensor, keras.KerasTensor | None]:
+    """``x`` (and its float mask) averaged over every ``pool`` steps."""
+    if pool <= 1:
+        return x, mask
+    average = keras.layers.AveragePooling1D(pool, padding="same", dtype="float32", name=f"{name}_pool")
+    if mask is None:
+        return average(x), None
+    mask_average = keras.layers.AveragePooling1D(pool, padding="same", dtype="float32",
+                                                 name=f"{name}_masking_pool")
+    return average(x), mask_average(mask)
 
 
 def _loss_and_metrics(head: HeadSpec) -> tuple[keras.losses.Loss, list[keras.metrics.Metric]]:
@@ -169,13 +274,42 @@ def build_model(
     policy = keras.DTypePolicy(resolve_precision(spec.precision))
 
     inputs = keras.Input(shape=(steps, n_features), dtype="float32", name=INPUT_NAME)
+    branches = bool(spec.conv_filters or spec.summary_segments or spec.relative or spec.recurrent_pool > 1)
     x = inputs
+    step_mask = None
     if spec.masking:
         x = keras.layers.Masking(mask_value=MASK_VALUE, name="masking")(x)
-    x = keras.layers.Normalization(
+        if branches:
+            step_mask = StepMask(name="masking_steps")(inputs)
+    normalized = x = keras.layers.Normalization(
         mean=mean.tolist(), variance=variance.tolist(), dtype="float32", name="normalization"
     )(x)
+    if step_mask is not None:  # padding at 0 in normalised units: the branches' sums leave it out
+        normalized = keras.layers.Multiply(dtype="float32", name="normalization_masked")([x, step_mask])
 
+    features, skip = [], None
+    if spec.summary_segments:
+        segments = min(spec.summary_segments, steps or spec.summary_segments)
+        summary = SequenceSummary(segments, spec.summary_statistics, dtype="float32", name="summary")(
+            normalized if step_mask is None else [normalized, step_mask])
+        skip = summary if spec.linear_skip else None
+        features.append(summary)
+    if spec.conv_filters:
+        c, c_mask = _pooled(normalized, step_mask, spec.conv_pool, "conv")
+        for i, filters in enumerate(spec.conv_filters):
+            c = keras.layers.Conv1D(filters, (8, 5, 3)[i % 3], padding="same", dtype=policy, name=f"conv_{i}",
+                                    kernel_initializer=keras.initializers.HeUniform(seed=_seed(seed, 500 + i)))(c)
+            c = keras.layers.BatchNormalization(dtype=policy, name=f"conv_norm_{i}")(c)
+            c = keras.layers.Activation("relu", dtype=policy, name=f"conv_relu_{i}")(c)
+        features.append(MaskedAverage(dtype=policy, name="conv_average")(c if c_mask is None else [c, c_mask]))
+
+    rnn_mask = None
+    if spec.relative:
+        x = RelativeToLast(dtype="float32", name="relative")(normalized)
+    if spec.recurrent_pool > 1:
+        x, pooled_mask = _pooled(x if spec.relative else normalized, step_mask, spec.recurrent_pool, "recurrent")
+        if pooled_mask is not None:
+            rnn_mask = StepMask(as_bool=True, name="masking_pooled")(pooled_mask)
     cell = _CELLS[spec.cell]
     for i, units in enumerate(spec.units):
         last = i == len(spec.units) - 1
@@ -194,7 +328,7 @@ def build_model(
             layer = keras.layers.Bidirectional(
                 layer, merge_mode=spec.merge_mode, dtype=policy, name=f"bidirectional_{i}"
             )
-        x = layer(x)
+        x = layer(x) if i or rnn_mask is None else layer(x, mask=rnn_mask)
         if spec.layer_norm:
             x = keras.layers.LayerNormalization(dtype=policy, name=f"layer_norm_{i}")(x)
 
@@ -202,6 +336,8 @@ def build_model(
         x = keras.layers.GlobalAveragePooling1D(dtype=policy, name="mean_pooling")(x)
     elif spec.pooling == "attention":
         x = AttentionPooling(seed=_seed(seed, 100), dtype=policy, name="attention_pooling")(x)
+    if features:
+        x = keras.layers.Concatenate(dtype=policy, name="branches")([x, *features])
     if spec.dense_units:
         x = keras.layers.Dense(
             spec.dense_units,
@@ -214,9 +350,11 @@ def build_model(
         x = keras.layers.Dropout(spec.dropout, seed=_seed(seed, 300), dtype=policy, name="dropout")(x)
 
     outputs = {
-        head.name: _head(head, x, seed, 400 + k, targets) for k, head in enumerate(spec.heads)
+        head.name: _head(head, x, seed, 400 + k, targets, skip) for k, head in enumerate(spec.heads)
     }
     model = keras.Model(inputs, outputs, name=spec.name.replace("-", "_"))
+    if skip is not None and adapt is not None and targets is not None:
+        _fit_linear_paths(model, spec, np.asarray(adapt, dtype=np.float32), targets)
     recurrent.accelerate(model)  # faster loops in this process; the model stays Keras' own
     compile_model(model, spec)
     return model

@@ -48,3 +48,128 @@ class AttentionPooling(keras.layers.Layer):
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "seed": self.seed}
+
+
+def _split_mask(inputs: Any) -> tuple[Any, Any]:
+    """``(x, float mask [batch, steps, 1] or None)`` from ``x`` or ``[x, mask]``."""
+    if isinstance(inputs, (list, tuple)):
+        return inputs[0], inputs[1]
+    return inputs, None
+
+
+@keras.saving.register_keras_serializable(package="tfseq")
+class StepMask(keras.layers.Layer):
+    """1.0 for a real step and 0.0 for a padding step (all features exactly 0, as
+    ``keras.layers.Masking(0.0)`` decides), ``[batch, steps, 1]`` float32; with ``as_bool``
+    ``[batch, steps]`` boolean, for a recurrent layer's ``mask`` argument.
+    """
+
+    def __init__(self, as_bool: bool = False, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.as_bool = as_bool
+
+    def call(self, inputs: Any) -> Any:
+        if self.as_bool:  # a (possibly average-pooled) float mask in
+            return ops.greater(inputs[..., 0], 0.0)
+        valid = ops.any(ops.not_equal(inputs, 0.0), axis=-1, keepdims=True)
+        return ops.cast(valid, "float32")
+
+    def compute_output_shape(self, input_shape: Any) -> tuple[int | None, ...]:
+        return tuple(input_shape[:2]) if self.as_bool else (*input_shape[:2], 1)
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "as_bool": self.as_bool}
+
+
+@keras.saving.register_keras_serializable(package="tfseq")
+class MaskedAverage(keras.layers.Layer):
+    """The average over the real steps: ``x`` ``[batch, steps, units]``, or ``[x, mask]`` with
+    the float mask of :class:`StepMask` (fractions allowed: an average-pooled mask)."""
+
+    def call(self, inputs: Any) -> Any:
+        x, mask = _split_mask(inputs)
+        if mask is None:
+            return ops.mean(x, axis=1)
+        mask = ops.cast(mask, x.dtype)
+        return ops.sum(x * mask, axis=1) / ops.maximum(ops.sum(mask, axis=1), 1e-3)
+
+    def compute_output_shape(self, input_shape: Any) -> tuple[int | None, ...]:
+        shape = input_shape[0] if isinstance(input_shape, list) else input_shape
+        return (shape[0], shape[-1])
+
+    def get_config(self) -> dict[str, Any]:
+        return super().get_config()
+
+
+@keras.saving.register_keras_serializable(package="tfseq")
+class SequenceSummary(keras.layers.Layer):
+    """What a simple baseline sees, per feature over the real steps: mean, standard deviation,
+    minimum, maximum, the least-squares slope (as the change over the sequence), ``segments``
+    quantiles (the distribution of the values, from the sorted steps) and the mean of each of
+    ``segments`` equal parts (the sequence's shape resampled to a fixed length).
+
+    ``x`` ``[batch, steps, features]``, or ``[x, mask]`` with the float mask of :class:`StepMask`.
+    Output ``[batch, features * (5 + 2 * segments)]``, or ``[batch, features * segments]`` (the
+    parts) without ``statistics``.
+
+    Args:
+        segments: Equal parts and quantiles of each sequence (at most its steps).
+        statistics: Include the statistics and the quantiles.
+    """
+
+    def __init__(self, segments: int = 32, statistics: bool = True, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.segments = segments
+        self.statistics = statistics
+
+    def call(self, inputs: Any) -> Any:
+        x, mask = _split_mask(inputs)
+        x = ops.cast(x, "float32")
+        steps = ops.shape(x)[1]
+        if mask is None:
+            mask = ops.ones_like(x[..., :1])
+        mask = ops.cast(mask, "float32")
+        count = ops.maximum(ops.sum(mask, axis=1), 1.0)  # [batch, 1]
+        mean = ops.sum(x * mask, axis=1) / count
+        centred = (x - mean[:, None, :]) * mask
+        std = ops.sqrt(ops.sum(centred * centred, axis=1) / count + 1e-6)
+        low = ops.min(x * mask + (1.0 - mask) * 1e4, axis=1)
+        high = ops.max(x * mask - (1.0 - mask) * 1e4, axis=1)
+        t = ops.cast(ops.arange(steps), "float32")[None, :, None] * mask  # [1, steps, 1]
+        t_centred = (t - (ops.sum(t, axis=1) / count)[:, None, :]) * mask
+        slope = ops.sum(t_centred * centred, axis=1) / ops.maximum(ops.sum(t_centred * t_centred, axis=1), 1e-6)
+        slope = slope * count  # the fitted change over the sequence: comparable across lengths
+        # segment k of a sequence of length n holds its steps t with floor(t * segments / n) == k
+        part = ops.floor(t * self.segments / count[:, None, :])[..., 0]  # [batch, steps]
+        weights = ops.one_hot(ops.cast(part, "int32"), self.segments) * mask  # [batch, steps, segments]
+        sums = ops.matmul(ops.transpose(weights, (0, 2, 1)), x)  # [batch, segments, features]
+        parts = sums / ops.maximum(ops.sum(weights, axis=1)[..., None], 1.0)
+        parts = ops.reshape(parts, (-1, self.segments * x.shape[-1]))
+        if not self.statistics:
+            return parts
+        # quantiles: each feature's real values sorted in descending order (padding last), read at
+        # ``segments`` evenly spaced ranks of its own count
+        ordered = ops.top_k(ops.transpose(x * mask - (1.0 - mask) * 1e4, (0, 2, 1)), steps, sorted=True)[0]
+        ranks = ops.round(ops.linspace(0.0, 1.0, self.segments)[None, :] * (count - 1.0))  # [batch, segments]
+        pick = ops.one_hot(ops.cast(ranks, "int32"), steps)  # [batch, segments, steps]
+        quantiles = ops.reshape(ops.matmul(ordered, ops.transpose(pick, (0, 2, 1))), (-1, x.shape[-1] * self.segments))
+        return ops.concatenate([mean, std, low, high, slope, quantiles, parts], axis=-1)
+
+    def compute_output_shape(self, input_shape: Any) -> tuple[int | None, ...]:
+        shape = input_shape[0] if isinstance(input_shape, list) else input_shape
+        return (shape[0], shape[-1] * (5 * self.statistics + (1 + self.statistics) * self.segments))
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "segments": self.segments, "statistics": self.statistics}
+
+
+@keras.saving.register_keras_serializable(package="tfseq")
+class RelativeToLast(keras.layers.Layer):
+    """Each step minus the sequence's last step (a forecast window seen relative to its newest
+    values: a trending series then looks the same at every level)."""
+
+    def call(self, inputs: Any) -> Any:
+        return inputs - inputs[:, -1:, :]
+
+    def get_config(self) -> dict[str, Any]:
+        return super().get_config()

@@ -97,6 +97,24 @@ class ModelSpec:
             unidirectional model with ``"last"`` pooling; every step's loss weighs
             the same (padding steps none).
         dense_units: Units of an optional ReLU layer before the heads (0: none).
+        conv_filters: Filters of a convolutional branch beside the recurrent layers, one
+            ``Conv1D`` + batch normalisation + ReLU block each (kernel sizes 8, 5, 3, ...),
+            averaged over the real steps (an FCN); () for none.
+        summary_segments: A branch of per-feature summary statistics (mean, standard deviation,
+            minimum, maximum, slope) and the means of this many equal parts of each sequence
+            (:class:`tfseq.models.layers.SequenceSummary`); 0 for none.
+        summary_statistics: The summary branch includes the five statistics (else only the
+            parts: with as many parts as steps, the sequence itself).
+        linear_skip: Every head adds a linear function of the summary branch to its output (before
+            the sigmoid or softmax), fitted by ridge regression on the training data when the model
+            is built and then frozen: for forecasts a ridge autoregression, for classes a ridge
+            classifier scaled to the best logits. The network starts at 0 and learns what the fit
+            misses. Needs ``summary_segments``.
+        relative: The recurrent layers read each step minus the sequence's last step (trending
+            series look the same at every level).
+        recurrent_pool: Average every this many steps before the recurrent layers (long
+            sequences; 1: none).
+        conv_pool: Average every this many steps before the convolutional branch (1: none).
         learning_rate: Adam learning rate.
         clipnorm: Gradient clipping by norm (0: none).
         precision: ``"float32"``, ``"mixed_float16"``, ``"mixed_bfloat16"`` or
@@ -121,6 +139,13 @@ class ModelSpec:
     masking: bool = False
     streaming: bool = False
     dense_units: int = 0
+    conv_filters: tuple[int, ...] = ()
+    summary_segments: int = 0
+    summary_statistics: bool = True
+    linear_skip: bool = False
+    relative: bool = False
+    recurrent_pool: int = 1
+    conv_pool: int = 1
     learning_rate: float = 1e-3
     clipnorm: float = 1.0
     precision: str = "auto"
@@ -130,6 +155,7 @@ class ModelSpec:
         if isinstance(units, int):
             units = (units,)
         object.__setattr__(self, "units", tuple(units))
+        object.__setattr__(self, "conv_filters", tuple(self.conv_filters))
         heads = tuple(h if isinstance(h, HeadSpec) else HeadSpec(**h) for h in self.heads)
         object.__setattr__(self, "heads", heads)
         if self.cell not in CELLS:
@@ -138,7 +164,8 @@ class ModelSpec:
             not isinstance(u, int) or isinstance(u, bool) or u < 1 for u in self.units
         ):
             raise _fail("units", self.units, "a non-empty list of positive integers")
-        for name in ("bidirectional", "layer_norm", "masking", "streaming"):
+        for name in ("bidirectional", "layer_norm", "masking", "streaming", "linear_skip", "relative",
+                     "summary_statistics"):
             if not isinstance(getattr(self, name), bool):  # 'false' from a config is truthy
                 raise _fail(name, getattr(self, name), "true or false")
         if self.merge_mode not in MERGE_MODES:
@@ -151,7 +178,25 @@ class ModelSpec:
             raise _fail("pooling", self.pooling, f"one of {', '.join(POOLINGS)}")
         if not heads:
             raise _fail("heads", self.heads, "at least one head")
+        if any(not isinstance(f, int) or isinstance(f, bool) or f < 1 for f in self.conv_filters):
+            raise _fail("conv_filters", self.conv_filters, "a list of positive integers")
+        for name in ("summary_segments", "recurrent_pool", "conv_pool"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < (0 if name == "summary_segments" else 1):
+                raise _fail(name, value, "a non-negative integer" if name == "summary_segments" else
+                            "a positive integer")
+        if self.linear_skip and not self.summary_segments:
+            raise SpecError("Received linear_skip=True with summary_segments=0; the linear path reads the "
+                            "summary branch: expected summary_segments > 0.")
+        if self.relative and self.masking:
+            raise SpecError("Received relative=True with masking=True; steps are read relative to the last one, "
+                            "which padding would hide: expected sequences of one length (masking=False).")
         if self.streaming:
+            whole = [n for n in ("conv_filters", "summary_segments", "linear_skip", "relative")
+                     if getattr(self, n)] + [n for n in ("recurrent_pool", "conv_pool") if getattr(self, n) > 1]
+            if whole:
+                raise SpecError(f"Received streaming=True with {whole[0]}; it reads the whole sequence, and a "
+                                "streaming model answers after every step: expected it off.")
             if self.bidirectional:
                 raise SpecError("Received streaming=True with bidirectional=True; a streaming model answers after "
                                 "every step and cannot read the steps still to come: expected bidirectional=False.")
@@ -181,6 +226,24 @@ class ModelSpec:
         suffix = "-streaming" if self.streaming else ""
         return f"{prefix}{cell}-{'x'.join(str(u) for u in self.units)}{suffix}"
 
+    @property
+    def description(self) -> str:
+        """The name with the pooling and the branches, e.g. ``bilstm-64 (last pooling, conv 32-64-32,
+        summary of 32 parts, ridge path)``."""
+        parts = ["an answer after every step" if self.streaming else f"{self.pooling} pooling"]
+        if self.recurrent_pool > 1:
+            parts.append(f"steps averaged by {self.recurrent_pool}")
+        if self.relative:
+            parts.append("steps relative to the last")
+        if self.conv_filters:
+            parts.append("conv " + "-".join(str(f) for f in self.conv_filters)
+                         + (f" on steps averaged by {self.conv_pool}" if self.conv_pool > 1 else ""))
+        if self.summary_segments:
+            parts.append(f"summary of {self.summary_segments} parts")
+        if self.linear_skip:
+            parts.append("ridge path")
+        return f"{self.name} ({', '.join(parts)})"
+
     def replace(self, **changes: Any) -> "ModelSpec":
         """Returns a copy with some fields changed (validated again)."""
         return dataclasses.replace(self, **changes)
@@ -189,6 +252,7 @@ class ModelSpec:
         """Returns a JSON-serialisable dict; inverse of :meth:`from_config`."""
         config = dataclasses.asdict(self)
         config["units"] = list(self.units)
+        config["conv_filters"] = list(self.conv_filters)
         config["heads"] = [dataclasses.asdict(h) for h in self.heads]
         return config
 
@@ -216,8 +280,9 @@ class ModelSpec:
                 if bad:
                     raise _fail("heads", bad[0], f"one of the keys {', '.join(sorted(head_keys))}")
             config["heads"] = tuple(HeadSpec(**h) for h in heads)
-        if "units" in config and isinstance(config["units"], list):
-            config["units"] = tuple(config["units"])
+        for name in ("units", "conv_filters"):
+            if name in config and isinstance(config[name], list):
+                config[name] = tuple(config[name])
         return cls(**config)
 
     def to_json(self, path: Path | None = None) -> str:

@@ -2,51 +2,91 @@
 
 (:func:`tfseq.workflows.train.train_run` trains them into a RUN directory.)
 
-Users run ``tfseq train`` without tuning, so these are chosen for real
-multivariate sensor and speech-like sequences of variable length (see
-docs/design/defaults.md, "How the defaults were chosen"), not for the synthetic set:
+Users run ``tfseq train`` without tuning, on data of every shape: short parametric cycles, long
+equipment traces, a few dozen sequences, regression targets, series to forecast. The defaults
+were measured on real public data sets against simple baselines (``benchmarks/realdata.py``;
+docs/design/defaults.md, "How the defaults were chosen"):
 
-* normalisation inside the model (per-feature mean / variance of the training
-  steps, padding left out) and masking of the zero padding;
-* one bidirectional LSTM layer of 64 units whose two final states (forward
-  after the last valid step, backward after the first) feed a 32-unit ReLU
-  layer, dropout 0.2 before the head; no recurrent dropout, which would rule
-  out the fused cuDNN / TF Lite kernels. It follows the small recurrent
-  baselines published for the UEA multivariate archive (not reproduced here:
-  the archive cannot be downloaded on our machines), it beat attention or mean
-  pooling and a unidirectional LSTM on our stand-in data sets, and it exports: with masking, bidirectional layers that return sequences (attention
-  or mean pooling) fail the TF Lite parity check, final states pass;
-* Adam at 1e-3 with gradient clipping (norm 1), halved on plateaus, up to 100
-  epochs with early stopping (patience 10) restoring the best epoch, batch 64
-  (benchmark training sets hold hundreds to a few thousand sequences) and
-  class-balanced sample weights.
+* normalisation inside the model (per-feature mean / variance of the training steps, padding left
+  out); masking only when sequences differ in length (``variable_length``): data of one length
+  have no padding, and a step whose features are all 0 stays data;
+* one bidirectional LSTM layer of 64 units on final states, beside a convolutional branch
+  (32-64-32 filters, an FCN averaged over the real steps) and a summary branch (per-feature mean,
+  std, min, max, slope, 32 quantiles and the means of 32 equal parts: what the simple baselines
+  see), into a 32-unit ReLU layer and dropout 0.2;
+* a linear path on the summary branch into every head, fitted by ridge regression when the model
+  is built and frozen: the model starts at the best linear fit and the network learns what it
+  misses (``tfseq train`` then keeps the fit alone when training did not lower the validation
+  loss, and refits the path on training and validation sequences together);
+* long sequences are averaged in groups before the recurrent layers (at most
+  :data:`RECURRENT_STEPS` steps) and the convolutional branch (:data:`CONV_STEPS`);
+* forecasts: the recurrent layers read the window relative to its last step, and the linear path
+  is a ridge autoregression on the window;
+* Adam at 1e-3 with gradient clipping (norm 1), halved on plateaus, early stopping restoring the
+  best epoch (:func:`training_budget`: up to 300 epochs with patience 30 under
+  :data:`SMALL_DATA` training sequences, else 100 and 10), batch 64 and class-balanced sample
+  weights; no recurrent dropout, which would rule out the fused cuDNN / TF Lite kernels.
 """
 
 from __future__ import annotations
 
 from tfseq.models.spec import HeadSpec, ModelSpec
 
+#: Steps the recurrent layers read at most: longer sequences are averaged in groups first.
+RECURRENT_STEPS = 128
+#: Steps the convolutional branch reads at most.
+CONV_STEPS = 512
+#: Equal parts of a sequence in the summary branch (forecast windows: every step, up to this).
+SEGMENTS = 32
+FORECAST_SEGMENTS = 96
 
-def default_spec(task: str, *, num_classes: int = 2, horizon: int = 1) -> ModelSpec:
-    """The default :class:`ModelSpec` of ``tfseq train`` for ``task``.
+
+def default_spec(
+    task: str,
+    *,
+    num_classes: int = 2,
+    horizon: int = 1,
+    steps: int | None = None,
+    variable_length: bool = True,
+    streaming: bool = False,
+) -> ModelSpec:
+    """The default :class:`ModelSpec` of ``tfseq train`` for ``task`` on data of ``steps`` steps.
 
     Args:
         task: ``binary``, ``multiclass``, ``regression`` or ``forecast``.
         num_classes: Classes of a multiclass task.
         horizon: Future values of a forecast.
+        steps: Steps of the (padded) training sequences; long sequences are averaged in groups
+            before the recurrent layers and the convolutional branch. None: unknown, no grouping.
+        variable_length: Whether sequences are padded to a common length: only then is there
+            padding to mask, and a sequence of one fixed length keeps every step as data.
+        streaming: An answer after every step: a unidirectional LSTM without the branches that
+            read the whole sequence (see :class:`ModelSpec`), masking the padding.
     """
     head = HeadSpec(kind=task, num_classes=num_classes if task == "multiclass" else 2, horizon=horizon)
-    return ModelSpec(
-        cell="lstm",
-        units=(64,),
-        bidirectional=True,
-        dropout=0.2,
-        recurrent_dropout=0.0,
-        pooling="last",
-        dense_units=32,
-        masking=True,
-        learning_rate=1e-3,
-        clipnorm=1.0,
-        heads=(head,),
-        precision="auto",
+    common = ModelSpec(cell="lstm", units=(64,), bidirectional=True, dropout=0.2, recurrent_dropout=0.0,
+                       pooling="last", dense_units=32, learning_rate=1e-3, clipnorm=1.0, heads=(head,),
+                       precision="auto")
+    if streaming:
+        return common.replace(bidirectional=False, masking=True, streaming=True)
+    if task == "forecast":
+        return common.replace(masking=False, relative=True, linear_skip=True, summary_statistics=False,
+                              summary_segments=min(steps or FORECAST_SEGMENTS, FORECAST_SEGMENTS))
+    return common.replace(
+        masking=variable_length,
+        conv_filters=(32, 64, 32),
+        summary_segments=SEGMENTS,
+        linear_skip=True,
+        recurrent_pool=-(-(steps or 1) // RECURRENT_STEPS),
+        conv_pool=-(-(steps or 1) // CONV_STEPS),
     )
+
+
+#: Fewer training sequences than this train longer: their epochs take seconds, and the
+#: convolutional branch needs hundreds of them on a few dozen sequences.
+SMALL_DATA = 1000
+
+
+def training_budget(train_sequences: int) -> tuple[int, int]:
+    """``(maximum epochs, early-stopping patience)`` of ``tfseq train`` for this much data."""
+    return (300, 30) if train_sequences < SMALL_DATA else (100, 10)

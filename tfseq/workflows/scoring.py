@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -77,7 +78,14 @@ def load_for_contract(path: Path | pd.DataFrame, contract: DataContract, *, labe
         task=contract.task if labels else None, class_names=contract.class_names if labels else None,
         source=source,
     )
-    return fit_steps(data, contract.steps) if contract.steps else data
+    data = fit_steps(data, contract.steps) if contract.steps else data
+    if not contract.masking and not contract.streaming and np.any(data.lengths < data.steps):
+        short = int(np.sum(data.lengths < data.steps))
+        logging.getLogger("tfseq").warning(
+            "tfseq: %s: %d sequence(s) are shorter than the model's %d steps; the model was trained on "
+            "sequences of one length and has no mask, so it reads their zero padding as data.",
+            name, short, data.steps)
+    return data
 
 
 def head_output(outputs: dict, contract: DataContract, artifact: Path) -> np.ndarray:

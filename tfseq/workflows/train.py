@@ -154,6 +154,27 @@ def claim_partial(out: Path, command: dict[str, Any], *, overwrite: bool) -> Non
     write_json_atomic(record, command)
 
 
+def _keep_better_start(model: Any, start: list[np.ndarray], x: np.ndarray, y: dict[str, np.ndarray],
+                       outcome: dict[str, Any]) -> None:
+    """Puts ``model`` back at its start (the frozen linear fits, the network's part at 0) when that
+    scores a lower validation loss than the trained model; records which won in ``outcome``."""
+    trained = model.get_weights()
+    trained_loss = model.evaluate(x, y, batch_size=1024, verbose=0, return_dict=True)["loss"]
+    model.set_weights(start)
+    start_loss = model.evaluate(x, y, batch_size=1024, verbose=0, return_dict=True)["loss"]
+    if start_loss > trained_loss:
+        model.set_weights(trained)
+    outcome["linear_fit_only"] = bool(start_loss <= trained_loss)
+    outcome["validation_loss"] = {"linear fit": float(start_loss), "trained": float(trained_loss)}
+
+
+def _variable_length(train: SequenceSet, val: SequenceSet | None, streamed: StreamedData | None) -> bool:
+    """Whether any training or validation sequence is shorter than the padded length."""
+    if streamed is not None:
+        return True  # the scan does not keep lengths; masking costs nothing when nothing is padded
+    return any(bool(np.any(s.lengths < s.steps)) for s in (train, val) if s is not None)
+
+
 def train_run(
     train: SequenceSet,
     val: SequenceSet | None,
@@ -165,9 +186,9 @@ def train_run(
     label_col: str | None,
     spec_changes: dict[str, Any] | None = None,
     spec_overrides: dict[str, Any] | None = None,
-    epochs: int = 100,
+    epochs: int | None = None,
     batch_size: int = 64,
-    patience: int = 10,
+    patience: int | None = None,
     seed: int = 0,
     predict_at: int | None = None,
     overwrite: bool = False,
@@ -188,9 +209,9 @@ def train_run(
         label_col: Target column recorded in the contract.
         spec_changes: ModelSpec fields set by flags (win over ``spec_overrides``).
         spec_overrides: ModelSpec fields from a config file's ``model:`` table.
-        epochs: Maximum epochs.
+        epochs: Maximum epochs (None: :func:`tfseq.training.defaults.training_budget`).
         batch_size: Batch size.
-        patience: Early-stopping patience.
+        patience: Early-stopping patience (None: as ``epochs``).
         seed: Seed of the weights and the shuffles.
         predict_at: Early-warning cut recorded in the contract.
         overwrite: Replace an existing ``out``.
@@ -219,15 +240,19 @@ def train_run(
     from tfseq.models.builders import build_model
     from tfseq.plots import plot_confusion_matrices, plot_training_curves
     from tfseq.run import DataContract, save_run
-    from tfseq.training.defaults import default_spec
+    from tfseq.training.defaults import default_spec, training_budget
     from tfseq.training.distribute import describe_strategy, is_chief, make_strategy
     from tfseq.training.fit import fit
 
     if train.y is None or (val is not None and val.y is None):
         raise InputError("Received sequences without targets; expected targets to train on.")
     horizon = int(train.y.shape[1]) if task == "forecast" else 1
-    spec = default_spec(task, num_classes=len(train.class_names or ()) or 2, horizon=horizon)
+    budget = training_budget(len(train) if streamed is None else streamed.train_sequences)
+    epochs, patience = epochs or budget[0], patience or budget[1]
     overrides = dict(spec_overrides or {})
+    spec = default_spec(task, num_classes=len(train.class_names or ()) or 2, horizon=horizon, steps=train.steps,
+                        variable_length=_variable_length(train, val, streamed),
+                        streaming={**overrides, **(spec_changes or {})}.get("streaming") is True)
     if "units" in overrides and isinstance(overrides["units"], list):
         overrides["units"] = tuple(overrides["units"])
     try:
@@ -243,7 +268,7 @@ def train_run(
     with distribution.scope():
         if streamed is None:
             model = build_model(spec, n_features=train.x.shape[-1], steps=train.steps, adapt=train.x,
-                                targets=train.y if task in ("regression", "forecast") else None, seed=seed)
+                                targets=train.y, seed=seed)
         else:
             model = build_model(spec, n_features=len(streamed.feature_names), steps=streamed.steps,
                                 normalization=streamed.normalization(masking=spec.masking),
@@ -252,6 +277,7 @@ def train_run(
     validation = None if val is None or val.y is None else \
         (val.x, val.y.astype("float32") if task in ("regression", "forecast") else val.y)
     evaluated = val if val is not None else train
+    outcome: dict[str, Any] = {}
 
     def train_and_predict(run_dir: Path) -> tuple[Any, np.ndarray, tuple[np.ndarray, np.ndarray] | None]:
         if streamed is not None:
@@ -265,10 +291,13 @@ def train_run(
                     model, streamed, "validation" if streamed.validation_sequences else "train")
                 whole = (targets, last_step_output(output, lengths))
         else:
+            start = model.get_weights() if spec.linear_skip and validation is not None else None
             history = fit(model, train.x, {head: y_train}, validation_data=None if validation is None else
                           (validation[0], {head: validation[1]}), epochs=epochs, batch_size=batch_size,
                           patience=patience, run_dir=run_dir, seed=seed, verbose=verbose, strategy=distribution)
             whole = None
+            if start is not None and validation is not None:
+                _keep_better_start(model, start, validation[0], {head: validation[1]}, outcome)
         # every worker predicts: under several workers prediction is a collective step too
         return history, model.predict(evaluated.x, batch_size=1024, verbose=0)[head], whole
 
@@ -278,6 +307,13 @@ def train_run(
         return {"task": task, "run_dir": Path(out), "chief": False}
     with atomic_directory(Path(out), overwrite=overwrite, resume=True) as tmp:
         history, output, whole = train_and_predict(tmp)
+        if spec.linear_skip and streamed is None and val is not None and val.y is not None:
+            from tfseq.models.builders import refit_linear_paths
+
+            # validation chose the model (its metrics below are the model's before this); the final
+            # linear paths then see every sequence given, as the simple baselines do
+            refit_linear_paths(model, spec, np.concatenate([train.x, val.x]), np.concatenate([train.y, val.y]))
+            outcome["linear_refit_sequences"] = len(train) + len(val)
         per_step = output if spec.streaming else None
         output = last_step_output(output, evaluated.lengths)  # a streaming model's answer after each whole sequence
         import shutil
@@ -305,11 +341,12 @@ def train_run(
             "train_sequences": len(train) if streamed is None else streamed.train_sequences,
             "validation_sequences": (0 if val is None else len(val)) if streamed is None else
             streamed.validation_sequences,
-            "model": spec.name + (" (an answer after every step)" if spec.streaming else f" ({spec.pooling} pooling)"),
+            "model": spec.description,
             "parameters": int(model.count_params()),
             "epochs": len(curves.get("loss", [])),
             "distribution": describe_strategy(distribution),
             "input": _input_record(streamed, batch_size, len(train), 0 if val is None else len(val)),
+            **outcome,
             "validation": metrics_whole,
         }
         if per_step is not None:

@@ -1,0 +1,145 @@
+"""The default model's pieces: the summary branch, the ridge-fitted linear paths, fixed-length data
+kept whole (no masking), long sequences averaged before the recurrent layers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tfseq.errors import SpecError
+from tfseq.models.builders import build_model, refit_linear_paths
+from tfseq.models.ridge import ALPHAS, fit_ridge
+from tfseq.models.spec import HeadSpec, ModelSpec
+from tfseq.training.defaults import default_spec, training_budget
+
+
+def _summary_numpy(x: np.ndarray, lengths: np.ndarray, segments: int) -> np.ndarray:
+    rows = []
+    for seq, n in zip(x, lengths):
+        v = seq[:n].astype(np.float64)
+        t = np.arange(n, dtype=np.float64)
+        slope = np.polyfit(t, v, 1)[0] * n if n > 1 else np.zeros(v.shape[1])
+        ranks = np.round(np.linspace(0, 1, segments) * (n - 1)).astype(int)
+        quantiles = np.sort(v, axis=0)[::-1][ranks]  # descending, as the layer reads them
+        part = np.floor(t * segments / n).astype(int)
+        parts = np.stack([v[part == k].mean(axis=0) if np.any(part == k) else np.zeros(v.shape[1])
+                          for k in range(segments)])
+        rows.append(np.concatenate([v.mean(0), v.std(0), v.min(0), v.max(0), slope,
+                                    quantiles.T.reshape(-1), parts.reshape(-1)]))
+    return np.asarray(rows)
+
+
+def test_summary_branch_is_the_baselines_statistics_over_the_real_steps(rng):
+    import keras
+
+    from tfseq.models.layers import SequenceSummary, StepMask
+
+    x = rng.normal(size=(6, 11, 2)).astype("float32")
+    lengths = np.array([11, 7, 4, 11, 2, 9])
+    x[np.arange(11)[None, :] >= lengths[:, None]] = 0.0
+    x[0, 3] = 0.0  # an all-zero real step of an unpadded sequence counts (fixed length below)
+    inputs = keras.Input((11, 2))
+    masked = keras.Model(inputs, SequenceSummary(4)([inputs, StepMask()(inputs)]))
+    np.testing.assert_allclose(masked.predict(x[1:], verbose=0), _summary_numpy(x[1:], lengths[1:], 4),
+                               rtol=1e-4, atol=1e-4)
+    whole = keras.Model(inputs, SequenceSummary(4)(inputs))  # no mask: every step is data
+    np.testing.assert_allclose(whole.predict(x[:1], verbose=0), _summary_numpy(x[:1], [11], 4),
+                               rtol=1e-4, atol=1e-4)
+
+
+def test_ridge_matches_scikit_learn_and_its_held_out_predictions_are_leave_one_out(rng):
+    from sklearn.linear_model import Ridge, RidgeCV
+
+    f = rng.normal(size=(40, 6)) * [1, 10, 100, 1, 1, 0.1]
+    y = f @ rng.normal(size=(6, 2)) + rng.normal(size=(40, 2))
+    w, b, held_out = fit_ridge(f, y)
+    z = (f - f.mean(0)) / f.std(0)
+    chosen = RidgeCV(alphas=ALPHAS).fit(z, y).alpha_
+    reference = Ridge(alpha=chosen).fit(z, y)
+    np.testing.assert_allclose(f @ w + b, reference.predict(z), atol=1e-8)
+    for i in (0, 17, 39):  # refit without sequence i
+        keep = np.arange(40) != i
+        alone = Ridge(alpha=chosen).fit((f[keep] - f.mean(0)) / f.std(0), y[keep])
+        np.testing.assert_allclose(held_out[i], alone.predict(z[i:i + 1])[0], rtol=0.05, atol=0.05)
+
+
+@pytest.mark.parametrize("kind", ["regression", "forecast"])
+def test_a_linear_path_starts_at_the_ridge_fit_and_stays_frozen(kind, rng):
+    import keras
+
+    x = rng.normal(size=(80, 10, 2)).astype("float32")
+    y = (x[:, -3:, 0].sum(1, keepdims=True) * 5 + 40 + rng.normal(size=(80, 1))).astype("float32")
+    spec = ModelSpec(cell="gru", units=(4,), heads=(HeadSpec(kind=kind),), summary_segments=10,
+                     summary_statistics=kind == "regression", linear_skip=True, relative=kind == "forecast")
+    model = build_model(spec, n_features=2, steps=10, adapt=x, targets=y, seed=0)
+    features = keras.Model(model.inputs, model.get_layer("summary").output).predict(x, verbose=0)
+    w, b, _ = fit_ridge(features, (y - y.mean()) / y.std())
+    expected = (features @ w + b) * y.std() + y.mean()
+    np.testing.assert_allclose(model.predict(x, verbose=0)[kind], expected, rtol=1e-4, atol=1e-3)
+    assert np.sqrt(np.mean((expected - y) ** 2)) < 1.5  # the fit found the signal (noise std 1)
+    linear = model.get_layer(f"{kind}_linear")
+    before = [w.copy() for w in linear.get_weights()]
+    model.fit(x, y, epochs=2, verbose=0)
+    assert not linear.trainable
+    for old, new in zip(before, linear.get_weights()):
+        np.testing.assert_array_equal(old, new)
+    # a refit on more sequences (here with higher targets) takes what the trained network leaves,
+    # in the model's own standardisation (the training targets' mean and std)
+    more, y_more = np.concatenate([x, x[:20] + 0.1]), np.concatenate([y, y[:20] + 30.0])
+    network = keras.Model(model.inputs, model.get_layer(f"{kind}_network").output).predict(more, verbose=0)
+    refit_linear_paths(model, spec, more, y_more)
+    f_more = keras.Model(model.inputs, model.get_layer("summary").output).predict(more, verbose=0)
+    w, b, _ = fit_ridge(f_more, (y_more - y.mean()) / y.std() - network)
+    np.testing.assert_allclose(model.predict(more, verbose=0)[kind],
+                               (network + f_more @ w + b) * y.std() + y.mean(), rtol=1e-4, atol=1e-3)
+
+
+def test_a_classifier_starts_at_the_scaled_ridge_classifier(rng):
+    x = rng.normal(size=(120, 8, 1)).astype("float32")
+    y = (x[:, :, 0].mean(1) > 0).astype("int32")
+    spec = ModelSpec(cell="lstm", units=(4,), summary_segments=8, linear_skip=True)
+    model = build_model(spec, n_features=1, steps=8, adapt=x, targets=y, seed=0)
+    p = model.predict(x, verbose=0)["binary"][:, 0]
+    assert np.mean((p > 0.5) == y) > 0.95  # before any training
+
+
+def test_fixed_length_data_keep_every_step_and_variable_length_data_mask_padding():
+    fixed = default_spec("binary", steps=20, variable_length=False)
+    assert not fixed.masking
+    assert default_spec("binary", steps=20, variable_length=True).masking
+    model = build_model(fixed, n_features=3, steps=20, seed=0)
+    assert not any(layer.name == "masking" for layer in model.layers)
+    streaming = default_spec("binary", steps=20, variable_length=False, streaming=True)
+    assert streaming.streaming and not streaming.bidirectional and not streaming.conv_filters
+    forecast = default_spec("forecast", steps=24, variable_length=False)
+    assert forecast.relative and forecast.linear_skip and not forecast.masking
+
+
+def test_long_sequences_are_averaged_before_the_recurrent_layers():
+    spec = default_spec("multiclass", num_classes=4, steps=1460, variable_length=False)
+    assert spec.recurrent_pool == 12 and spec.conv_pool == 3  # 1460 / 12 <= 128, 1460 / 3 <= 512
+    model = build_model(spec, n_features=1, steps=1460, seed=0)
+    assert model.get_layer("bidirectional_0").input.shape[1] == 122
+    short = default_spec("binary", steps=20)
+    assert short.recurrent_pool == 1 and short.conv_pool == 1
+
+
+def test_small_data_train_longer():
+    assert training_budget(50) == (300, 30)
+    assert training_budget(50_000) == (100, 10)
+
+
+@pytest.mark.parametrize("changes,message", [
+    ({"linear_skip": True}, "summary_segments"),
+    ({"streaming": True, "conv_filters": (4,)}, "conv_filters"),
+    ({"relative": True, "masking": True}, "masking"),
+    ({"recurrent_pool": 0}, "recurrent_pool"),
+])
+def test_invalid_branch_settings(changes, message):
+    with pytest.raises(SpecError, match=message):
+        ModelSpec(**changes)
+
+
+def test_branch_fields_round_trip_through_json():
+    spec = default_spec("regression", steps=300, variable_length=True)
+    assert ModelSpec.from_json(spec.to_json()) == spec
