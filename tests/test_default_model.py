@@ -125,8 +125,9 @@ def test_long_sequences_are_averaged_before_the_recurrent_layers():
 
 
 def test_small_data_train_longer():
-    assert training_budget(50) == (300, 30)
-    assert training_budget(50_000) == (100, 10)
+    assert training_budget(50, 150) == (300, 30)  # a few dozen sequences
+    assert training_budget(400, 1460) == (100, 10)  # long: epochs of about a second
+    assert training_budget(50_000, 20) == (100, 10)
 
 
 @pytest.mark.parametrize("changes,message", [

@@ -13,6 +13,7 @@ from tfseq.export import QUANTIZATIONS, export_model, load_runner
 from tfseq.models.builders import build_model
 from tfseq.models.spec import ModelSpec
 from tfseq.run import DataContract
+from tfseq.training.defaults import default_spec
 
 STEPS = 5
 ARCHS = {
@@ -26,14 +27,19 @@ ARCHS = {
     "lstm-masked": ("lstm", False, True, "float32"),
     "gru-mixed16": ("gru", False, False, "mixed_float16"),
     "bilstm-masked-bf16": ("lstm", True, True, "mixed_bfloat16"),
+    # tfseq train's default on data of one length full of all-zero steps: no mask, every step is
+    # data; with its convolutional, summary and ridge-fitted linear branches (narrowed)
+    "default-zeros": ("lstm", True, False, "float32"),
 }
 
 
-def _data(tiny_data, masking: bool):
+def _data(tiny_data, masking: bool, zeros: bool = False):
     x = tiny_data.x[:, :STEPS].copy()
     if masking:  # variable length: zero-padded tails
         lengths = np.random.default_rng(0).integers(2, STEPS + 1, size=len(x))
         x[np.arange(STEPS)[None, :] >= lengths[:, None]] = 0.0
+    if zeros:  # 40 % of the steps, anywhere (the last included), every feature exactly 0
+        x[np.random.default_rng(1).random(x.shape[:2]) < 0.4] = 0.0
     return x, tiny_data.y
 
 
@@ -45,10 +51,15 @@ SLOW_ARCHS = {"birnn", "bigru", "gru-mixed16", "bilstm-masked-bf16"}
                                         for a in ARCHS])
 def exported(request, tiny_data, tmp_path_factory):
     cell, bidirectional, masking, precision = ARCHS[request.param]
-    x, y = _data(tiny_data, masking)
+    default = request.param == "default-zeros"
+    x, y = _data(tiny_data, masking, zeros=default)
     spec = ModelSpec(cell=cell, units=(3,), bidirectional=bidirectional, masking=masking,
                      precision=precision)
-    model = build_model(spec, n_features=x.shape[-1], steps=STEPS, adapt=x[:200], seed=1)
+    if default:
+        spec = default_spec("binary", steps=STEPS, variable_length=False).replace(
+            units=(3,), conv_filters=(4, 4, 4), dense_units=4)
+        assert not spec.masking and spec.linear_skip and spec.summary_segments
+    model = build_model(spec, n_features=x.shape[-1], steps=STEPS, adapt=x[:200], targets=y[:200], seed=1)
     contract = DataContract(feature_names=list(tiny_data.feature_names), steps=STEPS,
                             class_names=["pass", "fail"], masking=masking, head="binary")
     out = tmp_path_factory.mktemp(request.param) / "export"
@@ -124,7 +135,7 @@ def test_tflite_runs_each_layer_as_one_while_loop(exported):
         path = out / _artifact(manifest, "tflite", mode)["path"]
         ops = Counter(op["op_name"] for op in Interpreter(model_path=str(path))._get_ops_details())
         assert ops["WHILE"] == (2 if bidirectional else 1), (mode, ops)
-        assert ops["FULLY_CONNECTED"] < STEPS, (mode, ops)  # unrolled: 2 per step and direction
+        assert ops["FULLY_CONNECTED"] < 2 * STEPS, (mode, ops)  # unrolled: 2 per step and direction
 
 
 def test_onnx_has_fused_lstm_and_no_cudnn(exported):
@@ -136,6 +147,14 @@ def test_onnx_has_fused_lstm_and_no_cudnn(exported):
         assert ops.get("LSTM") == 1 and "Loop" not in ops, ops
     else:  # GRU, SimpleRNN and masked LSTMs (tf2onnx does not fuse the mask) run as a Loop
         assert "LSTM" not in ops and ops.get("Loop", 0) >= 1, ops
+
+
+def test_manifest_says_what_padding_is(exported):
+    name, model, manifest = exported[0], exported[1], exported[2]
+    masking = ARCHS[name][2]
+    assert manifest["input"]["masking"] is masking
+    assert manifest["input"]["padding"].startswith("steps after" if masking else "none: every step is data")
+    assert any(layer.name == "masking" for layer in model.layers) is masking
 
 
 @pytest.mark.parametrize("path", ["savedmodel/m", "m.onnx", "m.tflite", "m-int8.tflite"])

@@ -65,9 +65,10 @@ def add_parser(sub: Subparsers) -> None:
         description=(
             "Train a recurrent model on DATA (long format: one row per sequence and step) and write "
             "the RUN directory: model.keras, spec.json, contract.json, history.csv, metrics.json and "
-            "plots/. The task is inferred from the label column unless --task is given. Defaults: "
-            "bidirectional LSTM of 64 units (final states), masking of the padding, "
-            "normalisation inside the model, up to 100 epochs with early stopping."
+            "plots/. The task is inferred from the label column unless --task is given. Default model: "
+            "a bidirectional LSTM of 64 units beside a convolutional branch and a summary branch, a ridge-fitted "
+            "linear path into the head, normalisation inside, masking only of padding (data of one length keep "
+            "every step); up to 300 epochs on small data, else 100, with early stopping."
         ),
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -87,8 +88,9 @@ def add_parser(sub: Subparsers) -> None:
     model.add_argument("--units", type=_units, metavar="64[,32]", help="units per layer (default: 64)")
     model.add_argument("--dropout", type=number_in(0, 1, low_closed=True), metavar="R", help="dropout rate (default: 0.2)")
     model.add_argument("--learning-rate", type=number_in(0), metavar="LR", help="Adam learning rate (default: 0.001)")
-    model.add_argument("--epochs", type=positive_int, metavar="N", help="maximum epochs (default: 300 under 1,000 training sequences, else 100; early stopping)")
-    model.add_argument("--patience", type=positive_int, metavar="N", help="early-stopping patience (default: 30 under 1,000 training sequences, else 10)")
+    model.add_argument("--epochs", type=positive_int, metavar="N", help="maximum epochs (default: 300 under 250,000 training steps (sequences x steps), else 100; "
+                       "early stopping)")
+    model.add_argument("--patience", type=positive_int, metavar="N", help="early-stopping patience (default: 30 under 250,000 training steps, else 10)")
     model.add_argument("--batch-size", type=positive_int, metavar="N", help="batch size (default: 64)")
     model.add_argument("--precision", choices=("auto", "float32", "mixed_float16", "mixed_bfloat16"),
                        help="precision policy (default: auto)")

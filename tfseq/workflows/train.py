@@ -247,7 +247,7 @@ def train_run(
     if train.y is None or (val is not None and val.y is None):
         raise InputError("Received sequences without targets; expected targets to train on.")
     horizon = int(train.y.shape[1]) if task == "forecast" else 1
-    budget = training_budget(len(train) if streamed is None else streamed.train_sequences)
+    budget = training_budget(len(train) if streamed is None else streamed.train_sequences, train.steps)
     epochs, patience = epochs or budget[0], patience or budget[1]
     overrides = dict(spec_overrides or {})
     spec = default_spec(task, num_classes=len(train.class_names or ()) or 2, horizon=horizon, steps=train.steps,
