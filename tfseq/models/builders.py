@@ -243,7 +243,10 @@ def build_model(
             ``adapt`` the layer is the identity.
         targets: Training targets (an array, or ``{head name: array}``): a
             regression or forecast head then learns standardised targets and
-            rescales its output to their units inside the model.
+            rescales its output to their units inside the model. With
+            ``spec.linear_skip`` and ``adapt``, every head's linear path is fitted
+            to them (ridge regression on the summary branch, then frozen); without
+            ``adapt`` the paths start at 0 and train with the network.
         seed: Seed of the weight initialisers and dropout masks.
 
     Returns:

@@ -40,7 +40,8 @@ def _default_base(task: str, data: SequenceSet) -> ModelSpec:
     from tfseq.training.defaults import default_spec
 
     horizon = int(np.asarray(data.y).shape[1]) if task == "forecast" else 1
-    return default_spec(task, num_classes=num_classes(data), horizon=horizon)
+    return default_spec(task, num_classes=num_classes(data), horizon=horizon, steps=data.steps,
+                        variable_length=bool(np.any(data.lengths < data.steps)))
 
 
 def _targets(data: SequenceSet, task: str) -> np.ndarray:
