@@ -27,6 +27,7 @@ ARCHS = {
     "lstm-masked": ("lstm", False, True, "float32"),
     "gru-mixed16": ("gru", False, False, "mixed_float16"),
     "bilstm-masked-bf16": ("lstm", True, True, "mixed_bfloat16"),
+    "birnn-masked": ("simple_rnn", True, True, "float32"),  # its int8 once failed in the converter
     # tfseq train's default on data of one length full of all-zero steps: no mask, every step is
     # data; with its convolutional, summary and ridge-fitted linear branches (narrowed)
     "default-zeros": ("lstm", True, False, "float32"),
@@ -44,7 +45,7 @@ def _data(tiny_data, masking: bool, zeros: bool = False):
 
 
 # The rows a change most often breaks run in the fast tier; the other wrappers and precisions in the slow one.
-SLOW_ARCHS = {"birnn", "bigru", "gru-mixed16", "bilstm-masked-bf16"}
+SLOW_ARCHS = {"birnn", "bigru", "gru-mixed16", "bilstm-masked-bf16", "birnn-masked"}
 
 
 @pytest.fixture(scope="module", params=[pytest.param(a, marks=pytest.mark.slow) if a in SLOW_ARCHS else a
