@@ -144,3 +144,24 @@ def test_invalid_branch_settings(changes, message):
 def test_branch_fields_round_trip_through_json():
     spec = default_spec("regression", steps=300, variable_length=True)
     assert ModelSpec.from_json(spec.to_json()) == spec
+
+
+def test_shorter_sequences_for_a_model_without_mask_are_named(tiny_run, tmp_path, caplog):
+    import logging
+
+    import pandas as pd
+
+    from tfseq.cli.main import main
+
+    run, data = tiny_run  # trained on sequences of one length: no mask
+    frame = pd.read_csv(data)
+    short = frame[frame["cycle"] <= frame["cycle"].max() - 2]  # every device two cycles short
+    short.to_csv(tmp_path / "short.csv", index=False)
+    with caplog.at_level(logging.WARNING, logger="tfseq"):
+        assert main(["predict", str(run / "model.keras"), str(tmp_path / "short.csv"),
+                     "--out", str(tmp_path / "p.csv")]) == 0
+    assert caplog.text.count("short.csv: sequences shorter than the model's 6 steps") == 1  # once, not per block
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="tfseq"):
+        assert main(["predict", str(run / "model.keras"), str(data), "--out", str(tmp_path / "q.csv")]) == 0
+    assert "shorter than the model's" not in caplog.text

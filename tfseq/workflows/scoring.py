@@ -10,6 +10,9 @@ import numpy as np
 
 from tfseq.errors import InputError
 
+#: Files already named in the warning about sequences shorter than an unmasked model's steps.
+_WARNED_SHORT: set[str] = set()
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -79,12 +82,12 @@ def load_for_contract(path: Path | pd.DataFrame, contract: DataContract, *, labe
         source=source,
     )
     data = fit_steps(data, contract.steps) if contract.steps else data
-    if not contract.masking and not contract.streaming and np.any(data.lengths < data.steps):
-        short = int(np.sum(data.lengths < data.steps))
+    if not contract.masking and not contract.streaming and np.any(data.lengths < data.steps) \
+            and str(name) not in _WARNED_SHORT:
+        _WARNED_SHORT.add(str(name))  # once per file: whole-file reads come in blocks
         logging.getLogger("tfseq").warning(
-            "tfseq: %s: %d sequence(s) are shorter than the model's %d steps; the model was trained on "
-            "sequences of one length and has no mask, so it reads their zero padding as data.",
-            name, short, data.steps)
+            "tfseq: %s: sequences shorter than the model's %d steps; the model was trained on sequences of one "
+            "length and has no mask, so it reads their zero padding as data.", name, data.steps)
     return data
 
 
