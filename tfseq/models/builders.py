@@ -147,8 +147,7 @@ def _fit_linear_paths(model: keras.Model, spec: ModelSpec, x: np.ndarray,
     from tfseq.models.ridge import fit_ridge
 
     names = ["summary"] + [f"{h.name}_network" for h in spec.heads]
-    outputs = keras.Model(model.inputs, [model.get_layer(n).output for n in names]).predict(
-        x, batch_size=1024, verbose=0)
+    outputs = _layer_outputs(model, names, x)
     features, network = outputs[0], dict(zip([h.name for h in spec.heads], outputs[1:]))
     for head in spec.heads:
         scale = None
@@ -172,6 +171,14 @@ def _fit_linear_paths(model: keras.Model, spec: ModelSpec, x: np.ndarray,
         layer = model.get_layer(f"{head.name}_linear")
         layer.set_weights([w.astype("float32"), b.astype("float32")])
         layer.trainable = False
+
+
+def _layer_outputs(model: keras.Model, names: list[str], x: np.ndarray, block: int = 4096) -> list[np.ndarray]:
+    """The outputs of the layers ``names`` on ``x``, run eagerly block by block: once per model,
+    tracing a ``predict`` function would cost more than the call."""
+    part = keras.Model(model.input, [model.get_layer(n).output for n in names])
+    blocks = [part(x[i:i + block], training=False) for i in range(0, len(x), block)]
+    return [np.concatenate([keras.ops.convert_to_numpy(b[k]) for b in blocks]) for k in range(len(names))]
 
 
 def refit_linear_paths(model: keras.Model, spec: ModelSpec, x: np.ndarray,
