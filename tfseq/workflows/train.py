@@ -265,6 +265,10 @@ def train_run(
                          "one answer per sequence out of core (train the others in memory).",
                          arguments=("out_of_core",))
     distribution = make_strategy(strategy)
+    # the choice of start or trained model and the refit run in one process on one replica (under
+    # several, the model's variables are per replica; the linear paths stay as fitted at build)
+    placement = describe_strategy(distribution)
+    single = placement["workers"] == 1 and placement["replicas"] == 1
     with distribution.scope():
         if streamed is None:
             model = build_model(spec, n_features=train.x.shape[-1], steps=train.steps, adapt=train.x,
@@ -291,7 +295,7 @@ def train_run(
                     model, streamed, "validation" if streamed.validation_sequences else "train")
                 whole = (targets, last_step_output(output, lengths))
         else:
-            start = model.get_weights() if spec.linear_skip and validation is not None else None
+            start = model.get_weights() if spec.linear_skip and validation is not None and single else None
             history = fit(model, train.x, {head: y_train}, validation_data=None if validation is None else
                           (validation[0], {head: validation[1]}), epochs=epochs, batch_size=batch_size,
                           patience=patience, run_dir=run_dir, seed=seed, verbose=verbose, strategy=distribution)
@@ -307,7 +311,7 @@ def train_run(
         return {"task": task, "run_dir": Path(out), "chief": False}
     with atomic_directory(Path(out), overwrite=overwrite, resume=True) as tmp:
         history, output, whole = train_and_predict(tmp)
-        if spec.linear_skip and streamed is None and val is not None and val.y is not None:
+        if spec.linear_skip and streamed is None and val is not None and val.y is not None and single:
             from tfseq.models.builders import refit_linear_paths
 
             # validation chose the model (its metrics below are the model's before this); the final
