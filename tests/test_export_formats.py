@@ -27,7 +27,6 @@ ARCHS = {
     "lstm-masked": ("lstm", False, True, "float32"),
     "gru-mixed16": ("gru", False, False, "mixed_float16"),
     "bilstm-masked-bf16": ("lstm", True, True, "mixed_bfloat16"),
-    "birnn-masked": ("simple_rnn", True, True, "float32"),  # its int8 once failed in the converter
     # tfseq train's default on data of one length full of all-zero steps: no mask, every step is
     # data; with its convolutional, summary and ridge-fitted linear branches (narrowed)
     "default-zeros": ("lstm", True, False, "float32"),
@@ -46,7 +45,7 @@ def _data(tiny_data, masking: bool, zeros: bool = False):
 
 # The rows a change most often breaks run in the fast tier; the other wrappers, precisions and the masked
 # rows in the slow one (the masked loop's parity with Keras runs fast in tests/test_export_loop.py).
-SLOW_ARCHS = {"birnn", "bigru", "gru-mixed16", "bilstm-masked-bf16", "birnn-masked", "lstm-masked"}
+SLOW_ARCHS = {"birnn", "bigru", "gru-mixed16", "bilstm-masked-bf16", "lstm-masked"}
 
 
 @pytest.fixture(scope="module", params=[pytest.param(a, marks=pytest.mark.slow) if a in SLOW_ARCHS else a
