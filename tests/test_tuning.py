@@ -102,6 +102,7 @@ def test_rerun_continues_and_extends_the_search(split, tmp_path):
         tune(train, val, tmp_path / "s", space=TINY, objective="val_auc", max_trials=2, epochs=1)
 
 
+@pytest.mark.slow  # 22 s; the fast tier keeps the tuners' own runs
 def test_wall_clock_budget_stops_the_search(split, tmp_path):
     train, val = split
     result = tune(train, val, tmp_path / "s", space=TINY, objective="val_loss", max_trials=20, epochs=1,
@@ -128,6 +129,7 @@ def test_retrain_writes_a_run_dir_for_export(split, tmp_path):
     assert (tmp_path / "run" / "model.keras").stat().st_mtime_ns == written
 
 
+@pytest.mark.slow  # 23 s
 def test_three_integer_classes_without_names_tune_a_three_class_head(split, tmp_path):
     import dataclasses
 
