@@ -55,6 +55,11 @@ class SequenceSet:
         return len(self.x)
 
     @property
+    def padded(self) -> bool:
+        """Whether any sequence is shorter than the padded length (there is padding to mask)."""
+        return bool(np.any(self.lengths < self.x.shape[1]))
+
+    @property
     def steps(self) -> int:
         return int(self.x.shape[1])
 

@@ -41,7 +41,7 @@ def _default_base(task: str, data: SequenceSet) -> ModelSpec:
 
     horizon = int(np.asarray(data.y).shape[1]) if task == "forecast" else 1
     return default_spec(task, num_classes=num_classes(data), horizon=horizon, steps=data.steps,
-                        variable_length=bool(np.any(data.lengths < data.steps)))
+                        variable_length=data.padded)
 
 
 def _targets(data: SequenceSet, task: str) -> np.ndarray:

@@ -82,7 +82,7 @@ def load_for_contract(path: Path | pd.DataFrame, contract: DataContract, *, labe
         source=source,
     )
     data = fit_steps(data, contract.steps) if contract.steps else data
-    if not contract.masking and not contract.streaming and np.any(data.lengths < data.steps) \
+    if not contract.masking and not contract.streaming and data.padded \
             and str(name) not in _WARNED_SHORT:
         _WARNED_SHORT.add(str(name))  # once per file: whole-file reads come in blocks
         logging.getLogger("tfseq").warning(

@@ -172,7 +172,7 @@ def _variable_length(train: SequenceSet, val: SequenceSet | None, streamed: Stre
     """Whether any training or validation sequence is shorter than the padded length."""
     if streamed is not None:
         return True  # the scan does not keep lengths; masking costs nothing when nothing is padded
-    return any(bool(np.any(s.lengths < s.steps)) for s in (train, val) if s is not None)
+    return any(s.padded for s in (train, val) if s is not None)
 
 
 def train_run(
