@@ -128,7 +128,15 @@ def test_library_is_cached_per_cpu_and_a_failed_build_leaves_nothing(tmp_path, m
     monkeypatch.setenv("CXX", "false")
     with pytest.raises(RuntimeError, match="false failed"):
         fused_lstm.build(tmp_path / "cache")
-    assert [p.name for p in (tmp_path / "cache").iterdir()] == [".lock"]  # no library, whole or partial
+    left = sorted(p.name for p in (tmp_path / "cache").iterdir())
+    assert left == [".lock", fused_lstm.library_name(shutil.which("false")) + ".failed"]  # no library, whole or partial
+    # The failure is remembered: the next call does not compile again (a compiler that would now
+    # succeed is not run), `retry` (tfseq build-kernels) does, and success forgets the failure.
+    monkeypatch.setattr(fused_lstm, "_compile", lambda compiler, target: target.write_bytes(b"built"))
+    with pytest.raises(RuntimeError, match="false failed.*an earlier build on this machine"):
+        fused_lstm.build(tmp_path / "cache")
+    built = fused_lstm.build(tmp_path / "cache", retry=True)
+    assert built.read_bytes() == b"built" and sorted(p.name for p in (tmp_path / "cache").iterdir()) == [".lock", built.name]
 
 
 SCRIPT = textwrap.dedent("""

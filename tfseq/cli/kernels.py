@@ -42,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
 
     started = time.perf_counter()
     try:
-        path = fused_lstm.build(args.cache_dir, announce=False)
+        path = fused_lstm.build(args.cache_dir, announce=False, retry=True)
         fused_lstm.load_library(path)
     except RuntimeError as exc:
         raise InputError(f"the fused LSTM kernel cannot be built here: {exc} (LSTM layers will use the "

@@ -84,7 +84,9 @@ def _cpu_features() -> str:
 def _arch_flags() -> list[str]:
     machine = platform.machine().lower()
     if machine in ("x86_64", "amd64"):
-        return ["-march=native"]
+        # TensorFlow 2.21's Eigen headers do not compile with AVX512-FP16 on (g++ 12, Sapphire
+        # Rapids: PacketMathFP16.h, "expected initializer before '<'"); the op uses no float16.
+        return ["-march=native", "-U__AVX512FP16__"]
     if machine in ("aarch64", "arm64"):
         return ["-mcpu=native"]
     return []
@@ -201,13 +203,18 @@ def _compile(compiler: str, target: Path) -> None:
             os.unlink(partial)
 
 
-def build(directory: Path | None = None, *, announce: bool = True) -> Path:
+def build(directory: Path | None = None, *, announce: bool = True, retry: bool = False) -> Path:
     """Compiles ``kernels/lstm.cc`` unless a library built from it for this machine is cached.
+
+    A failed build is remembered beside where the library would be (``<library>.failed``, holding
+    the compiler's last line), so later calls fail at once instead of compiling again on every
+    run; ``retry`` (``tfseq build-kernels``) compiles again.
 
     Args:
         directory: Cache directory; defaults to :func:`cache_dir`, or, where that cannot be
             created, a private directory under the system's temporary directory.
         announce: Log one line before compiling (what, why, about how long).
+        retry: Compile even where an earlier build for this machine failed.
 
     Returns:
         The path of the shared library.
@@ -235,14 +242,35 @@ def build(directory: Path | None = None, *, announce: bool = True) -> Path:
     # One build per cache directory at a time: the others wait here, then find the library.
     with open(folder / ".lock", "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
+        failed = target.with_name(target.name + ".failed")
+        if not target.exists() and failed.exists() and not retry:
+            said = failed.read_text(encoding="utf-8", errors="replace").strip()
+            raise RuntimeError(f"{said} (an earlier build on this machine; 'tfseq build-kernels' tries again)")
         if not target.exists():
             if announce:
                 _log.warning(
                     "tfseq: building the fused LSTM kernel for this CPU with %s (once per machine, about "
                     "%d s; 'tfseq build-kernels' does it ahead of time, TFSEQ_FUSED_LSTM=0 skips it)",
                     Path(compiler).name, BUILD_SECONDS_HINT)
-            _compile(compiler, target)
+            try:
+                _compile(compiler, target)
+            except RuntimeError as error:
+                _remember(failed, str(error))
+                raise
+            failed.unlink(missing_ok=True)
     return target
+
+
+def _remember(path: Path, message: str) -> None:
+    """Writes a failed build's message, whole or not at all (temporary file, then a rename)."""
+    fd, partial = tempfile.mkstemp(prefix=".tfseq_failed-", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write(message.splitlines()[0] if message else "the build failed")
+        os.replace(partial, path)
+    finally:
+        if os.path.exists(partial):
+            os.unlink(partial)
 
 
 @functools.cache
