@@ -6,15 +6,16 @@ one run on one machine, tfseq and PyTorch alternating round by round (this VM's 
 a third over minutes). Writes ``benchmarks/commands_results.json``; the documentation renders
 its table with :func:`render` (``<!-- benchmarks: commands -->``, docs/hooks/benchmarks.py).
 
-- ``tfseq train`` of the default model (masked BiLSTM-64), LSTM-128 (``--no-bidirectional
+- ``tfseq train`` of the default model (BiLSTM-64 with convolutional and summary branches and a
+  ridge-fitted linear path, :mod:`tfseq.training.defaults`), LSTM-128 (``--no-bidirectional
   --units 128``) and BiLSTM-128 (``--units 128``), 3 epochs at batch 128, from CSV and Parquet,
   against ``benchmarks/torch_train.py`` (the same network and steps in PyTorch). tfseq's
   processes run through this file's ``--phases`` harness: ``tfseq``'s own ``main`` with timers
   around its phases (start-up, read, TensorFlow start, build, fused-kernel build, fit, evaluate,
   baselines, plots, reference statistics, save) and a callback timing each epoch.
-- ``tfseq export`` with default flags, then the TF Lite dynamic-range, float32 and int8 files,
-  the ONNX file (onnxruntime) and PyTorch eager on the PyTorch script's model, batched and at
-  batch 1.
+- ``tfseq export`` with default flags of the LSTM-128 RUN and of the default model's RUN, then the
+  TF Lite dynamic-range, float32 and int8 files, the ONNX file (onnxruntime) and PyTorch eager on
+  the PyTorch script's model, batched and at batch 1.
 - ``tfseq predict`` (file in, CSV out) on a large Parquet file with the recommended artifact,
   against that runtime's own batched throughput.
 - The CPU's instruction sets (AVX2, AVX-512, AMX) from /proc/cpuinfo.
@@ -44,7 +45,7 @@ HERE = Path(__file__).resolve().parent
 DATA_FLAGS = ["--id-col", "device_id", "--time-col", "cycle", "--label-col", "status"]
 #: label -> (tfseq train flags, torch_train.py flags)
 MODELS = {
-    "default (masked BiLSTM-64)": ([], []),
+    "default": ([], []),
     "LSTM-128": (["--no-bidirectional", "--units", "128"], ["--no-bidirectional", "--units", "128"]),
     "BiLSTM-128": (["--units", "128"], ["--units", "128"]),
 }
@@ -399,21 +400,24 @@ def kernel_build_section(data: Path, work: Path, log: Path) -> dict[str, Any]:
     return {**result, "message": said[0] if said else None}
 
 
-def export_section(run_dir: Path, torch_dir: Path, work: Path, rounds: int, devices: int, log: Path) -> dict[str, Any]:
-    """``tfseq export`` with defaults (timed), then every artifact's speed in its runtime, alternating."""
+def export_section(run_dir: Path, torch_dir: Path, work: Path, rounds: int, devices: int, log: Path,
+                   tag: str = "") -> dict[str, Any]:
+    """``tfseq export`` with defaults (timed), then every artifact's speed in its runtime, alternating.
+
+    The exports go to ``work/export{tag}-{round}`` and ``work/export{tag}-quantized``."""
     export_seconds = []
     for r in range(rounds):
-        export_seconds.append(_run([*_tfseq(), "export", str(run_dir), "--out", str(work / f"export-{r}")], log))
-        print(f"export round {r + 1}: {export_seconds[-1]:.1f} s", flush=True)
-    quantized = work / "export-quantized"
+        export_seconds.append(_run([*_tfseq(), "export", str(run_dir), "--out", str(work / f"export{tag}-{r}")], log))
+        print(f"export{tag} round {r + 1}: {export_seconds[-1]:.1f} s", flush=True)
+    quantized = work / f"export{tag}-quantized"
     _run([*_tfseq(), "export", str(run_dir), "--out", str(quantized), "--format", "tflite",
           "--quantize", "dynamic,int8", "--allow-degraded"], log)
-    manifest = json.loads((work / "export-0" / "manifest.json").read_text())
+    manifest = json.loads((work / f"export{tag}-0" / "manifest.json").read_text())
     name = next(a["path"] for a in manifest["artifacts"] if a["format"] == "onnx").removesuffix(".onnx")
     artifacts = {"TF Lite dynamic-range (LiteRT)": ("litert", quantized / f"{name}-dynamic.tflite"),
                  "TF Lite int8 (LiteRT)": ("litert", quantized / f"{name}-int8.tflite"),
-                 "TF Lite float32 (LiteRT)": ("litert", work / "export-0" / f"{name}.tflite"),
-                 "onnxruntime": ("onnx", work / "export-0" / f"{name}.onnx"),
+                 "TF Lite float32 (LiteRT)": ("litert", work / f"export{tag}-0" / f"{name}.tflite"),
+                 "onnxruntime": ("onnx", work / f"export{tag}-0" / f"{name}.onnx"),
                  "PyTorch eager": ("pytorch", torch_dir / "model.pt")}
     rows: dict[str, list[dict[str, Any]]] = {label: [] for label in artifacts}
     for r in range(rounds):
@@ -426,7 +430,7 @@ def export_section(run_dir: Path, torch_dir: Path, work: Path, rounds: int, devi
         best[label]["rounds"] = [dict(run) for run in runs]
         shown = (f"{best[label]['sequences_per_second']:,.0f}/s, batch-1 {best[label]['single_p50_us']:.0f} us"
                  if good else best[label]["error"])
-        print(f"infer {label}: {shown}", flush=True)
+        print(f"infer{tag} {label}: {shown}", flush=True)
     return {"artifact_name": name, "export_seconds": min(export_seconds), "export_seconds_all": export_seconds,
             "batch": 1024, "rows": best}
 
@@ -471,6 +475,8 @@ def floor_section(quick: bool) -> dict[str, Any]:
 # Rendering
 # ---------------------------------------------------------------------------------------------
 
+#: (results key, model) of the inference sections
+INFERENCE = (("inference", "LSTM-128"), ("inference_default", "default model"))
 TARGETS = {"train_whole": 1.2, "train_epoch": 1.5, "floor": 0.75, "artifact_batched": 1.5, "artifact_single_us": 50.0,
            "predict_share": 0.5, "help_seconds": 0.5}
 
@@ -500,16 +506,18 @@ def targets(results: dict[str, Any]) -> list[tuple[str, str, bool]]:
         out.append((f"LSTM-128 training >= {TARGETS['floor']:.0%} of the fp32 floor",
                     f"{share:.0%} ({rate:,.0f} sequences/s, fp32 GEMM peak {peak:.0f} GFLOP/s)",
                     share >= TARGETS["floor"]))
-    inference = results.get("inference")
-    if inference:
+    for key, model in INFERENCE:
+        inference = results.get(key)
+        if not inference:
+            continue
         torch_rate = inference["rows"]["PyTorch eager"].get("sequences_per_second")
         dynamic = inference["rows"]["TF Lite dynamic-range (LiteRT)"]
         if torch_rate and "error" not in dynamic:
             ratio = dynamic["sequences_per_second"] / torch_rate
-            out.append((f"recommended artifact (TF Lite dynamic-range) >= {TARGETS['artifact_batched']}x PyTorch eager "
-                        "batched", f"{ratio:.2f}x", ratio >= TARGETS["artifact_batched"]))
-            out.append((f"its batch-1 p50 <= {TARGETS['artifact_single_us']:.0f} us", f"{dynamic['single_p50_us']:.0f} us",
-                        dynamic["single_p50_us"] <= TARGETS["artifact_single_us"]))
+            out.append((f"{model}: TF Lite dynamic-range >= {TARGETS['artifact_batched']}x PyTorch eager batched",
+                        f"{ratio:.2f}x", ratio >= TARGETS["artifact_batched"]))
+            out.append((f"{model}: its batch-1 p50 <= {TARGETS['artifact_single_us']:.0f} us",
+                        f"{dynamic['single_p50_us']:.0f} us", dynamic["single_p50_us"] <= TARGETS["artifact_single_us"]))
     predict = results.get("predict")
     if predict:
         for label, row in predict["rows"].items():
@@ -560,12 +568,15 @@ def render(results: dict[str, Any]) -> str:
         lines += ["", f"The first `tfseq train` on a new machine (empty kernel cache, LSTM-128, 1 epoch, CSV): "
                   f"{first['seconds']:.0f} s, of which {kernel:.0f} s build the fused LSTM kernel; it says: "
                   f"`{first.get('message') or 'nothing'}`."]
-    inference = results.get("inference")
-    if inference:
+    for key, model in INFERENCE:
+        inference = results.get(key)
+        if not inference:
+            continue
         torch_rate = inference["rows"]["PyTorch eager"].get("sequences_per_second")
-        lines += ["", f"Inference of that RUN's exports ({inference['artifact_name']}; `tfseq export` with default "
-                  f"flags: {inference['export_seconds']:.0f} s whole process), batch {inference['batch']} and batch 1, "
-                  "each runtime in its own process, best of the rounds:", "",
+        lines += ["", f"Inference of the {model} RUN's exports ({inference['artifact_name']}; `tfseq export` with "
+                  f"default flags: {inference['export_seconds']:.0f} s whole process), batch {inference['batch']} and "
+                  "batch 1, each runtime in its own process, best of the rounds (PyTorch eager runs the script's "
+                  "network):", "",
                   "| runtime | devices/s | vs PyTorch eager | batch-1 p50 (us) | batch-1 p99 (us) |", "|---|---:|---:|---:|---:|"]
         for label, row in inference["rows"].items():
             if "error" in row:
@@ -644,6 +655,10 @@ def main(argv: list[str] | None = None) -> int:
         lstm = results["train"]["rows"]["LSTM-128, csv"]
         results["inference"] = export_section(Path(lstm["run_dir"]), Path(lstm["torch_dir"]), work, rounds,
                                               4096 if not quick else 1024, log)
+        save()
+        default = results["train"]["rows"]["default, csv"]
+        results["inference_default"] = export_section(Path(default["run_dir"]), Path(default["torch_dir"]), work,
+                                                      rounds, 4096 if not quick else 1024, log, tag="-default")
         save()
         big = make_data(work / "big", predict_devices, seed=100, csv=False)["parquet"]
         name = results["inference"]["artifact_name"]
