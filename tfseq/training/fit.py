@@ -195,6 +195,11 @@ def fit_batches(
         verbose=verbose, steps_per_epoch=steps_per_epoch, validation_steps=validation_steps)
     if distributed and _is_multi_worker(strategy):
         return _fit_multi_worker(model, strategy, fit_kwargs)
+    if not distributed and model.optimizer is not None and not model.optimizer.built:
+        # Without a strategy Keras builds the optimizer inside the first traced training step, and
+        # TensorFlow then traces that step a second time, as a function that created variables:
+        # about 1.3 s of every `tfseq train` (the default model, 2 cores). Built here, it traces once.
+        model.optimizer.build(model.trainable_variables)
     return model.fit(**fit_kwargs)
 
 
