@@ -170,6 +170,24 @@ def test_runners_reload_artifacts_with_contract(exported, path):
     np.testing.assert_allclose(got["binary"], model.predict(x[:4], verbose=0)["binary"], atol=tolerance)
 
 
+@pytest.mark.parametrize("path", ["m.onnx", "m.tflite"])
+def test_runners_deal_batches_to_lanes_and_keep_the_order(exported, path, monkeypatch):
+    # Several sequences' batches run on single-threaded interpreters (sessions), one per lane, on
+    # threads of their own: the answers must be the one-lane answers, in the input's order.
+    from tfseq.export import runtimes
+
+    _, model, _, out, x = exported
+    many = np.concatenate([x + np.float32(0.01 * k) for k in range(25)])  # 600 sequences: 5 batches
+    answers = {}
+    for lanes in (1, 3):
+        monkeypatch.setattr(runtimes, "_lanes", lambda lanes=lanes: lanes)
+        answers[lanes] = load_runner(out / path).predict(many)
+    assert answers[1]["binary"].shape == (len(many), 1)
+    np.testing.assert_array_equal(answers[3]["binary"], answers[1]["binary"])
+    tolerance = 2e-2 if "16" in exported[0] else 1e-4
+    np.testing.assert_allclose(answers[3]["binary"], model.predict(many, verbose=0)["binary"], atol=tolerance)
+
+
 def test_savedmodel_serving_signature(exported):
     import json
 
