@@ -153,4 +153,8 @@ def test_predict_on_a_dataset_matches_the_single_file(tmp_path, tiny_run):
         frame.iloc[piece].to_csv(folder / f"p{i}.csv", index=False)
     assert main(["predict", str(run), str(data), "--out", str(tmp_path / "one.csv")]) == 0
     assert main(["predict", str(run), str(folder), "--out", str(tmp_path / "many.csv"), "--block-rows", "100"]) == 0
-    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "one.csv"), pd.read_csv(tmp_path / "many.csv"))
+    one, many = pd.read_csv(tmp_path / "one.csv"), pd.read_csv(tmp_path / "many.csv")
+    # the same rows, ids and classes; the Keras model's probabilities may differ in the last
+    # digit, as TensorFlow's CPU kernels (oneDNN, AVX-512) round by batch composition
+    pd.testing.assert_frame_equal(one.select_dtypes(exclude="float"), many.select_dtypes(exclude="float"))
+    pd.testing.assert_frame_equal(one, many, check_exact=False, rtol=0, atol=1e-5)

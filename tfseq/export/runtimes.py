@@ -225,6 +225,7 @@ def _onnx_runner(path: Path, verify: bool) -> Runner:
     import onnxruntime as ort
 
     contract, steps = _manifest_contract(path, path.parent, verify)
+
     def open_session() -> Any:
         options = ort.SessionOptions()
         options.intra_op_num_threads = 1
