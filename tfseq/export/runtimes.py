@@ -41,27 +41,33 @@ def _lanes() -> int:
     return max(1, min(available_cpus(), _LANES_MAX))
 
 
-def _in_lanes(call: Callable[[int, np.ndarray], dict[str, np.ndarray]], lanes: int, x: np.ndarray,
+def _in_lanes(handles: list[Any], open_handle: Callable[[], Any],
+              call: Callable[[Any, np.ndarray], dict[str, np.ndarray]], x: np.ndarray,
               batch: int) -> dict[str, np.ndarray]:
-    """``call(lane, batch_of_x)`` over ``x`` in batches, the batches dealt out in contiguous runs
-    to ``lanes`` threads, the outputs put back in order."""
+    """``call(handle, batch_of_x)`` over ``x`` in batches: with more than one batch, the batches
+    are dealt out in contiguous runs to one handle (interpreter, session) per lane, each on a
+    thread of its own, and the outputs put back in order. ``handles`` grows with ``open_handle``
+    on the first call that has work for more lanes."""
     starts = list(range(0, len(x), batch))
+    lanes = min(_lanes(), len(starts)) if len(starts) > 1 else 1
+    while len(handles) < lanes:
+        handles.append(open_handle())
 
-    def run(lane: int, mine: list[int]) -> dict[str, list[np.ndarray]]:
+    def run(handle: Any, mine: list[int]) -> dict[str, list[np.ndarray]]:
         out: dict[str, list[np.ndarray]] = {}
         for i in mine:
-            for name, value in call(lane, x[i:i + batch]).items():
+            for name, value in call(handle, x[i:i + batch]).items():
                 out.setdefault(name, []).append(np.asarray(value))
         return out
 
-    if lanes <= 1 or len(starts) <= 1:
-        parts = [run(0, starts)]  # no sequences: no outputs
+    if lanes <= 1:
+        parts = [run(handles[0], starts)]  # no sequences: no outputs
     else:
         from concurrent.futures import ThreadPoolExecutor
 
-        shares = [[int(i) for i in part] for part in np.array_split(starts, min(lanes, len(starts)))]
-        with ThreadPoolExecutor(len(shares), thread_name_prefix="tfseq-lane") as pool:
-            parts = list(pool.map(run, range(len(shares)), shares))
+        shares = [[int(i) for i in part] for part in np.array_split(starts, lanes)]
+        with ThreadPoolExecutor(lanes, thread_name_prefix="tfseq-lane") as pool:
+            parts = list(pool.map(run, handles[:lanes], shares))
     return {k: np.concatenate([v for part in parts for v in part[k]]) for k in parts[0]}
 
 
@@ -192,31 +198,29 @@ def _tflite_runner(path: Path, verify: bool) -> Runner:
 
     contract, steps = _manifest_contract(path, path.parent, verify)
     resolver = OpResolverType.AUTO
+
+    def open_interpreter() -> Any:
+        return Interpreter(model_path=str(path), num_threads=1, experimental_op_resolver_type=resolver)
+
     try:
-        interpreter = Interpreter(model_path=str(path), num_threads=1)
+        interpreter = open_interpreter()
         shape = interpreter.get_input_details()[0]["shape"]
         interpreter.get_signature_runner("serving_default")(sequence=np.zeros(shape, dtype=np.float32))
     except ValueError as exc:
         raise InputError(f"{path}: not a loadable TF Lite model ({exc}).") from None
     except RuntimeError:  # XNNPACK refuses some int8 graphs: fall back to the builtin kernels
         resolver = OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
-        interpreter = Interpreter(model_path=str(path), num_threads=1, experimental_op_resolver_type=resolver)
+        interpreter = open_interpreter()
         shape = interpreter.get_input_details()[0]["shape"]
     steps = steps or int(shape[1])
     signature = interpreter.get_input_details()[0].get("shape_signature", shape)
     batch = TFLITE_BATCH if int(signature[0]) == -1 else 1  # files exported before the free batch axis: 1
     runners = [interpreter.get_signature_runner("serving_default")]
 
-    def lane(number: int, part: np.ndarray) -> dict[str, np.ndarray]:
-        return runners[number](sequence=part)
-
     def predict(x: np.ndarray) -> dict[str, np.ndarray]:
         x = _check_shape(x, steps, int(shape[2]))
-        lanes = _lanes() if len(x) > batch else 1
-        while len(runners) < lanes:  # opened on the first call that has work for them
-            runners.append(Interpreter(model_path=str(path), num_threads=1, experimental_op_resolver_type=resolver)
-                           .get_signature_runner("serving_default"))
-        return _in_lanes(lane, lanes, x, batch)
+        return _in_lanes(runners, lambda: open_interpreter().get_signature_runner("serving_default"),
+                         lambda runner, part: runner(sequence=part), x, batch)
 
     return Runner("tflite", predict, contract, steps)
 
@@ -241,15 +245,10 @@ def _onnx_runner(path: Path, verify: bool) -> Runner:
     feed = sessions[0].get_inputs()[0].name
     batch = TFLITE_BATCH if not isinstance(shape[0], int) else shape[0]
 
-    def lane(number: int, part: np.ndarray) -> dict[str, np.ndarray]:
-        return dict(zip(names, sessions[number].run(names, {feed: part})))
-
     def predict(x: np.ndarray) -> dict[str, np.ndarray]:
         x = _check_shape(x, steps, shape[2] if isinstance(shape[2], int) else None)
-        lanes = _lanes() if len(x) > batch else 1
-        while len(sessions) < lanes:  # opened on the first call that has work for them
-            sessions.append(open_session())
-        return _in_lanes(lane, lanes, x, batch)
+        return _in_lanes(sessions, open_session,
+                         lambda session, part: dict(zip(names, session.run(names, {feed: part}))), x, batch)
 
     return Runner("onnx", predict, contract, steps)
 

@@ -45,6 +45,7 @@ from typing import Any
 import tensorflow as tf
 
 from tfseq.cpus import available_cpus, intra_op_set_by_tfseq
+from tfseq.io import write_text_atomic
 
 fcntl: ModuleType | None
 try:  # not on native Windows: there the gate-by-gate loop runs
@@ -243,10 +244,10 @@ def build(directory: Path | None = None, *, announce: bool = True, retry: bool =
     with open(folder / ".lock", "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         failed = target.with_name(target.name + ".failed")
-        if not target.exists() and failed.exists() and not retry:
-            said = failed.read_text(encoding="utf-8", errors="replace").strip()
-            raise RuntimeError(f"{said} (an earlier build on this machine; 'tfseq build-kernels' tries again)")
         if not target.exists():
+            if failed.exists() and not retry:
+                said = failed.read_text(encoding="utf-8", errors="replace").strip()
+                raise RuntimeError(f"{said} (an earlier build on this machine; 'tfseq build-kernels' tries again)")
             if announce:
                 _log.warning(
                     "tfseq: building the fused LSTM kernel for this CPU with %s (once per machine, about "
@@ -255,22 +256,10 @@ def build(directory: Path | None = None, *, announce: bool = True, retry: bool =
             try:
                 _compile(compiler, target)
             except RuntimeError as error:
-                _remember(failed, str(error))
+                write_text_atomic(failed, (str(error).splitlines() or ["the build failed"])[0])
                 raise
             failed.unlink(missing_ok=True)
     return target
-
-
-def _remember(path: Path, message: str) -> None:
-    """Writes a failed build's message, whole or not at all (temporary file, then a rename)."""
-    fd, partial = tempfile.mkstemp(prefix=".tfseq_failed-", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            out.write(message.splitlines()[0] if message else "the build failed")
-        os.replace(partial, path)
-    finally:
-        if os.path.exists(partial):
-            os.unlink(partial)
 
 
 @functools.cache
