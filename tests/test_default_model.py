@@ -47,6 +47,79 @@ def test_summary_branch_is_the_baselines_statistics_over_the_real_steps(rng):
                                rtol=1e-4, atol=1e-4)
 
 
+def _random_convolutions_numpy(x, channels, biases, dilations, lengths):
+    """MiniRocket's proportion of positive values, written out over each real sequence alone."""
+    import itertools
+
+    rows = []
+    for seq, n in zip(x, lengths):
+        feats = []
+        for i, d in enumerate(dilations):
+            for k, chosen in enumerate(itertools.combinations(range(9), 3)):
+                taps = np.full(9, -1.0)
+                taps[list(chosen)] = 2.0
+                z = np.pad(seq[:n] @ channels[:, k], 4 * d)  # the sequence alone, zero-padded ('same')
+                conv = sum(taps[j] * z[j * d:j * d + n] for j in range(9))
+                feats.extend((conv[:, None] > biases[i, k]).mean(axis=0))
+        rows.append(feats)
+    return np.asarray(rows)
+
+
+def test_random_convolutions_are_minirockets_features_over_the_real_steps(rng, tmp_path):
+    import keras
+
+    from tfseq.models.layers import RandomConvolutions, StepMask, dilations
+
+    assert dilations(40) == [1, 2, 3, 4]  # up to (40 - 1) / 8 = 4.9: nine taps span the sequence
+    x = rng.normal(size=(5, 40, 3)).astype("float32")
+    lengths = np.array([40, 31, 12, 40, 25])
+    x[np.arange(40)[None, :] >= lengths[:, None]] = 0.0
+    layer = RandomConvolutions(40, 3, features=700, seed=3)
+    inputs = keras.Input((40, 3))
+    model = keras.Model(inputs, layer([inputs, StepMask()(inputs)]))
+    assert layer.per_dilation == 2 and model.output.shape[-1] == 84 * 2 * 4
+    layer.adapt(x, (np.arange(40)[None, :] < lengths[:, None]).astype("float32")[..., None])
+    biases = layer.biases.numpy()
+    assert np.all(np.abs(biases) > 0) and len(np.unique(biases)) > 600  # drawn from the data
+    channels = layer.channels.numpy()
+    assert set(np.unique(channels)) == {0.0, 1.0} and np.all(channels.sum(0) >= 1)
+    got = model.predict(x, verbose=0)
+    path = tmp_path / "m.keras"  # the data-drawn biases and the channels travel with the file (safe mode)
+    model.save(path)
+    np.testing.assert_array_equal(keras.models.load_model(path, safe_mode=True).predict(x, verbose=0), got)
+    expected = _random_convolutions_numpy(x, channels, biases, layer.dilations, lengths)
+    # float32 sums in another order than float64's: a step within rounding of its bias (one drawn from
+    # these very outputs) may fall on either side
+    assert np.mean(np.abs(got - expected) < 1e-6) > 0.995 and np.mean(np.abs(got - expected)) < 1e-3
+    assert 0.2 < got.mean() < 0.8  # biases are quantiles of the outputs: neither all 0 nor all 1
+
+
+def test_random_convolutions_carry_a_small_set_where_summary_statistics_cannot(rng):
+    """Two classes of waves with the same values in a different order (slow or fast, random phase):
+    the summary's statistics and quantiles match, the convolutions tell them apart. Before training."""
+    t = np.arange(60)
+    freq = np.where(rng.random(240) < 0.5, 0.05, 0.2)
+    x = np.sin(2 * np.pi * freq[:, None] * t + rng.uniform(0, 2 * np.pi, (240, 1)))[..., None]
+    x = (x + 0.3 * rng.normal(size=x.shape)).astype("float32")
+    y = (freq > 0.1).astype("int32")
+    scores = {}
+    for features in (0, 1000):
+        spec = default_spec("binary", steps=60, variable_length=False, sequences=120).replace(
+            random_features=features, units=(2,), conv_filters=(2,), dense_units=2)
+        model = build_model(spec, n_features=1, steps=60, adapt=x[:120], targets=y[:120], seed=0)
+        scores[features] = np.mean((model.predict(x[120:], verbose=0)["binary"][:, 0] > 0.5) == y[120:])
+    assert scores[1000] > 0.95 and scores[1000] > scores[0] + 0.1, scores
+
+
+def test_random_features_only_on_small_data():
+    assert default_spec("binary", steps=150, sequences=40).random_features == 1000
+    assert default_spec("multiclass", num_classes=10, steps=1460, sequences=80).random_features == 1000
+    assert default_spec("multiclass", num_classes=10, steps=1460, sequences=400).random_features == 0
+    assert default_spec("binary", steps=20, sequences=40_000).random_features == 0  # the demo's size
+    assert default_spec("binary", steps=20).random_features == 0  # unknown size: none
+    assert default_spec("forecast", steps=24, sequences=100).random_features == 0
+
+
 def test_ridge_matches_scikit_learn_and_its_held_out_predictions_are_leave_one_out(rng):
     from sklearn.linear_model import Ridge, RidgeCV
 
@@ -132,6 +205,8 @@ def test_small_data_train_longer():
 
 @pytest.mark.parametrize("changes,message", [
     ({"linear_skip": True}, "summary_segments"),
+    ({"summary_segments": 4, "random_features": 100}, "linear_skip"),
+    ({"random_features": -1}, "random_features"),
     ({"streaming": True, "conv_filters": (4,)}, "conv_filters"),
     ({"relative": True, "masking": True}, "masking"),
     ({"recurrent_pool": 0}, "recurrent_pool"),

@@ -28,7 +28,8 @@ ARCHS = {
     "gru-mixed16": ("gru", False, False, "mixed_float16"),
     "bilstm-masked-bf16": ("lstm", True, True, "mixed_bfloat16"),
     # tfseq train's default on data of one length full of all-zero steps: no mask, every step is
-    # data; with its convolutional, summary and ridge-fitted linear branches (narrowed)
+    # data; with its convolutional, summary and ridge-fitted linear branches, random convolutions
+    # included (narrowed)
     "default-zeros": ("lstm", True, False, "float32"),
 }
 
@@ -58,9 +59,9 @@ def exported(request, tiny_data, tmp_path_factory):
     spec = ModelSpec(cell=cell, units=(3,), bidirectional=bidirectional, masking=masking,
                      precision=precision)
     if default:
-        spec = default_spec("binary", steps=STEPS, variable_length=False).replace(
+        spec = default_spec("binary", steps=STEPS, variable_length=False, sequences=200).replace(
             units=(3,), conv_filters=(4, 4, 4), dense_units=4)
-        assert not spec.masking and spec.linear_skip and spec.summary_segments
+        assert not spec.masking and spec.linear_skip and spec.summary_segments and spec.random_features
     model = build_model(spec, n_features=x.shape[-1], steps=STEPS, adapt=x[:200], targets=y[:200], seed=1)
     contract = DataContract(feature_names=list(tiny_data.feature_names), steps=STEPS,
                             class_names=["pass", "fail"], masking=masking, head="binary")

@@ -28,7 +28,7 @@ SPECS = {
                                    pooling="mean"),
     "bilstm-masked-branches": ModelSpec(cell="lstm", units=(4,), bidirectional=True, masking=True,
                                         conv_filters=(3, 2), summary_segments=3, linear_skip=True,
-                                        recurrent_pool=2),
+                                        random_features=200, recurrent_pool=2),
 }
 
 

@@ -10,7 +10,14 @@ import numpy as np
 from tfseq.checks import positive_int
 from tfseq.errors import InputError
 from tfseq.models import recurrent
-from tfseq.models.layers import AttentionPooling, MaskedAverage, RelativeToLast, SequenceSummary, StepMask
+from tfseq.models.layers import (
+    AttentionPooling,
+    MaskedAverage,
+    RandomConvolutions,
+    RelativeToLast,
+    SequenceSummary,
+    StepMask,
+)
 from tfseq.models.precision import resolve_precision
 from tfseq.models.spec import HeadSpec, ModelSpec
 
@@ -138,7 +145,8 @@ def _logit_scale(head: HeadSpec, scores: np.ndarray, y: np.ndarray) -> float:
 
 def _fit_linear_paths(model: keras.Model, spec: ModelSpec, x: np.ndarray,
                       targets: np.ndarray | Mapping[str, np.ndarray], *, residual: bool = False) -> None:
-    """Sets each ``<head>_linear`` layer to the ridge fit of the summary branch on the training
+    """Sets each ``<head>_linear`` layer to the ridge fit of what it reads (the summary branch, and
+    the random convolutions where the spec has them) on the training
     targets (as the head learns them: standardised values, or classes as logits), and freezes it.
 
     With ``residual``, regression and forecast heads fit what the network's part leaves (targets
@@ -154,7 +162,8 @@ def _fit_linear_paths(model: keras.Model, spec: ModelSpec, x: np.ndarray,
     # the network's part is needed only where a regression or forecast head fits what it leaves:
     # running the recurrent layers eagerly over every sequence cost about 2 s at 16,000 sequences
     residual_heads = [h.name for h in heads if residual and not h.is_classifier]
-    outputs = _layer_outputs(model, ["summary"] + [f"{h}_network" for h in residual_heads], x)
+    reads = [model.get_layer(f"{heads[0].name}_linear").input]  # every head's path reads the same features
+    outputs = _outputs(model, reads + [model.get_layer(f"{h}_network").output for h in residual_heads], x)
     features, network = outputs[0], dict(zip(residual_heads, outputs[1:]))
     for head in heads:
         scale = None
@@ -176,13 +185,25 @@ def _fit_linear_paths(model: keras.Model, spec: ModelSpec, x: np.ndarray,
         layer.trainable = False
 
 
-def _layer_outputs(model: keras.Model, names: list[str], x: np.ndarray, block: int = 4096) -> list[np.ndarray]:
-    """The outputs of the layers ``names`` on ``x``, run eagerly block by block: once per model,
+def _outputs(model: keras.Model, tensors: list[keras.KerasTensor], x: np.ndarray, block: int = 4096
+             ) -> list[np.ndarray]:
+    """The values of the model's ``tensors`` on ``x``, run eagerly block by block: once per model,
     tracing a ``predict`` function would cost more than the call."""
-    part = keras.Model(model.input, [model.get_layer(n).output for n in names])
+    part = keras.Model(model.input, tensors)
     blocks = [part(x[i:i + block], training=False) for i in range(0, len(x), block)]
     blocks = [b if isinstance(b, (list, tuple)) else [b] for b in blocks]  # one output comes unlisted
-    return [np.concatenate([keras.ops.convert_to_numpy(b[k]) for b in blocks]) for k in range(len(names))]
+    return [np.concatenate([keras.ops.convert_to_numpy(b[k]) for b in blocks]) for k in range(len(tensors))]
+
+
+def _adapt_random_convolutions(model: keras.Model, x: np.ndarray, seed: int | None) -> None:
+    """Draws the biases of the model's :class:`RandomConvolutions` from (a sample of) the training
+    sequences ``x``, as its input sees them (normalised, averaged over steps, masked)."""
+    layer = model.get_layer("random_convolutions")
+    if len(x) > 2048:
+        x = x[np.random.default_rng(seed).choice(len(x), 2048, replace=False)]
+    reads = layer.input if isinstance(layer.input, (list, tuple)) else [layer.input]
+    values = _outputs(model, list(reads), x)
+    layer.adapt(values[0], values[1] if len(values) > 1 else None)
 
 
 def refit_linear_paths(model: keras.Model, spec: ModelSpec, x: np.ndarray,
@@ -256,7 +277,8 @@ def build_model(
             regression or forecast head then learns standardised targets and
             rescales its output to their units inside the model. With
             ``spec.linear_skip`` and ``adapt``, every head's linear path is fitted
-            to them (ridge regression on the summary branch, then frozen); without
+            to them (ridge regression on the summary branch and random convolutions, then
+            frozen; the random convolutions' biases are drawn from ``adapt``); without
             ``adapt`` the paths start at 0 and train with the network.
         seed: Seed of the weight initialisers and dropout masks.
 
@@ -308,8 +330,14 @@ def build_model(
             normalized if step_mask is None else [normalized, step_mask])
         skip = summary if spec.linear_skip else None
         features.append(summary)
-    if spec.conv_filters:
+    if spec.conv_filters or spec.random_features:
         c, c_mask = _pooled(normalized, step_mask, spec.conv_pool, "conv")
+    if spec.random_features:  # read by the linear path alone: the network would overfit them on a small set
+        random = RandomConvolutions(-(-(steps or 64) // spec.conv_pool), n_features, spec.random_features,
+                                    seed=_seed(seed, 700) or 0, dtype="float32", name="random_convolutions")(
+            c if c_mask is None else [c, c_mask])
+        skip = keras.layers.Concatenate(dtype="float32", name="linear_features")([summary, random])
+    if spec.conv_filters:
         for i, filters in enumerate(spec.conv_filters):
             c = keras.layers.Conv1D(filters, (8, 5, 3)[i % 3], padding="same", dtype=policy, name=f"conv_{i}",
                                     kernel_initializer=keras.initializers.HeUniform(seed=_seed(seed, 500 + i)))(c)
@@ -367,6 +395,8 @@ def build_model(
         head.name: _head(head, x, seed, 400 + k, targets, skip) for k, head in enumerate(spec.heads)
     }
     model = keras.Model(inputs, outputs, name=spec.name.replace("-", "_"))
+    if spec.random_features and adapt is not None:
+        _adapt_random_convolutions(model, np.asarray(adapt, dtype=np.float32), seed)
     if skip is not None and adapt is not None and targets is not None:
         _fit_linear_paths(model, spec, np.asarray(adapt, dtype=np.float32), targets)
     recurrent.accelerate(model)  # faster loops in this process; the model stays Keras' own

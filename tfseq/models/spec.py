@@ -110,6 +110,10 @@ class ModelSpec:
             is built and then frozen: for forecasts a ridge autoregression, for classes a ridge
             classifier scaled to the best logits. The network starts at 0 and learns what the fit
             misses. Needs ``summary_segments``.
+        random_features: About this many random convolutional features
+            (:class:`tfseq.models.layers.RandomConvolutions`, MiniRocket's kernels, on the steps the
+            convolutional branch reads) beside the summary branch in the linear path; 0 for none.
+            Needs ``linear_skip``.
         relative: The recurrent layers read each step minus the sequence's last step (trending
             series look the same at every level).
         recurrent_pool: Average every this many steps before the recurrent layers (long
@@ -143,6 +147,7 @@ class ModelSpec:
     summary_segments: int = 0
     summary_statistics: bool = True
     linear_skip: bool = False
+    random_features: int = 0
     relative: bool = False
     recurrent_pool: int = 1
     conv_pool: int = 1
@@ -180,19 +185,22 @@ class ModelSpec:
             raise _fail("heads", self.heads, "at least one head")
         if any(not isinstance(f, int) or isinstance(f, bool) or f < 1 for f in self.conv_filters):
             raise _fail("conv_filters", self.conv_filters, "a list of positive integers")
-        for name in ("summary_segments", "recurrent_pool", "conv_pool"):
+        for name in ("summary_segments", "random_features", "recurrent_pool", "conv_pool"):
             value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < (0 if name == "summary_segments" else 1):
-                raise _fail(name, value, "a non-negative integer" if name == "summary_segments" else
-                            "a positive integer")
+            lowest = 1 if name.endswith("pool") else 0
+            if not isinstance(value, int) or isinstance(value, bool) or value < lowest:
+                raise _fail(name, value, "a positive integer" if lowest else "a non-negative integer")
         if self.linear_skip and not self.summary_segments:
             raise SpecError("Received linear_skip=True with summary_segments=0; the linear path reads the "
                             "summary branch: expected summary_segments > 0.")
+        if self.random_features and not self.linear_skip:
+            raise SpecError("Received random_features > 0 with linear_skip=False; the random features feed the "
+                            "linear path: expected linear_skip=True.")
         if self.relative and self.masking:
             raise SpecError("Received relative=True with masking=True; steps are read relative to the last one, "
                             "which padding would hide: expected sequences of one length (masking=False).")
         if self.streaming:
-            whole = [n for n in ("conv_filters", "summary_segments", "linear_skip", "relative")
+            whole = [n for n in ("conv_filters", "summary_segments", "linear_skip", "random_features", "relative")
                      if getattr(self, n)] + [n for n in ("recurrent_pool", "conv_pool") if getattr(self, n) > 1]
             if whole:
                 raise SpecError(f"Received streaming=True with {whole[0]}; it reads the whole sequence, and a "
@@ -241,7 +249,7 @@ class ModelSpec:
         if self.summary_segments:
             parts.append(f"summary of {self.summary_segments} parts")
         if self.linear_skip:
-            parts.append("ridge path")
+            parts.append("ridge path" + (" with random convolutions" if self.random_features else ""))
         return f"{self.name} ({', '.join(parts)})"
 
     def replace(self, **changes: Any) -> "ModelSpec":

@@ -14,6 +14,9 @@ docs/design/defaults.md, "How the defaults were chosen"):
   (32-64-32 filters, an FCN averaged over the real steps) and a summary branch (per-feature mean,
   std, min, max, slope, 32 quantiles and the means of 32 equal parts: what the simple baselines
   see), into a 32-unit ReLU layer and dropout 0.2;
+* on small data sets (under :data:`SMALL_DATA` steps, sequences x steps), about
+  :data:`RANDOM_FEATURES` random convolutional features (MiniRocket's kernels) beside the summary
+  branch in the linear path;
 * a linear path on the summary branch into every head, fitted by ridge regression when the model
   is built and frozen: the model starts at the best linear fit and the network learns what it
   misses (``tfseq train`` then keeps the fit alone when training did not lower the validation
@@ -39,6 +42,10 @@ CONV_STEPS = 512
 #: Equal parts of a sequence in the summary branch (forecast windows: every step, up to this).
 SEGMENTS = 32
 FORECAST_SEGMENTS = 96
+#: Random convolutional features of the linear path on small data sets (MiniRocket's kernels; its
+#: authors use 10,000 on thousands of sequences: with ridge on a few hundred sequences, 1,000 scored
+#: the same as 2,000 on GunPoint, ArrowHead, ACSF1, PickupGestureWiimoteZ and Tecator).
+RANDOM_FEATURES = 1000
 
 
 def default_spec(
@@ -49,6 +56,7 @@ def default_spec(
     steps: int | None = None,
     variable_length: bool = True,
     streaming: bool = False,
+    sequences: int | None = None,
 ) -> ModelSpec:
     """The default :class:`ModelSpec` of ``tfseq train`` for ``task`` on data of ``steps`` steps.
 
@@ -62,6 +70,8 @@ def default_spec(
             padding to mask, and a sequence of one fixed length keeps every step as data.
         streaming: An answer after every step: a unidirectional LSTM without the branches that
             read the whole sequence (see :class:`ModelSpec`), masking the padding.
+        sequences: Training sequences. On a small set (:func:`is_small`) the linear path also
+            reads :data:`RANDOM_FEATURES` random convolutional features; None: unknown, none.
     """
     head = HeadSpec(kind=task, num_classes=num_classes if task == "multiclass" else 2, horizon=horizon)
     common = ModelSpec(cell="lstm", units=(64,), bidirectional=True, dropout=0.2, recurrent_dropout=0.0,
@@ -72,23 +82,33 @@ def default_spec(
     if task == "forecast":
         return common.replace(masking=False, relative=True, linear_skip=True, summary_statistics=False,
                               summary_segments=min(steps or FORECAST_SEGMENTS, FORECAST_SEGMENTS))
+    conv_pool = -(-(steps or 1) // CONV_STEPS)
+    small = sequences is not None and steps is not None and is_small(sequences, steps)
     return common.replace(
         masking=variable_length,
         conv_filters=(32, 64, 32),
         summary_segments=SEGMENTS,
         linear_skip=True,
+        random_features=RANDOM_FEATURES if small else 0,
         recurrent_pool=-(-(steps or 1) // RECURRENT_STEPS),
-        conv_pool=-(-(steps or 1) // CONV_STEPS),
+        conv_pool=conv_pool,
     )
 
 
-#: Training sets of fewer steps than this (sequences x steps) train longer: their epochs take
-#: about a second, and the convolutional branch needs hundreds of them on a few dozen sequences.
+#: Training sets of fewer steps than this (sequences x steps) train longer and their linear path
+#: reads random convolutions too: their epochs take about a second, and the convolutional branch
+#: needs hundreds of them on a few dozen sequences. The random features cost most per step on
+#: long sequences: 500 of 1,460 steps (ACSF1x5) took 238 s with them, past 3 minutes.
 #: 500 sequences of 1,460 steps are past it: 300 epochs took 234 s on 2 cores; with 100 and patience
 #: 10 they stopped after 56 epochs, 58 s (benchmarks/realdata.py, ACSF1x5).
 SMALL_DATA = 250_000
 
 
+def is_small(train_sequences: int, steps: int = 1) -> bool:
+    """Whether a training set is small: under :data:`SMALL_DATA` steps (sequences x steps)."""
+    return train_sequences * steps < SMALL_DATA
+
+
 def training_budget(train_sequences: int, steps: int = 1) -> tuple[int, int]:
     """``(maximum epochs, early-stopping patience)`` of ``tfseq train`` for this much data."""
-    return (300, 30) if train_sequences * steps < SMALL_DATA else (100, 10)
+    return (300, 30) if is_small(train_sequences, steps) else (100, 10)

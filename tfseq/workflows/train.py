@@ -252,6 +252,7 @@ def train_run(
     overrides = dict(spec_overrides or {})
     spec = default_spec(task, num_classes=len(train.class_names or ()) or 2, horizon=horizon, steps=train.steps,
                         variable_length=_variable_length(train, val, streamed),
+                        sequences=len(train) if streamed is None else None,  # out of core: no random features
                         streaming={**overrides, **(spec_changes or {})}.get("streaming") is True)
     if "units" in overrides and isinstance(overrides["units"], list):
         overrides["units"] = tuple(overrides["units"])
