@@ -75,7 +75,7 @@ def _check_quantize(quantize: str) -> None:
 #: Layers whose ops stay float in the ``int8`` mode: those that see raw measurements, and the
 #: summary branch (step positions up to the sequence length, segment indices by ``floor`` and
 #: squared deviations lose their meaning on one int8 scale) and the random convolutions (soft
-#: counts of steps above biases a tenth of a spread apart).
+#: counts of steps above biases, a hundredth of a spread wide).
 FLOAT_LAYERS = ("normalization", "masking", "summary", "random_convolutions")
 
 
