@@ -114,7 +114,8 @@ def test_random_convolutions_carry_a_small_set_where_summary_statistics_cannot(r
 def test_random_features_only_on_small_data():
     assert default_spec("binary", steps=150, sequences=40).random_features == 1000
     assert default_spec("multiclass", num_classes=10, steps=1460, sequences=80).random_features == 1000
-    assert default_spec("multiclass", num_classes=10, steps=1460, sequences=400).random_features == 0
+    assert default_spec("multiclass", num_classes=10, steps=1460, sequences=400).random_features == 1000  # 487 read
+    assert default_spec("multiclass", num_classes=10, steps=1460, sequences=600).random_features == 0
     assert default_spec("binary", steps=20, sequences=40_000).random_features == 0  # the demo's size
     assert default_spec("binary", steps=20).random_features == 0  # unknown size: none
     assert default_spec("forecast", steps=24, sequences=100).random_features == 0
@@ -174,6 +175,26 @@ def test_a_classifier_starts_at_the_scaled_ridge_classifier(rng):
     model = build_model(spec, n_features=1, steps=8, adapt=x, targets=y, seed=0)
     p = model.predict(x, verbose=0)["binary"][:, 0]
     assert np.mean((p > 0.5) == y) > 0.95  # before any training
+
+
+def test_a_classifiers_refit_is_the_ridge_classifier_of_every_sequence_beside_its_trained_network(rng):
+    import keras
+
+    from tfseq.models.builders import _logit_scale
+
+    x = rng.normal(size=(150, 8, 1)).astype("float32")
+    y = (x[:, :, 0].mean(1) + 0.3 * rng.normal(size=150) > 0).astype("int32")
+    spec = ModelSpec(cell="lstm", units=(4,), summary_segments=8, linear_skip=True)
+    model = build_model(spec, n_features=1, steps=8, adapt=x[:100], targets=y[:100], seed=0)
+    model.fit(x[:100], y[:100], epochs=3, verbose=0)
+    assert np.any(model.get_layer("binary_network").get_weights()[0])  # the network learned beside the fit
+    refit_linear_paths(model, spec, x, y)
+    features = keras.Model(model.inputs, model.get_layer("summary").output).predict(x, verbose=0)
+    w, b, held_out = fit_ridge(features, y[:, None].astype(float))
+    k = _logit_scale(spec.heads[0], held_out, y[:, None].astype(float))
+    got_w, got_b = model.get_layer("binary_linear").get_weights()
+    np.testing.assert_allclose(got_w, k * w, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(got_b, k * (b - 0.5), rtol=1e-4, atol=1e-5)
 
 
 def test_fixed_length_data_keep_every_step_and_variable_length_data_mask_padding():

@@ -150,15 +150,14 @@ def _fit_linear_paths(model: keras.Model, spec: ModelSpec, x: np.ndarray,
     targets (as the head learns them: standardised values, or classes as logits), and freezes it.
 
     With ``residual``, regression and forecast heads fit what the network's part leaves (targets
-    minus ``<head>_network``); classifier heads are refit only where the network's part is 0.
+    minus ``<head>_network``); a classifier head's path is fitted as when the model was built (on
+    more sequences), beside the network's part as trained: on ACSF1 keeping the path fitted on 80
+    of the 100 sequences scored 0.77-0.80 (numpy: the ridge classifier on 80 scored 0.78-0.84,
+    on 100 0.87-0.88).
     """
     from tfseq.models.ridge import fit_ridge
 
-    # a classifier whose network learned beside its fit keeps the pair: nothing to refit there
-    heads = [h for h in spec.heads if not (residual and h.is_classifier and
-                                           np.any(model.get_layer(f"{h.name}_network").get_weights()[0]))]
-    if not heads:
-        return
+    heads = list(spec.heads)
     # the network's part is needed only where a regression or forecast head fits what it leaves:
     # running the recurrent layers eagerly over every sequence cost about 2 s at 16,000 sequences
     residual_heads = [h.name for h in heads if residual and not h.is_classifier]
@@ -211,7 +210,7 @@ def refit_linear_paths(model: keras.Model, spec: ModelSpec, x: np.ndarray,
     """Refits the frozen linear paths of a trained ``model`` (``spec.linear_skip``) on ``x``, e.g.
     the training and validation sequences together once validation has chosen the model: a
     regression or forecast head's fit takes what the trained network leaves; a classifier's fit
-    is refit where its network's part is 0 (the linear fit alone won on validation)."""
+    is the ridge classifier of the build, on these sequences."""
     if spec.linear_skip:
         _fit_linear_paths(model, spec, np.asarray(x, dtype=np.float32), targets, residual=True)
 
