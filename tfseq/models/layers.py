@@ -207,12 +207,11 @@ class RandomConvolutions(keras.layers.Layer):
     outputs (:meth:`adapt`), and the feature is the proportion of real steps above the bias
     (MiniRocket's PPV), counted softly: a sigmoid of the distance to the bias in ``widths`` (a
     hundredth of the spread of that kernel's outputs). Hard counts scored the same on real data
-    (ACSF1, ArrowHead; a tenth of the spread lost 0.15 on ACSF1's spiky power readings), but a step
-    function has no gradient: integrated gradients
-    (``tfseq explain``) would not see these features, and a rounding in a quantised artifact
-    could flip a step. Nothing is learned by gradient: the channels are drawn from ``seed`` and
-    the biases and widths come from data. Every op is a TF Lite builtin (matrix product, pad,
-    slices, sigmoid, sums).
+    (ACSF1, ArrowHead; a tenth of the spread lost 0.15 on ACSF1's spiky power readings), but a
+    step function has no gradient, so integrated gradients (``tfseq explain``) would not see these
+    features, and a rounding in a quantised artifact could flip a step. Nothing is learned by
+    gradient: the channels are drawn from ``seed`` and the biases and widths come from data.
+    Every op is a TF Lite builtin (matrix product, pad, slices, sigmoid, sums).
 
     ``x`` ``[batch, steps, features]``, or ``[x, mask]`` with the float mask of
     :class:`StepMask`. Output ``[batch, 84 * per_dilation * len(dilations(steps))]``.
@@ -255,8 +254,7 @@ class RandomConvolutions(keras.layers.Layer):
     def _convolve(self, x: Any, dilation: int) -> Any:
         """``[batch, steps, 84]``: each kernel over its features at ``dilation``, zero-padded ('same'),
         as one matrix product of the nine shifted copies of ``x`` (``[batch, steps, 9 * features]``)
-        with the kernels (``[9 * features, 84]``): per dilation, a tenth of the time of summing
-        nine products over the 84 outputs (ACSF1, 487 steps)."""
+        with the kernels (``[9 * features, 84]``) rather than nine products over the 84 outputs."""
         x = ops.cast(x, "float32")
         steps = ops.shape(x)[1]
         span = 4 * dilation
