@@ -157,7 +157,7 @@ def _fit_linear_paths(model: keras.Model, spec: ModelSpec, x: np.ndarray,
     """
     from tfseq.models.ridge import fit_ridge
 
-    heads = list(spec.heads)
+    heads = spec.heads
     # the network's part is needed only where a regression or forecast head fits what it leaves:
     # running the recurrent layers eagerly over every sequence cost about 2 s at 16,000 sequences
     residual_heads = [h.name for h in heads if residual and not h.is_classifier]
@@ -332,7 +332,7 @@ def build_model(
     if spec.conv_filters or spec.random_features:
         c, c_mask = _pooled(normalized, step_mask, spec.conv_pool, "conv")
     if spec.random_features:  # read by the linear path alone: the network would overfit them on a small set
-        random = RandomConvolutions(-(-(steps or 64) // spec.conv_pool), n_features, spec.random_features,
+        random = RandomConvolutions(c.shape[1] or 64, n_features, spec.random_features,  # steps as pooled
                                     seed=_seed(seed, 700) or 0, dtype="float32", name="random_convolutions")(
             c if c_mask is None else [c, c_mask])
         skip = keras.layers.Concatenate(dtype="float32", name="linear_features")([summary, random])

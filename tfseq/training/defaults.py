@@ -15,9 +15,8 @@ docs/design/defaults.md, "How the defaults were chosen"):
   std, min, max, slope, 32 quantiles and the means of 32 equal parts: what the simple baselines
   see), into a 32-unit ReLU layer and dropout 0.2;
 * on small data sets (under :data:`SMALL_DATA` steps, sequences x the steps the convolutional
-  branch reads), about
-  :data:`RANDOM_FEATURES` random convolutional features (MiniRocket's kernels) beside the summary
-  branch in the linear path;
+  branch reads), about :data:`RANDOM_FEATURES` random convolutional features (MiniRocket's
+  kernels) beside the summary branch in the linear path;
 * a linear path on the summary branch into every head, fitted by ridge regression when the model
   is built and frozen: the model starts at the best linear fit and the network learns what it
   misses (``tfseq train`` then keeps the fit alone when training did not lower the validation
@@ -85,7 +84,8 @@ def default_spec(
         return common.replace(masking=False, relative=True, linear_skip=True, summary_statistics=False,
                               summary_segments=min(steps or FORECAST_SEGMENTS, FORECAST_SEGMENTS))
     conv_pool = -(-(steps or 1) // CONV_STEPS)
-    small = sequences is not None and steps is not None and is_small(sequences, -(-steps // conv_pool))
+    read = -(-steps // conv_pool) if steps else 0  # the steps the convolutional branch reads
+    small = sequences is not None and read > 0 and is_small(sequences, read)
     return common.replace(
         masking=variable_length,
         conv_filters=(32, 64, 32),
@@ -99,11 +99,11 @@ def default_spec(
 
 #: Training sets of fewer steps than this (sequences x steps) train longer: their epochs take
 #: about a second, and the convolutional branch needs hundreds of them on a few dozen sequences.
+#: 500 sequences of 1,460 steps are past it: 300 epochs took 234 s on 2 cores; with 100 and patience
+#: 10 they stopped after 56 epochs, 58 s (benchmarks/realdata.py, ACSF1x5).
 #: Under it as the convolutional branch reads them (long sequences averaged to at most
 #: :data:`CONV_STEPS` steps), the linear path reads random convolutions too: ACSF1x5 (400 training
 #: sequences read as 487 steps) scored 0.69 with them in 62 s, 0.31 without.
-#: 500 sequences of 1,460 steps are past it: 300 epochs took 234 s on 2 cores; with 100 and patience
-#: 10 they stopped after 56 epochs, 58 s (benchmarks/realdata.py, ACSF1x5).
 SMALL_DATA = 250_000
 
 
