@@ -10,7 +10,7 @@ from tfseq.errors import SpecError
 from tfseq.models.builders import build_model, refit_linear_paths
 from tfseq.models.ridge import ALPHAS, fit_ridge
 from tfseq.models.spec import HeadSpec, ModelSpec
-from tfseq.training.defaults import default_spec, training_budget
+from tfseq.training.defaults import RANDOM_FEATURES, default_spec, training_budget
 
 
 def _summary_numpy(x: np.ndarray, lengths: np.ndarray, segments: int) -> np.ndarray:
@@ -94,6 +94,37 @@ def test_random_convolutions_are_minirockets_features_over_the_real_steps(rng, t
     assert 0.2 < got.mean() < 0.8  # biases are quantiles of the outputs: neither all 0 nor all 1
 
 
+def test_random_convolutions_of_the_differences_read_each_step_minus_the_one_before(rng, tmp_path):
+    """MultiRocket's second representation: kernels of their own over x[t] - x[t-1] (0 at the first
+    real step), counted over the real steps; the features of the steps come first, as without."""
+    import keras
+
+    from tfseq.models.layers import RandomConvolutions, StepMask
+
+    x = rng.normal(size=(5, 40, 3)).astype("float32")
+    lengths = np.array([40, 31, 12, 40, 25])
+    x[np.arange(40)[None, :] >= lengths[:, None]] = 0.0
+    layer = RandomConvolutions(40, 3, features=1400, seed=3, differences=True)
+    inputs = keras.Input((40, 3))
+    model = keras.Model(inputs, layer([inputs, StepMask()(inputs)]))
+    assert model.output.shape[-1] == 2 * 84 * 2 * 4  # 700 features each: as features=700 alone
+    layer.adapt(x, (np.arange(40)[None, :] < lengths[:, None]).astype("float32")[..., None])
+    got = model.predict(x, verbose=0)
+    path = tmp_path / "m.keras"
+    model.save(path)
+    np.testing.assert_array_equal(keras.models.load_model(path, safe_mode=True).predict(x, verbose=0), got)
+    steps = _random_convolutions_numpy(x, layer.channels.numpy(), layer.biases.numpy(), layer.widths.numpy(),
+                                       layer.dilations, lengths)
+    change = np.zeros_like(x)
+    for i, n in enumerate(lengths):
+        change[i, 1:n] = np.diff(x[i, :n], axis=0)
+    changes = _random_convolutions_numpy(change, layer.difference_channels.numpy(), layer.difference_biases.numpy(),
+                                         layer.difference_widths.numpy(), layer.dilations, lengths)
+    np.testing.assert_allclose(got, np.concatenate([steps, changes], axis=1), atol=1e-5)
+    assert not np.array_equal(layer.channels.numpy(), layer.difference_channels.numpy())
+    assert 0.2 < got[:, steps.shape[1]:].mean() < 0.8  # the differences' biases come from the differences
+
+
 def test_random_convolutions_carry_a_small_set_where_summary_statistics_cannot(rng):
     """Two classes of waves with the same values in a different order (slow or fast, random phase):
     the summary's statistics and quantiles match, the convolutions tell them apart. Before training."""
@@ -112,9 +143,9 @@ def test_random_convolutions_carry_a_small_set_where_summary_statistics_cannot(r
 
 
 def test_random_features_only_on_small_data():
-    assert default_spec("binary", steps=150, sequences=40).random_features == 1000
-    assert default_spec("multiclass", num_classes=10, steps=1460, sequences=80).random_features == 1000
-    assert default_spec("multiclass", num_classes=10, steps=1460, sequences=400).random_features == 1000  # 487 read
+    assert default_spec("binary", steps=150, sequences=40).random_features == RANDOM_FEATURES
+    assert default_spec("multiclass", num_classes=10, steps=1460, sequences=80).random_features == RANDOM_FEATURES
+    assert default_spec("multiclass", num_classes=10, steps=1460, sequences=400).random_features == RANDOM_FEATURES  # 487 read
     assert default_spec("multiclass", num_classes=10, steps=1460, sequences=600).random_features == 0
     assert default_spec("binary", steps=20, sequences=40_000).random_features == 0  # the demo's size
     assert default_spec("binary", steps=20).random_features == 0  # unknown size: none

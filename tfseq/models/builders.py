@@ -333,7 +333,8 @@ def build_model(
         c, c_mask = _pooled(normalized, step_mask, spec.conv_pool, "conv")
     if spec.random_features:  # read by the linear path alone: the network would overfit them on a small set
         random = RandomConvolutions(c.shape[1] or 64, n_features, spec.random_features,  # steps as pooled
-                                    seed=_seed(seed, 700) or 0, dtype="float32", name="random_convolutions")(
+                                    seed=_seed(seed, 700) or 0, differences=True, dtype="float32",
+                                    name="random_convolutions")(
             c if c_mask is None else [c, c_mask])
         skip = keras.layers.Concatenate(dtype="float32", name="linear_features")([summary, random])
     if spec.conv_filters:

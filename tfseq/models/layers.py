@@ -198,41 +198,49 @@ def dilations(steps: int, count: int = 32) -> list[int]:
 
 @keras.saving.register_keras_serializable(package="tfseq")
 class RandomConvolutions(keras.layers.Layer):
-    """Random convolutional features (MiniRocket, Dempster et al. 2021): what the ridge path of a
-    small data set reads beside :class:`SequenceSummary`.
+    """Random convolutional features (MiniRocket, Dempster et al. 2021; with ``differences``, also
+    over the first differences, as MultiRocket does): what the ridge path of a small data set reads
+    beside :class:`SequenceSummary`.
 
     84 fixed kernels of 9 taps, each over a random subset of the features (summed), at every
-    dilation of :func:`dilations` (at most ``features // 84`` of them). Each (kernel, dilation)
-    output is compared with ``biases`` drawn from the quantiles of the training sequences' own
-    outputs (:meth:`adapt`), and the feature is the proportion of real steps above the bias
-    (MiniRocket's PPV), counted softly: a sigmoid of the distance to the bias in ``widths`` (a
-    hundredth of the spread of that kernel's outputs). Hard counts scored the same on real data
+    dilation of :func:`dilations` (at most one per 84 features of a representation). Each (kernel,
+    dilation) output is compared with ``biases`` drawn from the quantiles of the training
+    sequences' own outputs (:meth:`adapt`), and the feature is the proportion of real steps above
+    the bias (MiniRocket's PPV), counted softly: a sigmoid of the distance to the bias in ``widths``
+    (a hundredth of the spread of that kernel's outputs). Hard counts scored the same on real data
     (ACSF1, ArrowHead; a tenth of the spread lost 0.15 on ACSF1's spiky power readings), but a
     step function has no gradient, so integrated gradients (``tfseq explain``) would not see these
     features, and a rounding in a quantised artifact could flip a step. Nothing is learned by
     gradient: the channels are drawn from ``seed`` and the biases and widths come from data.
-    Every op is a TF Lite builtin (matrix product, pad, slices, sigmoid, sums).
+    Every op is a TF Lite builtin (matrix product, pad, slices, subtraction, sigmoid, sums).
 
     ``x`` ``[batch, steps, features]``, or ``[x, mask]`` with the float mask of
-    :class:`StepMask`. Output ``[batch, 84 * per_dilation * len(dilations(steps))]``.
+    :class:`StepMask`. Output ``[batch, representations * 84 * per_dilation * len(dilations)]``,
+    the features of ``x`` first, then those of its differences.
 
     Args:
         steps: Steps of the input (it sets the dilations).
         n_features: Features per step of the input.
-        features: About this many outputs (at least one bias per kernel and dilation).
+        features: About this many outputs in all (at least one bias per kernel and dilation).
         seed: Seed of the random feature subsets and of the sequences the biases come from.
+        differences: Half the features read the first differences of ``x`` (step minus the step
+            before; 0 at the first step and at padding), with kernels of their own.
     """
 
-    def __init__(self, steps: int, n_features: int, features: int = 1000, seed: int = 0, **kwargs: Any) -> None:
+    def __init__(self, steps: int, n_features: int, features: int = 1000, seed: int = 0,
+                 differences: bool = False, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.steps = int(steps)
         self.n_features = int(n_features)
         self.features = int(features)
         self.seed = int(seed)
+        self.differences = bool(differences)
+        self.representations = 2 if self.differences else 1
+        each = max(1, self.features // self.representations)
         # at most one dilation per 84 features asked for: ACSF1 (487 steps read) scored the same with its
         # 11 dilations as with all 23 (MiniRocket's 32 suit its 10,000 features), at half the cost
-        self.dilations = dilations(self.steps, max(1, self.features // 84))
-        self.per_dilation = max(1, self.features // (84 * len(self.dilations)))
+        self.dilations = dilations(self.steps, max(1, each // 84))
+        self.per_dilation = max(1, each // (84 * len(self.dilations)))
         self.trainable = False
 
     def build(self, input_shape: Any = None) -> None:  # the shapes come from the config (a list input's may not)
@@ -240,18 +248,26 @@ class RandomConvolutions(keras.layers.Layer):
 
         n_features = self.n_features
         rng = np.random.default_rng(self.seed)
-        channels = np.zeros((n_features, 84), dtype="float32")
-        for k in range(84):
-            chosen = rng.choice(n_features, size=int(rng.integers(1, min(n_features, 9) + 1)), replace=False)
-            channels[chosen, k] = 1.0
-        self.channels = self.add_weight(name="channels", shape=(n_features, 84), trainable=False,
-                                        initializer=keras.initializers.Constant(channels))
-        self.biases = self.add_weight(name="biases", shape=(len(self.dilations), 84, self.per_dilation),
-                                      trainable=False, initializer="zeros")
-        self.widths = self.add_weight(name="widths", shape=(len(self.dilations), 84), trainable=False,
-                                      initializer="ones")
+        for prefix in ("", "difference_")[:self.representations]:
+            channels = np.zeros((n_features, 84), dtype="float32")
+            for k in range(84):
+                chosen = rng.choice(n_features, size=int(rng.integers(1, min(n_features, 9) + 1)), replace=False)
+                channels[chosen, k] = 1.0
+            setattr(self, f"{prefix}channels", self.add_weight(
+                name=f"{prefix}channels", shape=(n_features, 84), trainable=False,
+                initializer=keras.initializers.Constant(channels)))
+            setattr(self, f"{prefix}biases", self.add_weight(
+                name=f"{prefix}biases", shape=(len(self.dilations), 84, self.per_dilation), trainable=False,
+                initializer="zeros"))
+            setattr(self, f"{prefix}widths", self.add_weight(
+                name=f"{prefix}widths", shape=(len(self.dilations), 84), trainable=False, initializer="ones"))
 
-    def _convolve(self, x: Any, dilation: int) -> Any:
+    def _kernels(self) -> list[tuple[Any, Any, Any]]:
+        """``(channels, biases, widths)`` of ``x``'s kernels and, with ``differences``, of theirs."""
+        return [(getattr(self, f"{prefix}channels"), getattr(self, f"{prefix}biases"),
+                 getattr(self, f"{prefix}widths")) for prefix in ("", "difference_")[:self.representations]]
+
+    def _convolve(self, x: Any, dilation: int, channels: Any) -> Any:
         """``[batch, steps, 84]``: each kernel over its features at ``dilation``, zero-padded ('same'),
         as one matrix product of the nine shifted copies of ``x`` (``[batch, steps, 9 * features]``)
         with the kernels (``[9 * features, 84]``) rather than nine products over the 84 outputs."""
@@ -260,21 +276,33 @@ class RandomConvolutions(keras.layers.Layer):
         span = 4 * dilation
         padded = ops.pad(x, ((0, 0), (span, span), (0, 0)))
         shifted = ops.concatenate([padded[:, j * dilation:j * dilation + steps, :] for j in range(9)], axis=-1)
-        kernels = _kernel_taps().T[:, None, :] * ops.convert_to_tensor(self.channels)[None, :, :]  # [9, features, 84]
+        kernels = _kernel_taps().T[:, None, :] * ops.convert_to_tensor(channels)[None, :, :]  # [9, features, 84]
         return ops.matmul(shifted, ops.reshape(kernels, (9 * self.n_features, 84)))
+
+    def _inputs(self, x: Any, mask: Any) -> list[Any]:
+        """``x`` and, with ``differences``, its first differences (0 at the first step and at padding)."""
+        if not self.differences:
+            return [x]
+        x = ops.cast(x, "float32")
+        change = ops.pad(x[:, 1:, :] - x[:, :-1, :], ((0, 0), (1, 0), (0, 0)))
+        return [x, change if mask is None else change * ops.cast(mask, "float32")]
 
     def call(self, inputs: Any) -> Any:
         x, mask = _split_mask(inputs)
-        conv = ops.concatenate([self._convolve(x, d) for d in self.dilations], axis=-1)  # [batch, steps, 84 * dilations]
-        biases = ops.reshape(self.biases, (84 * len(self.dilations), self.per_dilation))
-        widths = ops.reshape(self.widths, (84 * len(self.dilations), 1))
-        above = ops.sigmoid((conv[..., None] - biases) / widths)  # [batch, steps, 84 * dilations, per]
-        if mask is None:
-            share = ops.mean(above, axis=1)
-        else:
-            mask = ops.cast(mask, "float32")[..., None]  # [batch, steps, 1, 1]
-            share = ops.sum(above * mask, axis=1) / ops.maximum(ops.sum(mask, axis=1), 1e-3)
-        return ops.reshape(share, (-1, 84 * len(self.dilations) * self.per_dilation))
+        shares = []
+        for values, (channels, biases, widths) in zip(self._inputs(x, mask), self._kernels()):
+            conv = ops.concatenate([self._convolve(values, d, channels) for d in self.dilations],
+                                   axis=-1)  # [batch, steps, 84 * dilations]
+            biases = ops.reshape(biases, (84 * len(self.dilations), self.per_dilation))
+            widths = ops.reshape(widths, (84 * len(self.dilations), 1))
+            above = ops.sigmoid((conv[..., None] - biases) / widths)  # [batch, steps, 84 * dilations, per]
+            if mask is None:
+                share = ops.mean(above, axis=1)
+            else:
+                weight = ops.cast(mask, "float32")[..., None]  # [batch, steps, 1, 1]
+                share = ops.sum(above * weight, axis=1) / ops.maximum(ops.sum(weight, axis=1), 1e-3)
+            shares.append(ops.reshape(share, (-1, 84 * len(self.dilations) * self.per_dilation)))
+        return shares[0] if len(shares) == 1 else ops.concatenate(shares, axis=-1)
 
     def adapt(self, x: Any, mask: Any = None) -> None:
         """Draws the biases and widths from ``x`` (the layer's training input; ``mask`` its float
@@ -288,23 +316,25 @@ class RandomConvolutions(keras.layers.Layer):
         valid = np.ones(x.shape[:2], bool) if mask is None else np.asarray(mask)[..., 0] > 0.5
         rng = np.random.default_rng(self.seed + 1)
         golden = (np.arange(1, self.per_dilation + 1) * 0.6180339887498949) % 1.0
-        biases = np.zeros((len(self.dilations), 84, self.per_dilation), dtype="float32")
-        widths = np.ones((len(self.dilations), 84), dtype="float32")
-        for i, dilation in enumerate(self.dilations):
-            picked = rng.integers(0, len(x), size=84)
-            conv = keras.ops.convert_to_numpy(self._convolve(x[picked], dilation))
-            for k in range(84):
-                real = conv[k, valid[picked[k]], k]
-                if real.size:
-                    biases[i, k] = np.quantile(real, golden)
-                    widths[i, k] = max(0.01 * float(real.std()), 1e-4)
-        self.biases.assign(biases)
-        self.widths.assign(widths)
+        for values, (channels, bias_weight, width_weight) in zip(self._inputs(x, mask), self._kernels()):
+            values = keras.ops.convert_to_numpy(values)
+            biases = np.zeros((len(self.dilations), 84, self.per_dilation), dtype="float32")
+            widths = np.ones((len(self.dilations), 84), dtype="float32")
+            for i, dilation in enumerate(self.dilations):
+                picked = rng.integers(0, len(x), size=84)
+                conv = keras.ops.convert_to_numpy(self._convolve(values[picked], dilation, channels))
+                for k in range(84):
+                    real = conv[k, valid[picked[k]], k]
+                    if real.size:
+                        biases[i, k] = np.quantile(real, golden)
+                        widths[i, k] = max(0.01 * float(real.std()), 1e-4)
+            bias_weight.assign(biases)
+            width_weight.assign(widths)
 
     def compute_output_shape(self, input_shape: Any) -> tuple[int | None, ...]:
         shape = input_shape[0] if isinstance(input_shape, list) else input_shape
-        return (shape[0], 84 * self.per_dilation * len(self.dilations))
+        return (shape[0], self.representations * 84 * self.per_dilation * len(self.dilations))
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "steps": self.steps, "n_features": self.n_features,
-                "features": self.features, "seed": self.seed}
+                "features": self.features, "seed": self.seed, "differences": self.differences}

@@ -112,7 +112,8 @@ class ModelSpec:
             misses. Needs ``summary_segments``.
         random_features: About this many random convolutional features
             (:class:`tfseq.models.layers.RandomConvolutions`, MiniRocket's kernels, on the steps the
-            convolutional branch reads) beside the summary branch in the linear path; 0 for none.
+            convolutional branch reads, half of them on their first differences) beside the
+            summary branch in the linear path; 0 for none.
             Needs ``linear_skip``.
         relative: The recurrent layers read each step minus the sequence's last step (trending
             series look the same at every level).
