@@ -116,3 +116,24 @@ def test_library_errors_name_python_arguments_and_the_cli_shows_flags(tmp_path, 
     assert main(["train", str(tmp_path / "d.csv"), "--id-col", "ident", "--time-col", "t", "--label-col", "y",
                  "--out", str(tmp_path / "run")]) == 2
     assert "column 'ident' of --id-col not found" in capsys.readouterr().err
+
+
+def test_the_console_entry_exits_at_once_with_every_file_whole_and_its_status(tiny_run, tmp_path):
+    """``python -m tfseq`` (the console script's :func:`entry`) leaves by ``os._exit`` once TensorFlow
+    is loaded: the predictions it wrote are whole, the same bytes as in-process; errors keep status 2."""
+    from tfseq.cli.main import main
+
+    run, data = tiny_run
+    assert main(["predict", str(run), str(data), "--out", str(tmp_path / "in_process.csv")]) == 0
+    command = [sys.executable, "-m", "tfseq", "predict", str(run), str(data), "--out", str(tmp_path / "entry.csv")]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert (tmp_path / "entry.csv").read_bytes() == (tmp_path / "in_process.csv").read_bytes()
+    assert done.stdout.strip(), "what predict printed was lost at the exit"
+
+    broken = tmp_path / "no_features.csv"
+    broken.write_text("device_id,cycle\nd1,1\n")
+    done = subprocess.run([sys.executable, "-m", "tfseq", "predict", str(run), str(broken), "--out",
+                           str(tmp_path / "never.csv")], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert done.stderr.strip().startswith("tfseq: error:") and not (tmp_path / "never.csv").exists()

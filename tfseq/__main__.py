@@ -1,5 +1,3 @@
-import sys
+from tfseq.cli.main import entry
 
-from tfseq.cli.main import main
-
-sys.exit(main())
+entry()
