@@ -7,6 +7,7 @@ import pytest
 
 from tfseq.data.sequences import SequenceSet
 from tfseq.training.baselines import SUMMARIES, fit_baselines, summary_features
+from tfseq.workflows.train import baseline_wins
 
 
 def test_summaries_are_those_of_the_valid_steps_only(rng):
@@ -69,9 +70,18 @@ def test_train_reports_the_baseline_beside_the_model(tiny_run):
     comparison = metrics["baseline_comparison"]
     assert comparison["metric"] == "auc" and comparison["model"] == pytest.approx(metrics["validation"]["auc"])
     assert comparison["baseline"] == max(b["validation"]["auc"] for b in metrics["baselines"])
-    assert comparison["baseline_wins"] == (comparison["baseline"] > comparison["model"])
+    assert comparison["baseline_wins"] == baseline_wins(comparison["model"], comparison["baseline"],
+                                                        higher_is_better=True)
     assert {b["key"] for b in metrics["baselines"]} == {"random_forest", "linear"}
     assert (run / "plots" / "baseline_comparison.png").is_file()
+
+
+@pytest.mark.parametrize("model, baseline, higher, wins", [
+    (0.90, 0.92, True, True), (0.92, 0.90, True, False), (18.81, 18.80, False, True), (18.80, 18.81, False, False),
+    (18.812345, 18.812346, False, False), (0.9, 0.9 + 1e-7, True, False), (0.0, 1e-12, True, False),
+], ids=["auc_lower", "auc_higher", "rmse_higher", "rmse_lower", "rmse_float32_tie", "auc_tie", "zero_tie"])
+def test_a_baseline_wins_only_beyond_float32_rounding(model, baseline, higher, wins):
+    assert baseline_wins(model, baseline, higher_is_better=higher) is wins
 
 
 def test_the_summary_says_when_the_baseline_wins(tiny_run, tmp_path, capsys):
