@@ -189,3 +189,21 @@ def test_early_warning_cut_exports_the_first_steps(trained, tmp_path, tiny_data)
     manifest = export_model(early, contract, tmp_path / "export", name="m", formats="onnx",
                             holdout=(tiny_data.x[200:220], tiny_data.y[200:220]))
     assert manifest["input"]["steps"] == 3 and load_runner(tmp_path / "export/m.onnx").steps == 3
+
+
+def test_a_score_on_the_threshold_is_a_tie_not_a_disagreement():
+    """``evaluate --min-recall`` puts the threshold on a validation score: float32 rounding of that one
+    score in an artifact decides either way, and parity counts it as agreeing; a real flip still fails."""
+    from tfseq.export.verify import compare_outputs, parity_failures
+
+    threshold = 0.4166666567325592  # a float32 score, as --min-recall stores it
+    keras = {"binary": np.array([[0.9], [threshold], [0.1], [0.3]], dtype=np.float32)}
+    rounded = {"binary": keras["binary"] - np.float32(3e-8)}  # the tie falls below the threshold
+    y = np.array([1, 1, 0, 0])
+    figures = compare_outputs(keras, rounded, head="binary", task="binary", threshold=threshold, y=y)
+    assert figures["class_agreement"] == 1.0 and figures["metric_change_points"] == 0.0
+    assert figures["threshold_ties"] == 1 and not parity_failures("tflite-none", figures)
+    flipped = {"binary": keras["binary"] + np.array([[0], [0], [0], [0.2]], dtype=np.float32)}  # 0.3 -> 0.5
+    figures = compare_outputs(keras, flipped, head="binary", task="binary", threshold=threshold, y=y)
+    assert figures["class_agreement"] == 0.75 and any("class agreement" in r for r in
+                                                       parity_failures("tflite-int8", figures))

@@ -23,7 +23,7 @@ STEPS = 4
 
 
 def _mean_sigmoid_onnx(path: Path) -> None:
-    onnx = pytest.importorskip("onnx")
+    import onnx
     from onnx import TensorProto, helper
 
     graph = helper.make_graph(
@@ -42,7 +42,6 @@ def _mean_sigmoid_onnx(path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def artifact(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    pytest.importorskip("onnxruntime")
     folder = tmp_path_factory.mktemp("run")
     contract = DataContract(feature_names=FEATURES, steps=STEPS, task="binary", class_names=["pass", "fail"],
                             id_col="device", time_col="cycle")
