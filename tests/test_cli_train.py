@@ -192,3 +192,44 @@ def test_predict_gives_the_same_table_for_every_artifact_kind(binary_run, tmp_pa
         assert list(table.columns) == list(tables[0].columns)
         assert (table.predicted == tables[0].predicted)[clear].all()
         np.testing.assert_allclose(table.p_fail, tables[0].p_fail, atol=1e-4)
+
+
+def test_real_all_zero_steps_of_sequences_of_several_lengths_stay_data(tmp_path, capsys):
+    """Sequences of several lengths whose real steps are often all 0.0 (idle cycles): the RUN reads a
+    step flag that readers make, so only the padding is masked, in training, predict and monitor."""
+    import keras
+
+    from tfseq.data.long_format import load_long_format
+    from tfseq.data.sequences import STEP_FLAG
+
+    frame = to_long_frame(make_semiconductor_data(160, n_cycles=8, seed=4))
+    frame = frame[frame.cycle <= 3 + frame.device_id.str[-1:].astype(int) % 6]  # 4 to 8 cycles
+    features = [c for c in frame.columns if c not in ("device_id", "cycle", "status")]
+    idle = np.random.default_rng(0).random(len(frame)) < 0.3
+    frame.loc[idle, features] = 0.0
+    frame.to_csv(tmp_path / "idle.csv", index=False)
+    run = tmp_path / "run"
+    keys = ["--id-col", "device_id", "--time-col", "cycle"]
+    assert main(["train", str(tmp_path / "idle.csv"), *keys, "--label-col", "status", "--out", str(run),
+                 *TINY]) == 0
+    out = capsys.readouterr().out
+    assert f"marked by the step flag {STEP_FLAG}" in out and f": {idle.sum():,} real steps" in out
+    assert f"x 8 steps x {len(features)} features and the step flag" in out
+    contract = json.loads((run / "contract.json").read_text())
+    assert contract["masking"] and contract["feature_names"] == [*features, STEP_FLAG]
+    assert json.loads((run / "metrics.json").read_text())["step_flag"]["zero_steps"] == idle.sum()
+
+    assert main(["predict", str(run), str(tmp_path / "idle.csv"), "--out", str(tmp_path / "p.csv")]) == 0
+    data, _ = load_long_format(tmp_path / "idle.csv", id_col="device_id", time_col="cycle", features=features)
+    model = keras.saving.load_model(run / "model.keras", safe_mode=True)
+    flagged = data.with_step_flag()
+    read = model.predict(flagged.x, verbose=0)["binary"][:, 0]
+    np.testing.assert_allclose(pd.read_csv(tmp_path / "p.csv").p_fail, read, atol=1e-5)
+    hidden = flagged.x.copy()
+    hidden[..., -1][~np.any(flagged.x[..., :-1] != 0.0, axis=-1)] = 0.0  # the idle steps as padding
+    assert np.abs(model.predict(hidden, verbose=0)["binary"][:, 0] - read).max() > 1e-3  # they count
+
+    status = main(["monitor", str(run), str(tmp_path / "idle.csv"), "--out", str(tmp_path / "monitor")])
+    assert status == 0, capsys.readouterr()
+    drift = json.loads((tmp_path / "monitor" / "drift.json").read_text())
+    assert "NaN" not in json.dumps(drift) and not drift["drift"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from tfseq.data.sequences import STEP_FLAG, SequenceSet, flag_padding
 from tfseq.export import QUANTIZATIONS, export_model, load_runner
 from tfseq.models.builders import build_model
 from tfseq.models.spec import ModelSpec
@@ -31,17 +32,23 @@ ARCHS = {
     # data; with its convolutional, summary and ridge-fitted linear branches, random convolutions
     # included (narrowed)
     "default-zeros": ("lstm", True, False, "float32"),
+    # ... and on sequences of several lengths full of real all-zero steps: masked, with the step flag
+    # as a 16th feature, so only the padding is masked
+    "default-masked-zeros": ("lstm", True, True, "float32"),
 }
 
 
 def _data(tiny_data, masking: bool, zeros: bool = False):
     x = tiny_data.x[:, :STEPS].copy()
+    lengths = np.full(len(x), STEPS)
     if masking:  # variable length: zero-padded tails
         lengths = np.random.default_rng(0).integers(2, STEPS + 1, size=len(x))
         x[np.arange(STEPS)[None, :] >= lengths[:, None]] = 0.0
     if zeros:  # 40 % of the steps, anywhere (the last included), every feature exactly 0
         x[np.random.default_rng(1).random(x.shape[:2]) < 0.4] = 0.0
-    return x, tiny_data.y
+    data = SequenceSet(x=x, y=tiny_data.y, ids=tiny_data.ids, feature_names=list(tiny_data.feature_names),
+                       lengths=lengths)
+    return flag_padding(data)[0] if masking and zeros else data
 
 
 # The rows a change most often breaks run in the fast tier; the other wrappers, precisions and the masked
@@ -54,16 +61,17 @@ SLOW_ARCHS = {"birnn", "bigru", "gru-mixed16", "bilstm-masked-bf16", "lstm-maske
                                         for a in ARCHS])
 def exported(request, tiny_data, tmp_path_factory):
     cell, bidirectional, masking, precision = ARCHS[request.param]
-    default = request.param == "default-zeros"
-    x, y = _data(tiny_data, masking, zeros=default)
+    default = request.param.startswith("default")
+    data = _data(tiny_data, masking, zeros=default)
+    x, y = data.x, data.y
     spec = ModelSpec(cell=cell, units=(3,), bidirectional=bidirectional, masking=masking,
                      precision=precision)
     if default:
-        spec = default_spec("binary", steps=STEPS, variable_length=False, sequences=200).replace(
+        spec = default_spec("binary", steps=STEPS, variable_length=masking, sequences=200).replace(
             units=(3,), conv_filters=(4, 4, 4), dense_units=4)
-        assert not spec.masking and spec.linear_skip and spec.summary_segments and spec.random_features
+        assert spec.masking is masking and spec.linear_skip and spec.summary_segments and spec.random_features
     model = build_model(spec, n_features=x.shape[-1], steps=STEPS, adapt=x[:200], targets=y[:200], seed=1)
-    contract = DataContract(feature_names=list(tiny_data.feature_names), steps=STEPS,
+    contract = DataContract(feature_names=data.feature_names, steps=STEPS,
                             class_names=["pass", "fail"], masking=masking, head="binary")
     out = tmp_path_factory.mktemp(request.param) / "export"
     manifest = export_model(
@@ -79,7 +87,7 @@ def _artifact(manifest, fmt, mode=None):
 
 
 def test_manifest_lists_every_format_and_mode_with_figures(exported):
-    _, _, manifest, out, _ = exported
+    name, _, manifest, out, _ = exported
     kinds = {(a["format"], a["quantization"]) for a in manifest["artifacts"]}
     assert kinds == {("savedmodel", None), ("onnx", None), *(("tflite", m) for m in QUANTIZATIONS)}
     for artifact in manifest["artifacts"]:
@@ -90,8 +98,8 @@ def test_manifest_lists_every_format_and_mode_with_figures(exported):
             assert np.isfinite(figures[key]), key
         assert len(artifact["sha256"]) == 64 and artifact["size_bytes"] > 0
     assert manifest["input"]["steps"] == STEPS and manifest["input"]["dtype"] == "float32"
-    assert len(manifest["input"]["feature_names"]) == 15
-    assert len(manifest["normalization"]["mean"]) == 15
+    features = 16 if name == "default-masked-zeros" else 15  # the step flag last
+    assert len(manifest["input"]["feature_names"]) == len(manifest["normalization"]["mean"]) == features
     assert manifest["class_names"] == ["pass", "fail"]
     assert set(manifest["versions"]) >= {"tfseq", "tensorflow", "keras", "tf2onnx"}
 
@@ -114,7 +122,7 @@ def test_quantized_tflite_stays_close(exported, mode, atol):
 def test_tflite_runs_without_tensorflow_and_has_builtin_ops_only(exported):
     from ai_edge_litert.interpreter import Interpreter
 
-    manifest, out = exported[2], exported[3]
+    manifest, out, features = exported[2], exported[3], exported[4].shape[-1]
     for mode in QUANTIZATIONS:
         artifact = _artifact(manifest, "tflite", mode)
         assert "TensorFlow not importable" in artifact["runtime"]
@@ -122,8 +130,8 @@ def test_tflite_runs_without_tensorflow_and_has_builtin_ops_only(exported):
         assert not any(op.startswith("Flex") or op == "CUSTOM" for op in ops), ops
         interpreter = Interpreter(model_path=str(out / artifact["path"]))
         [inp] = interpreter.get_input_details()
-        assert inp["dtype"] == np.float32 and list(inp["shape"]) == [1, STEPS, 15]
-        assert list(inp["shape_signature"]) == [-1, STEPS, 15]  # batch 1 by default, any on resize
+        assert inp["dtype"] == np.float32 and list(inp["shape"]) == [1, STEPS, features]
+        assert list(inp["shape_signature"]) == [-1, STEPS, features]  # batch 1 by default, any on resize
         assert all(o["dtype"] == np.float32 for o in interpreter.get_output_details())
 
 
@@ -158,6 +166,28 @@ def test_manifest_says_what_padding_is(exported):
     assert manifest["input"]["masking"] is masking
     assert manifest["input"]["padding"].startswith("steps after" if masking else "none: every step is data")
     assert any(layer.name == "masking" for layer in model.layers) is masking
+
+
+@pytest.mark.parametrize("exported", ["default-masked-zeros"], indirect=True)
+@pytest.mark.parametrize("path", ["savedmodel/m", "m.onnx", "m.tflite", "m-float16.tflite", "m-dynamic.tflite",
+                                  "m-int8.tflite"])
+def test_real_all_zero_steps_are_data_in_every_artifact(exported, path):
+    _, model, manifest, out, x = exported
+    assert manifest["input"]["feature_names"][-1] == STEP_FLAG and "stays data" in manifest["input"]["padding"]
+    zero = (x[..., -1] == 1.0) & ~np.any(x[..., :-1] != 0.0, axis=-1)  # real steps, every measurement 0.0
+    hidden = x.copy()
+    hidden[zero] = 0.0  # what a model without the flag would read: those steps as padding
+    rows = np.flatnonzero(zero.any(axis=1) & np.any(hidden != 0.0, axis=(1, 2)))  # some step left to read
+    assert len(rows) >= 10
+    runner = load_runner(out / path)
+    read, skipped = (runner.predict(v[rows])["binary"] for v in (x, hidden))
+    keras_read, keras_skipped = (model.predict(v[rows], verbose=0)["binary"] for v in (x, hidden))
+    tolerance = {"m-int8.tflite": 0.1, "m-dynamic.tflite": 0.05, "m-float16.tflite": 0.02}.get(path, 1e-4)
+    np.testing.assert_allclose(read, keras_read, atol=tolerance)
+    np.testing.assert_allclose(skipped, keras_skipped, atol=tolerance)
+    change = np.abs(keras_read - keras_skipped).max()
+    assert change > 0.01  # the zero steps change Keras' answer, and each artifact's by as much
+    assert np.abs((read - skipped) - (keras_read - keras_skipped)).max() < 0.3 * change
 
 
 @pytest.mark.parametrize("path", ["savedmodel/m", "m.onnx", "m.tflite", "m-int8.tflite"])
@@ -197,10 +227,10 @@ def test_savedmodel_serving_signature(exported):
     out, x = exported[3], exported[4]
     fn = tf.saved_model.load(str(out / "savedmodel" / "m" / "1")).signatures["serving_default"]
     spec = fn.structured_input_signature[1]["sequence"]
-    assert spec.dtype == tf.float32 and spec.shape.as_list() == [None, STEPS, 15]
+    assert spec.dtype == tf.float32 and spec.shape.as_list() == [None, STEPS, x.shape[-1]]
     result = fn(sequence=tf.constant(x[:3]))
     assert set(result) == {"binary", "class_index"} and result["class_index"].dtype == tf.int64
     config = (out / "savedmodel" / "models.config").read_text()
     assert 'name: "m"' in config and "model_config_list" in config
     request = json.loads((out / "savedmodel" / "m" / "sample_request.json").read_text())
-    assert np.asarray(request["instances"][0]["sequence"]).shape == (STEPS, 15)
+    assert np.asarray(request["instances"][0]["sequence"]).shape == (STEPS, x.shape[-1])

@@ -107,3 +107,29 @@ def test_regression_target_is_float(tmp_path):
     frame.to_csv(tmp_path / "r.csv", index=False)
     data, task = load_long_format(tmp_path / "r.csv", id_col="id", time_col="t", label_col="ttf")
     assert task == "regression" and data.y.dtype == np.float32 and data.class_names is None
+
+
+def test_the_step_flag_marks_real_steps_and_readers_make_it(tmp_path):
+    from tfseq.data.sequences import STEP_FLAG, flag_padding
+
+    rows = [("a", 1, 0.0, 0.0), ("a", 2, 1.0, 2.0), ("a", 3, 0.0, 0.0), ("b", 1, 3.0, 0.0), ("b", 2, 0.0, 0.0)]
+    frame = pd.DataFrame(rows, columns=["id", "t", "u", "v"])
+    data, _ = load_long_format(frame, id_col="id", time_col="t")
+    assert data.padded and data.zero_steps == 3  # a's steps 1 and 3, b's step 2; not b's padding
+    flagged, none = flag_padding(data)
+    assert none is None and flagged.feature_names == ["u", "v", STEP_FLAG] and flagged.zero_steps == 0
+    np.testing.assert_array_equal(flagged.x[..., -1], [[1, 1, 1], [1, 1, 0]])
+    np.testing.assert_array_equal(flagged.x[..., :-1], data.x)
+    assert flag_padding(flagged)[0] is flagged and flagged.with_step_flag() is flagged
+    unflagged = data.subset(np.array([1]))  # b alone: a real zero step still
+    assert flag_padding(unflagged)[0].feature_names[-1] == STEP_FLAG
+    no_zeros = data.subset(np.array([0]))
+    no_zeros.x[0, [0, 2], 0] = 5.0
+    assert flag_padding(no_zeros)[0] is no_zeros  # nothing to tell from padding: the input stays as it is
+
+    # a trained model's features end in the flag: the reader makes it, from the lengths, and cut or padded
+    again, _ = load_long_format(frame, id_col="id", time_col="t", features=["u", "v", STEP_FLAG])
+    np.testing.assert_array_equal(again.x, flagged.x)
+    assert fit_steps(again, 4).x[:, 3].max() == 0.0  # padding: every feature 0.0, the flag too
+    with pytest.raises(InputError, match=f"column named '{STEP_FLAG}'"):
+        load_long_format(frame.rename(columns={"v": STEP_FLAG}), id_col="id", time_col="t")

@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 
 from tfseq.data.long_format import load_long_format
+from tfseq.data.sequences import STEP_FLAG
 from tfseq.data.streamed import is_validation, read_blocks, read_sample, scan_dataset
 from tfseq.data.synthetic import make_semiconductor_data, to_long_frame
 from tfseq.errors import InputError
@@ -81,6 +82,17 @@ def test_scan_finds_what_the_in_memory_loader_finds(dataset):
         got_mean, got_variance = scan.normalization(masking=masking)
         np.testing.assert_allclose(got_mean, mean, rtol=1e-6)
         np.testing.assert_allclose(got_variance, variance, rtol=1e-5)
+    # cycle 2's rows are all 0.0: with the step flag they count, as in memory
+    assert scan.zero_steps == train.zero_steps > 0
+    flagged = scan.with_step_flag()
+    mean, variance = normalization_stats(train.with_step_flag().x, masking=True)
+    got_mean, got_variance = flagged.normalization(masking=True)
+    np.testing.assert_allclose(got_mean, mean, rtol=1e-6)
+    np.testing.assert_allclose(got_variance, variance, rtol=1e-5, atol=1e-12)
+    sample = read_sample(flagged, "train", 10_000)
+    order, want = np.argsort(sample.ids.astype(str)), np.argsort(train.ids.astype(str))
+    assert sample.feature_names == train.with_step_flag().feature_names
+    np.testing.assert_array_equal(sample.x[order], train.with_step_flag().x[want])
 
 
 def test_streamed_blocks_hold_the_same_sequences_as_memory(dataset):
@@ -223,6 +235,8 @@ def test_cli_train_out_of_core_writes_a_whole_run_and_says_so(dataset, tmp_path)
 
     model, _, contract = load_run(tmp_path / "run")
     assert contract.steps == 8 and contract.class_names == ["pass", "fail"]
+    assert contract.feature_names[-1] == STEP_FLAG and contract.masking  # cycle 2's zero rows stay data
+    assert metrics["step_flag"]["zero_steps"] == scan.zero_steps and "real steps whose" in done.stdout
 
     small = _tfseq("train", dataset, "--id-col", "device_id", "--time-col", "cycle", "--label-col", "status",
                    "--cell", "gru", "--no-bidirectional", "--units", "4", "--epochs", "1", "--out", tmp_path / "auto")

@@ -142,3 +142,30 @@ def test_three_integer_classes_without_names_tune_a_three_class_head(split, tmp_
                   max_trials=1, epochs=1)
     head = result.best_spec.heads[0]
     assert head.kind == "multiclass" and head.num_classes == 3
+
+
+def test_trials_and_the_retrained_run_read_the_step_flag_of_real_all_zero_steps(split, tmp_path):
+    import dataclasses
+
+    import numpy as np
+
+    from tfseq.data.sequences import STEP_FLAG
+    from tfseq.run import load_run
+
+    rng = np.random.default_rng(0)
+    varied = []
+    for s in split:  # lengths 3 to 6, and a fifth of the real steps all 0.0
+        lengths = rng.integers(3, 7, size=len(s)).astype(np.int32)
+        x = s.x.copy()
+        x[np.arange(6)[None, :] >= lengths[:, None]] = 0.0
+        x[(rng.random(x.shape[:2]) < 0.2) & (np.arange(6)[None, :] < lengths[:, None])] = 0.0
+        varied.append(dataclasses.replace(s, x=x, lengths=lengths))
+    train, val = varied
+    assert train.zero_steps > 0
+    result = tune(train, val, tmp_path / "s", space=TINY, objective="val_auc", max_trials=1, epochs=1)
+    assert result.best_spec.masking
+    assert json.loads((tmp_path / "s" / "tuning.json").read_text())["features"][-1] == STEP_FLAG
+    out = retrain(result, train, val, tmp_path / "run", id_col="device_id", time_col="cycle", label_col="status")
+    model, _, contract = load_run(out["run_dir"])
+    assert contract.feature_names == [*train.feature_names, STEP_FLAG] and contract.masking
+    assert model.count_params() == result.trials[0]["params"]  # the trial read the flag too

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from tfseq.data.sequences import Task
+from tfseq.data.sequences import STEP_FLAG, Task
 from tfseq.errors import InputError
 from tfseq.io import write_json_atomic, write_text_atomic
 
@@ -57,7 +57,9 @@ class DataContract:
         time_col: Order column of the long-format data.
         label_col: Target column (None at prediction time).
         predict_at: Early-warning cut: only the first N steps are used.
-        masking: Whether padded (all-zero) steps are masked.
+        masking: Whether padded (all-zero) steps are masked. A model whose training data held real
+            all-zero steps among sequences of several lengths also reads a step flag, the last of
+            ``feature_names`` (:data:`tfseq.data.sequences.STEP_FLAG`).
         head: Name of the model output that answers the task.
         streaming: Whether the model answers after every step (output ``[n, steps, k]``).
     """
@@ -75,6 +77,12 @@ class DataContract:
     head: str = "binary"
     streaming: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def columns(self) -> list[str]:
+        """The feature columns data must hold: :attr:`feature_names` less the step flag readers make
+        (:data:`tfseq.data.sequences.STEP_FLAG`)."""
+        return [name for name in self.feature_names if name != STEP_FLAG]
 
     def get_config(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

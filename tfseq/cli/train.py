@@ -208,10 +208,14 @@ def print_summary(result: dict[str, Any], *, inferred: bool, seconds: float) -> 
     rows = [
         ("task", f"{task} ({'inferred' if inferred and task != 'forecast' else 'given'}{classes})"),
         ("data", f"{result['train_sequences']:,} train / {result['validation_sequences']:,} validation sequences "
-                 f"x {result['steps']} steps x {len(result['feature_names'])} features"),
+                 f"x {result['steps']} steps x {len(result['feature_names']) - bool(result.get('step_flag'))} features"
+                 + (" and the step flag" if result.get("step_flag") else "")),
         ("model", f"{result['model']}, {result['parameters']:,} parameters"),
         ("epochs", f"{result['epochs']} (best epoch restored), {seconds:.0f} s"),
         *([("input", _input_line(result))] if result.get("input") else []),
+        *([("padding", f"marked by the step flag {result['step_flag']['feature']} (the last feature, made by the "
+                       f"readers): {result['step_flag']['zero_steps']:,} real steps whose measurements are all 0.0 "
+                       "stay data")] if result.get("step_flag") else []),
         *([("distribution", "{strategy}: {workers} worker(s), {replicas} replica(s)".format(**result["distribution"]))]
           if result.get("distribution") else []),
         ("validation", _fmt(result["validation"])),

@@ -23,7 +23,7 @@ import pandas as pd
 from tfseq.checks import positive_int
 from tfseq.data.frames import read_frame
 from tfseq.data.labels import encode_targets
-from tfseq.data.sequences import TASKS, SequenceSet, Task
+from tfseq.data.sequences import STEP_FLAG, TASKS, SequenceSet, Task
 from tfseq.errors import InputError
 
 __all__ = ["load_long_format", "fit_steps", "pad_sequences"]
@@ -95,7 +95,8 @@ def load_long_format(
             predicting.
         features: Feature columns in model order, as a list or ``"a,b,c"``;
             None takes every other numeric column in file order. Columns not
-            named are ignored.
+            named are ignored. A list ending in :data:`~tfseq.data.sequences.STEP_FLAG`
+            (a trained model's features) reads the others and makes the flag.
         max_steps: Cut sequences to their first ``max_steps`` steps.
         predict_at: Keep only the first ``predict_at`` steps (early warning);
             applied after ``max_steps``.
@@ -130,9 +131,15 @@ def load_long_format(
     if task is not None and task not in TASKS[:3]:  # a forecast reads windows (tfseq.data.windows)
         raise InputError(f"Received an invalid value for argument task, expected one of {', '.join(TASKS[:3])}, "
                          f"got {task!r}.", arguments=("task",))
+    flagged = False
+    if isinstance(features, (list, tuple)) and STEP_FLAG in features:
+        features, flagged = [f for f in features if f != STEP_FLAG], True
     frame, feature_names = read_frame(path, id_col=id_col, time_col=time_col, label_col=label_col,
                                       features=features, fill=fill, source=source)
     path = Path(source or ("DataFrame" if isinstance(path, pd.DataFrame) else path))
+    if STEP_FLAG in feature_names:
+        raise InputError(f"{path}: has a column named {STEP_FLAG!r}, the name tfseq gives its step flag; "
+                         "expected it renamed.")
     steps_cap = min([v for v in (max_steps, predict_at) if v is not None], default=None)
     x, lengths, codes, ids = pad_sequences(frame, id_col, feature_names, steps_cap)
 
@@ -144,4 +151,4 @@ def load_long_format(
         x=x, y=y, ids=np.asarray(ids), feature_names=list(feature_names), lengths=lengths,
         class_names=names if task in ("binary", "multiclass") else None,
     )
-    return data, task
+    return (data.with_step_flag() if flagged else data), task

@@ -17,6 +17,11 @@ Task = Literal["binary", "multiclass", "regression", "forecast"]
 TASKS: tuple[Task, ...] = ("binary", "multiclass", "regression", "forecast")
 #: Integer labels with up to this many distinct values are read as classes, more as a regression target.
 MAX_INFERRED_CLASSES = 20
+#: The last feature of sequences whose padding must be told from data: 1.0 on each of a sequence's own
+#: steps, 0.0 on its padding. Padding stays every feature 0.0 (this one too), so a masking model still
+#: masks it, and a real step whose measurements are all 0.0 keeps a 1.0 here and stays data. Readers
+#: make it (:meth:`SequenceSet.with_step_flag`); a data file never holds it.
+STEP_FLAG = "__step__"
 
 
 @dataclass
@@ -63,6 +68,23 @@ class SequenceSet:
     def steps(self) -> int:
         return int(self.x.shape[1])
 
+    @property
+    def zero_steps(self) -> int:
+        """Real steps (before their sequence's length) whose measurements are all exactly 0.0: what a
+        model masking all-zero steps would take for padding unless the data carry :data:`STEP_FLAG`."""
+        if STEP_FLAG in self.feature_names:
+            return 0
+        real = np.arange(self.steps)[None, :] < self.lengths[:, None]
+        return int(np.count_nonzero(real & ~np.any(self.x != 0.0, axis=-1)))
+
+    def with_step_flag(self) -> "SequenceSet":
+        """These sequences with :data:`STEP_FLAG` as their last feature (unchanged if they have it)."""
+        if STEP_FLAG in self.feature_names:
+            return self
+        flag = (np.arange(self.steps)[None, :] < self.lengths[:, None]).astype(np.float32)
+        return dataclasses.replace(self, x=np.concatenate([self.x, flag[..., None]], axis=-1),
+                                   feature_names=[*self.feature_names, STEP_FLAG])
+
     def subset(self, index: np.ndarray) -> "SequenceSet":
         """Returns the sequences at ``index`` (an index array or boolean mask)."""
         return dataclasses.replace(
@@ -83,6 +105,15 @@ class SequenceSet:
         return dataclasses.replace(
             self, x=self.x[:, :n], lengths=np.minimum(self.lengths, n).astype(np.int32)
         )
+
+
+def flag_padding(train: SequenceSet, val: SequenceSet | None = None) -> tuple[SequenceSet, SequenceSet | None]:
+    """``train`` and ``val`` with :data:`STEP_FLAG` when they hold real steps whose measurements are all
+    0.0, which a model masking all-zero steps would take for padding; otherwise unchanged (all-zero
+    padding alone tells a sequence's end, and the model's input stays the measurements)."""
+    if not any(s.zero_steps for s in (train, val) if s is not None):
+        return train, val
+    return train.with_step_flag(), None if val is None else val.with_step_flag()
 
 
 def task_of_targets(values: np.ndarray | list) -> Task:

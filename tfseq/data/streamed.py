@@ -17,6 +17,7 @@ about :data:`BLOCK_ROWS` rows, so no file needs to fit in memory either.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -32,7 +33,7 @@ from tfseq.data.files import read_columns, show_value
 from tfseq.data.frames import read_frame
 from tfseq.data.labels import balanced_class_weights, encode_targets, label_text, order_classes, sequence_targets
 from tfseq.data.long_format import pad_sequences
-from tfseq.data.sequences import MAX_INFERRED_CLASSES, TASKS, SequenceSet, Task, task_of_targets
+from tfseq.data.sequences import MAX_INFERRED_CLASSES, STEP_FLAG, TASKS, SequenceSet, Task, task_of_targets
 from tfseq.errors import InputError
 
 #: Rows read at a time from a file (whole sequences: a block ends where a sequence does).
@@ -83,6 +84,9 @@ class StreamedData:
         real_steps: Training steps with any non-zero feature (what a masked model sees).
         target_mean: Mean of the training targets (regression).
         target_std: Their standard deviation (regression).
+        zero_steps: Training steps inside their sequence's length whose features are all 0.0.
+        step_flag: Whether the blocks carry :data:`~tfseq.data.sequences.STEP_FLAG` as their last
+            feature (see :meth:`with_step_flag`).
     """
 
     source: Path
@@ -104,6 +108,18 @@ class StreamedData:
     real_steps: int
     target_mean: float | None = None
     target_std: float | None = None
+    zero_steps: int = 0
+    step_flag: bool = False
+
+    @property
+    def model_features(self) -> tuple[str, ...]:
+        """The features of the blocks: :attr:`feature_names`, then the step flag if they carry it."""
+        return (*self.feature_names, STEP_FLAG) if self.step_flag else self.feature_names
+
+    def with_step_flag(self) -> "StreamedData":
+        """This dataset read with the step flag, as :func:`tfseq.data.sequences.flag_padding` does in
+        memory when real steps are all 0.0 (unchanged when none are)."""
+        return dataclasses.replace(self, step_flag=True) if self.zero_steps else self
 
     @property
     def train_sequences(self) -> int:
@@ -118,10 +134,15 @@ class StreamedData:
         :func:`tfseq.models.builders.normalization_stats` computes them in memory: with
         ``masking`` over the steps with any non-zero feature, else over every padded step."""
         count = self.real_steps if masking else self.train_sequences * self.steps
+        if self.step_flag:  # only the padding is all 0.0: the real zero steps count
+            count += self.zero_steps if masking else 0
         if count == 0:
             raise InputError(f"{self.source}: found no training steps to compute the normalisation on.")
         mean = np.asarray(self.feature_sum) / count
         variance = np.maximum(np.asarray(self.feature_sumsq) / count - mean**2, 0.0)
+        if self.step_flag:  # 1.0 on every step counted (a masked model counts no padding)
+            real = (self.real_steps + self.zero_steps) / count
+            mean, variance = np.append(mean, real), np.append(variance, real - real**2)
         return mean, variance
 
     def target_sample(self) -> np.ndarray | None:
@@ -271,7 +292,7 @@ def scan_dataset(
     regression = task == "regression"
     sums: np.ndarray | None = None
     squares: np.ndarray | None = None
-    real_steps = 0
+    real_steps = length_steps = 0
     target_sum = target_squares = 0.0
     train_labels: dict[object, int] = {}  # training sequences of each raw label (until it looks like regression)
     from tqdm.auto import tqdm
@@ -290,6 +311,7 @@ def scan_dataset(
             sums = flat.sum(axis=0) if sums is None else sums + flat.sum(axis=0)
             squares = (flat**2).sum(axis=0) if squares is None else squares + (flat**2).sum(axis=0)
             real_steps += int(np.any(flat != 0, axis=-1).sum())
+            length_steps += int(block.lengths[keep].sum())
             numeric_labels &= pd.api.types.is_numeric_dtype(block.labels) and \
                 not pd.api.types.is_bool_dtype(block.labels)
             if not regression:
@@ -315,7 +337,7 @@ def scan_dataset(
                 feature_names=tuple(names), fill=fill, steps=longest if max_steps is None else min(longest, max_steps),
                 task=task, val_fraction=val_fraction, seed=seed, counts=tuple(counts),
                 feature_sum=tuple(float(v) for v in sums), feature_sumsq=tuple(float(v) for v in squares),
-                real_steps=real_steps)
+                real_steps=real_steps, zero_steps=length_steps - real_steps)
     if task == "regression":
         if not numeric_labels:
             raise InputError(f"{path}: column {label_col!r} holds text; expected numbers for a regression target.")
@@ -338,9 +360,10 @@ def scan_dataset(
 
 def whole(data: StreamedData) -> StreamedData:
     """``data`` scanned again with every sequence in training (no validation split), e.g. to retrain."""
-    return scan_dataset(data.source, id_col=data.id_col, time_col=data.time_col, label_col=data.label_col,
-                        features=list(data.feature_names), max_steps=data.steps, fill=data.fill, task=data.task,
-                        val_fraction=0.0, seed=data.seed)
+    again = scan_dataset(data.source, id_col=data.id_col, time_col=data.time_col, label_col=data.label_col,
+                         features=list(data.feature_names), max_steps=data.steps, fill=data.fill, task=data.task,
+                         val_fraction=0.0, seed=data.seed)
+    return dataclasses.replace(again, step_flag=data.step_flag)
 
 
 def _encoded(data: StreamedData, part: Part, files: Sequence[int] | None = None,
@@ -353,6 +376,9 @@ def _encoded(data: StreamedData, part: Part, files: Sequence[int] | None = None,
         else:
             blocks = _checked_blocks(data, file, block_rows)
         for x, lengths, y, ids, validation in blocks:
+            if data.step_flag:
+                flag = np.arange(data.steps)[None, :] < lengths[:, None]
+                x = np.concatenate([x, flag[..., None].astype(np.float32)], axis=-1)
             keep = np.ones(len(ids), bool) if part == "all" else (validation if part == "validation" else ~validation)
             if keep.all():
                 yield x, lengths, y, ids
@@ -477,7 +503,7 @@ def read_sample(data: StreamedData, part: Part, limit: int) -> SequenceSet:
     if not parts:
         raise InputError(f"{data.source}: no sequence fell in the {part} split; expected more sequences.")
     x, lengths, y, ids = (np.concatenate(p) for p in zip(*parts))
-    return SequenceSet(x=x, y=y, ids=ids, feature_names=list(data.feature_names), lengths=lengths,
+    return SequenceSet(x=x, y=y, ids=ids, feature_names=list(data.model_features), lengths=lengths,
                        class_names=list(data.class_names) if data.class_names else None)
 
 

@@ -14,6 +14,7 @@ from typing import Any, TypedDict
 import numpy as np
 
 from tfseq.export.manifest import FORMAT_VERSION, package_versions, sha256_path, size_bytes
+from tfseq.data.sequences import STEP_FLAG
 from tfseq.run import DataContract
 
 __all__ = ["ArtifactRecord", "InputSchema", "Manifest", "artifact_record", "build_manifest", "normalization_of"]
@@ -125,6 +126,16 @@ def artifact_record(
     return record
 
 
+def _padding(contract: DataContract) -> str:
+    """How the input marks padding, in the words of the manifest's ``input.padding``."""
+    if not contract.masking:
+        return "none: every step is data, zeros included"
+    if STEP_FLAG in contract.feature_names:
+        return (f"steps after a sequence's end, every feature 0.0 including the last, {STEP_FLAG}, which is 1.0 on "
+                "each real step: a real step whose measurements are all 0.0 stays data")
+    return "steps after a sequence's end, every feature 0.0 (a padded step is one whose features are all 0.0)"
+
+
 def build_manifest(
     *,
     name: str,
@@ -159,8 +170,7 @@ def build_manifest(
         "input": {"name": "sequence", "dtype": "float32", "shape": [None, steps, n_features],
                   "steps": steps, "feature_names": list(contract.feature_names),
                   "masking": bool(contract.masking), "raw_measurements": True,
-                  "padding": "steps after a sequence's end, every feature 0.0 (a padded step is one whose features "
-                             "are all 0.0)" if contract.masking else "none: every step is data, zeros included"},
+                  "padding": _padding(contract)},
         "normalization": normalization_of(model),
         "task": contract.task,
         "head": head,

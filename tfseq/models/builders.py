@@ -306,6 +306,9 @@ def build_model(
             raise InputError(
                 f"Received normalisation statistics of shape {mean.shape}, expected ({n_features},)."
             )
+        # a feature constant on every training step (the step flag on real steps) keeps its unit: Keras
+        # divides by max(std, 1e-7), which would turn its padding, or any later change, into +-1e7
+        variance = np.where(variance > 0.0, variance, 1.0)
     policy = keras.DTypePolicy(resolve_precision(spec.precision))
 
     inputs = keras.Input(shape=(steps, n_features), dtype="float32", name=INPUT_NAME)

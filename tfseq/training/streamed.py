@@ -44,7 +44,7 @@ __all__ = ["SHUFFLE_BYTES", "shuffle_buffer", "make_streamed_dataset", "fit_stre
 def shuffle_buffer(data: StreamedData, batch_size: int, budget: int = SHUFFLE_BYTES) -> int:
     """Sequences in the shuffle buffer: as many as ``budget`` bytes hold (at least 4 batches), at most
     the training split (then every epoch is a full shuffle)."""
-    per_sequence = data.steps * len(data.feature_names) * 4
+    per_sequence = data.steps * len(data.model_features) * 4
     return int(min(max(4 * batch_size, budget // per_sequence), max(data.train_sequences, 1)))
 
 
@@ -155,7 +155,7 @@ def make_streamed_dataset(
     positive_int("batch_size", batch_size)
     files, shared = _shard(data, pipeline, pipelines)
     y_type = tf.float32 if data.task == "regression" else tf.int32
-    signature = (tf.TensorSpec([None, data.steps, len(data.feature_names)], tf.float32),
+    signature = (tf.TensorSpec([None, data.steps, len(data.model_features)], tf.float32),
                  tf.TensorSpec([None], y_type), tf.TensorSpec([None], tf.int32))
     epochs = iter(range(2**62))
     base = 0 if seed is None else int(seed)

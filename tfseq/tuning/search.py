@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 
 from tfseq.checks import positive_int, positive_number
-from tfseq.data.sequences import infer_task, num_classes
+from tfseq.data.sequences import flag_padding, infer_task, num_classes
 from tfseq.errors import InputError
 from tfseq.io import write_json_atomic
 from tfseq.tuning.distributed import env_is_worker
@@ -174,6 +174,8 @@ def tune(
     if len(base.heads) != 1:
         raise InputError(f"Received a base_spec with {len(base.heads)} heads, expected one head to tune on.")
 
+    if base.masking and streamed is None:
+        train, validation = flag_padding(train, validation)
     from tfseq.models.builders import build_model, normalization_stats
 
     normalization = normalization_stats(train.x, masking=base.masking) if streamed is None else \

@@ -125,12 +125,12 @@ def check_explain_inputs(
         raise InputError(f"{artifact}: no such file; expected an exported model for artifact.",
                          arguments=("artifact",))
     columns = [str(c) for c in data.columns] if isinstance(data, pd.DataFrame) else read_columns(data)
-    missing = [name for name in contract.feature_names if name not in columns]
+    missing = [name for name in contract.columns if name not in columns]
     if missing:
         close = difflib.get_close_matches(missing[0], columns, n=1, cutoff=0.5)
         more = f" (nor {len(missing) - 1} more)" if len(missing) > 1 else ""
         hint = f"; did you mean {close[0]!r}?" if close else "."
-        shown = ", ".join(contract.feature_names[:8]) + (" ..." if len(contract.feature_names) > 8 else "")
+        shown = ", ".join(contract.columns[:8]) + (" ..." if len(contract.columns) > 8 else "")
         raise InputError(f"{data}: has no column {missing[0]!r}{more}, a feature the model was trained on; "
                          f"expected every trained feature ({shown}){hint}", arguments=("data",))
     labels = bool(contract.label_col) and contract.label_col in columns

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from tfseq.analysis.reference import read_reference
+from tfseq.data.sequences import STEP_FLAG
 from tfseq.export.artifacts import FORMATS
 from tfseq.export.pipeline import choices_tuple, export_model, resolve_steps
 from tfseq.export.schema import Manifest, normalization_of
@@ -37,6 +38,8 @@ def _synthetic_sample(model: Any, contract: DataContract, steps: int, n: int, se
     x = (mean + std * rng.standard_normal((n, steps, n_features))).astype(np.float32)
     if contract.masking:
         lengths = rng.integers(max(1, steps // 2), steps + 1, size=n)
+        if STEP_FLAG in contract.feature_names:
+            x[..., contract.feature_names.index(STEP_FLAG)] = 1.0
         x[np.arange(steps)[None, :] >= lengths[:, None]] = 0.0
     return x
 

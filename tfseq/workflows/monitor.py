@@ -90,12 +90,12 @@ def load_monitor_inputs(
     reference, contract, source, model = find_reference(artifact)
     assert reference is not None and source is not None  # required: find_reference raises otherwise
     columns = set(read_columns(Path(data)))
-    missing = [name for name in contract.feature_names if name not in columns]
+    missing = [name for name in contract.columns if name not in columns]
     if missing:
         raise InputError(
             f"{data}: has no column {missing[0]!r}" + (f" (nor {len(missing) - 1} more)" if len(missing) > 1 else "")
             + f", a feature the model was trained on; expected every trained feature "
-            f"({', '.join(contract.feature_names[:8])}{' ...' if len(contract.feature_names) > 8 else ''})."
+            f"({', '.join(contract.columns[:8])}{' ...' if len(contract.columns) > 8 else ''})."
         )
     sequences = load_for_contract(Path(data), contract, labels=False, fill=fill)
     return MonitorInputs(model, contract, reference, source, sequences, str(data), out)

@@ -8,10 +8,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from tfseq.data.sequences import STEP_FLAG
 from tfseq.errors import InputError
 
 #: Files already named in the warning about sequences shorter than an unmasked model's steps.
 _WARNED_SHORT: set[str] = set()
+#: Files already named in the warning about real all-zero steps that a model without a step flag masks.
+_WARNED_ZERO: set[str] = set()
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -88,6 +91,13 @@ def load_for_contract(path: Path | pd.DataFrame, contract: DataContract, *, labe
         logging.getLogger("tfseq").warning(
             "tfseq: %s: sequences shorter than the model's %d steps; the model was trained on sequences of one "
             "length and has no mask, so it reads their zero padding as data.", name, data.steps)
+    if contract.masking and STEP_FLAG not in contract.feature_names and data.zero_steps \
+            and str(name) not in _WARNED_ZERO:
+        _WARNED_ZERO.add(str(name))
+        logging.getLogger("tfseq").warning(
+            "tfseq: %s: %d real steps have every feature 0.0; the model masks all-zero steps as padding (its "
+            "training data had none), so it skips them. Retrain on data that hold such steps: the model then "
+            "reads a step flag and keeps them.", name, data.zero_steps)
     return data
 
 

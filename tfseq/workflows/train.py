@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from tfseq.data.sequences import SequenceSet, Task
+from tfseq.data.sequences import STEP_FLAG, SequenceSet, Task, flag_padding
 from tfseq.data.streamed import StreamedData
 from tfseq.errors import InputError
 
@@ -271,6 +271,12 @@ def train_run(
     except TypeError as exc:
         raise InputError(f"Received an unknown model setting ({exc}); expected ModelSpec fields.") from None
     head = spec.heads[0].name
+    zero_steps = streamed.zero_steps if streamed is not None else sum(s.zero_steps for s in (train, val) if s)
+    if spec.masking and streamed is None:  # real all-zero steps stay data: a step flag marks the padding
+        train, val = flag_padding(train, val)
+    elif spec.masking and streamed is not None and streamed.zero_steps:
+        streamed = streamed.with_step_flag()  # its samples were read without the flag: they get it too
+        train, val = train.with_step_flag(), None if val is None else val.with_step_flag()
     if streamed is not None and (spec.streaming or task not in ("binary", "multiclass", "regression")):
         raise InputError("Received an out-of-core run of a streaming model or a forecast; expected a model with "
                          "one answer per sequence out of core (train the others in memory).",
@@ -285,7 +291,7 @@ def train_run(
             model = build_model(spec, n_features=train.x.shape[-1], steps=train.steps, adapt=train.x,
                                 targets=train.y, seed=seed)
         else:
-            model = build_model(spec, n_features=len(streamed.feature_names), steps=streamed.steps,
+            model = build_model(spec, n_features=len(streamed.model_features), steps=streamed.steps,
                                 normalization=streamed.normalization(masking=spec.masking),
                                 targets=streamed.target_sample(), seed=seed)
     y_train = train.y.astype("float32") if task in ("regression", "forecast") else train.y
@@ -361,6 +367,8 @@ def train_run(
             "epochs": len(curves.get("loss", [])),
             "distribution": describe_strategy(distribution),
             "input": _input_record(streamed, batch_size, len(train), 0 if val is None else len(val)),
+            **({"step_flag": {"feature": STEP_FLAG, "zero_steps": zero_steps}} if STEP_FLAG in train.feature_names
+               else {}),
             **outcome,
             "validation": metrics_whole,
         }
