@@ -233,3 +233,14 @@ def test_real_all_zero_steps_of_sequences_of_several_lengths_stay_data(tmp_path,
     assert status == 0, capsys.readouterr()
     drift = json.loads((tmp_path / "monitor" / "drift.json").read_text())
     assert "NaN" not in json.dumps(drift) and not drift["drift"]
+
+
+def test_a_model_without_the_step_flag_warns_when_new_data_hold_all_zero_steps(binary_run, tmp_path, caplog):
+    root, run = binary_run  # sequences of several lengths, no real all-zero step: masked, no flag
+    frame = pd.read_csv(root / "train.csv")
+    features = json.loads((run / "contract.json").read_text())["feature_names"]
+    frame.loc[frame.cycle == 2, features] = 0.0
+    frame.to_csv(tmp_path / "idle.csv", index=False)
+    assert main(["predict", str(run), str(tmp_path / "idle.csv"), "--out", str(tmp_path / "p.csv")]) == 0
+    [warning] = [r.getMessage() for r in caplog.records if "every feature is 0.0" in r.getMessage()]
+    assert "idle.csv: holds real steps whose every feature is 0.0; the model masks" in warning

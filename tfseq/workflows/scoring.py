@@ -95,9 +95,9 @@ def load_for_contract(path: Path | pd.DataFrame, contract: DataContract, *, labe
             and str(name) not in _WARNED_ZERO:
         _WARNED_ZERO.add(str(name))
         logging.getLogger("tfseq").warning(
-            "tfseq: %s: %d real steps have every feature 0.0; the model masks all-zero steps as padding (its "
-            "training data had none), so it skips them. Retrain on data that hold such steps: the model then "
-            "reads a step flag and keeps them.", name, data.zero_steps)
+            "tfseq: %s: holds real steps whose every feature is 0.0; the model masks all-zero steps as padding "
+            "(its training data held none), so it skips them. Retrained on data that hold such steps, a model "
+            "reads a step flag and keeps them.", name)
     return data
 
 
