@@ -335,6 +335,10 @@ def train_run(
             # linear paths then see every sequence given, as the simple baselines do
             refit_linear_paths(model, spec, np.concatenate([train.x, val.x]), np.concatenate([train.y, val.y]))
             outcome["linear_refit_sequences"] = len(train) + len(val)
+            # tfseq monitor compares new predictions with these: the saved model's, after the refit
+            saved_output = model.predict(evaluated.x, batch_size=1024, verbose=0)[head]
+        else:
+            saved_output = output
         per_step = output if spec.streaming else None
         output = last_step_output(output, evaluated.lengths)  # a streaming model's answer after each whole sequence
         import shutil
@@ -375,7 +379,8 @@ def train_run(
         if per_step is not None:
             result.update(_streaming_metrics(task, evaluated, per_step, tmp / "plots"))
         result.update(_baselines(train, val, task, metrics_val, label_col, seed, tmp / "plots"))
-        reference = compute_reference(train.x, train.lengths, contract.feature_names, output=output, task=task,
+        reference = compute_reference(train.x, train.lengths, contract.feature_names,
+                                      output=last_step_output(saved_output, evaluated.lengths), task=task,
                                       class_names=contract.class_names, seed=seed)
         save_run(tmp, model, spec, contract, metrics=result,
                  export_sample=(evaluated.x, evaluated.y, train.x), reference=reference)
