@@ -199,6 +199,23 @@ def test_a_linear_path_starts_at_the_ridge_fit_and_stays_frozen(kind, rng):
                                (network + f_more @ w + b) * y.std() + y.mean(), rtol=1e-4, atol=1e-3)
 
 
+def test_a_regression_head_answers_the_mean_of_its_fit_and_its_fit_plus_network_and_a_classifier_is_whole(rng):
+    from tfseq.models.builders import share_network_parts
+    from tfseq.training.defaults import NETWORK_SHARE
+
+    x = rng.normal(size=(60, 8, 1)).astype("float32")
+    for kind, y in (("regression", 40 + 5 * x[:, :3, 0].sum(1, keepdims=True)), ("binary", (x[:, 0, 0] > 0) * 1)):
+        spec = ModelSpec(cell="gru", units=(4,), heads=(HeadSpec(kind=kind),), summary_segments=8, linear_skip=True)
+        model = build_model(spec, n_features=1, steps=8, adapt=x, targets=y, seed=0)
+        fit_alone = model.predict(x, verbose=0)[kind]  # the network's part starts at 0
+        model.fit(x, y, epochs=3, verbose=0)
+        trained = model.predict(x, verbose=0)[kind]
+        assert np.abs(trained - fit_alone).max() > 1e-3
+        share_network_parts(model, spec, NETWORK_SHARE)
+        expected = (fit_alone + trained) / 2 if kind == "regression" else trained
+        np.testing.assert_allclose(model.predict(x, verbose=0)[kind], expected, rtol=1e-4, atol=1e-4)
+
+
 def test_a_classifier_starts_at_the_scaled_ridge_classifier(rng):
     x = rng.normal(size=(120, 8, 1)).astype("float32")
     y = (x[:, :, 0].mean(1) > 0).astype("int32")

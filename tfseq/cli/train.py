@@ -197,6 +197,10 @@ def _input_line(result: dict[str, Any]) -> str:
             f"{record['split']}")
 
 
+def _share(share: float) -> str:
+    return "the network" if share == 1.0 else "half the network" if share == 0.5 else f"{share:g} of the network"
+
+
 def _fmt(metrics: dict[str, Any]) -> str:
     keys = ("accuracy", "precision", "recall", "f1", "auc", "mae", "rmse", "r2")
     return ", ".join(f"{k} {metrics[k]:.3f}" for k in keys if k in metrics)
@@ -225,8 +229,8 @@ def print_summary(result: dict[str, Any], *, inferred: bool, seconds: float) -> 
         rows.insert(-1, ("linear path", (
             "the ridge fit alone (the network did not lower the validation loss: "
             f"{losses['linear fit']:.4g} against {losses['trained']:.4g})" if result["linear_fit_only"] else
-            f"ridge fit plus the network (validation loss {losses['trained']:.4g}, the fit alone "
-            f"{losses['linear fit']:.4g})") + (f"; refit on all {result['linear_refit_sequences']:,} sequences"
+            f"ridge fit plus {_share(result.get('network_share', 1.0))} (validation loss {losses['trained']:.4g}, "
+            f"the fit alone {losses['linear fit']:.4g})") + (f"; refit on all {result['linear_refit_sequences']:,} sequences"
                                                if result.get("linear_refit_sequences") else "")))
     if result.get("early_warning"):
         found, steps = result["early_warning"]["earliest_step"], result["steps"]

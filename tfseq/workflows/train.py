@@ -247,10 +247,10 @@ def train_run(
     from tfseq.analysis.reference import compute_reference
     from tfseq.evaluation import last_step_output
     from tfseq.io import atomic_directory, partial_path, write_json_atomic
-    from tfseq.models.builders import build_model
+    from tfseq.models.builders import build_model, share_network_parts
     from tfseq.plots import plot_confusion_matrices, plot_training_curves
     from tfseq.run import DataContract, save_run
-    from tfseq.training.defaults import default_spec, training_budget
+    from tfseq.training.defaults import NETWORK_SHARE, default_spec, training_budget
     from tfseq.training.distribute import describe_strategy, is_chief, make_strategy
     from tfseq.training.fit import fit
 
@@ -318,6 +318,8 @@ def train_run(
                           patience=patience, run_dir=run_dir, seed=seed, verbose=verbose, strategy=distribution)
             whole = None
             if start is not None and validation is not None:
+                share_network_parts(model, spec, NETWORK_SHARE)
+                outcome["network_share"] = NETWORK_SHARE if task in ("regression", "forecast") else 1.0
                 _keep_better_start(model, start, validation[0], {head: validation[1]}, outcome)
         # every worker predicts: under several workers prediction is a collective step too
         return history, model.predict(evaluated.x, batch_size=1024, verbose=0)[head], whole
