@@ -634,9 +634,12 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, Any] = {"sets": {}}
     if out.is_file() and not args.fresh:
         results = json.loads(out.read_text())
+        for row in results["sets"].values():  # the sets kept from an earlier run name that run
+            row.setdefault("run", {"command": results.get("command", ""), "date": results.get("date", "")})
     results.update(machine=machine(), quick=args.quick, seeds=seeds,
                    date=datetime.now(timezone.utc).strftime("%Y-%m-%d"),
                    command="python benchmarks/realdata.py " + " ".join(argv if argv is not None else sys.argv[1:]))
+    run = {"command": results["command"], "date": results["date"]}
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     with tempfile.TemporaryDirectory(prefix="tfseq-realdata-") as tmp:
         for name in names:
@@ -652,7 +655,7 @@ def main(argv: list[str] | None = None) -> int:
                 row["note"] = (f"{row['zero_steps_fraction']:.0%} of the training steps are all zero (days without "
                                "deaths); the series have one length, so the default model has no mask and reads "
                                "them as data.")
-            results["sets"][name] = row
+            results["sets"][name] = {**row, "run": run}
             out.parent.mkdir(parents=True, exist_ok=True)
             out.write_text(json.dumps(results, indent=1, default=str) + "\n")
             print(json.dumps({k: v.get("score") for k, v in row["models"].items()}), flush=True)

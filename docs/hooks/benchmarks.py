@@ -20,6 +20,9 @@ converted:
     ``benchmarks/commands_results.json`` (written by ``make bench-commands``) through ``render()`` of
     ``benchmarks/bench_commands.py``: whole ``tfseq`` commands with default models against PyTorch,
     where ``tfseq train``'s time goes, the exports' inference and ``tfseq predict`` end to end.
+``<!-- benchmarks: commands-zen4 -->``
+    The same from ``benchmarks/commands_zen4_results.json``: a run on an AMD EPYC (Zen 4: AVX-512
+    without AMX), ``python benchmarks/bench_commands.py --json benchmarks/commands_zen4_results.json``.
 ``<!-- benchmarks: outofcore -->``
     ``benchmarks/outofcore_results.json`` (written by ``make bench-outofcore``) through ``render()`` of
     ``benchmarks/bench_outofcore.py``: out-of-core training's peak memory as the data grow, its
@@ -73,7 +76,15 @@ def _benchmark_module(name: str) -> ModuleType:
 
 def realdata_section() -> str:
     results = _load("realdata_results.json")
-    return (f"Run by `benchmarks/realdata.py` (`{results.get('command', '')}`), rendered from "
+    runs: dict[tuple[str, str], list[str]] = {}
+    for name, row in results["sets"].items():
+        record = row.get("run") or {"command": results.get("command", ""), "date": results.get("date", "")}
+        runs.setdefault((record["command"], record["date"]), []).append(name)
+    if len(runs) == 1:
+        how = f"`{next(iter(runs))[0]}`"
+    else:  # sets rerun after a whole run: each run names its sets
+        how = "; ".join(f"`{command}` on {date} ({', '.join(names)})" for (command, date), names in runs.items())
+    return (f"Run by `benchmarks/realdata.py` ({how}), rendered from "
             "`benchmarks/realdata_results.json`.\n\n" + _benchmark_module("realdata").render(results))
 
 
@@ -160,13 +171,15 @@ def tuning_memory_section() -> str:
             + "\n".join(lines) + "\n")
 
 
-def _rendered(name: str) -> Callable[[], str]:
-    """The section of ``benchmarks/{name}_results.json``, written by ``make bench-{name}`` through
-    ``benchmarks/bench_{name}.py``, whose ``render()`` makes its tables."""
+def _rendered(name: str, file: str | None = None) -> Callable[[], str]:
+    """The section of ``benchmarks/{name}_results.json`` (or ``file``), written by ``make bench-{name}``
+    through ``benchmarks/bench_{name}.py``, whose ``render()`` makes its tables."""
+    file = file or f"{name}_results.json"
+
     def section() -> str:
-        results = _load(f"{name}_results.json")
-        return (f"Measured on {run_date(results, f'{name}_results.json')} by `make bench-{name}` "
-                f"(`benchmarks/bench_{name}.py`), rendered from `benchmarks/{name}_results.json`:\n\n"
+        results = _load(file)
+        return (f"Measured on {run_date(results, file)} by `make bench-{name}` "
+                f"(`benchmarks/bench_{name}.py`), rendered from `benchmarks/{file}`:\n\n"
                 + _benchmark_module(f"bench_{name}").render(results))
 
     return section
@@ -182,7 +195,8 @@ def lstm_isa_section() -> str:
 
 SECTIONS = {"results": results_section, "targets": targets_section, "tuning-memory": tuning_memory_section,
             "realdata": realdata_section, "lstm-isa": lstm_isa_section,
-            **{name: _rendered(name) for name in ("stdf", "commands", "outofcore", "streaming")}}
+            **{name: _rendered(name) for name in ("stdf", "commands", "outofcore", "streaming")},
+            "commands-zen4": _rendered("commands", "commands_zen4_results.json")}
 
 
 def on_page_markdown(markdown: str, page: Any, **kwargs: Any) -> str:
