@@ -190,7 +190,9 @@ def phases_child(record: Path, argv: list[str]) -> int:
     trained = [e["trained"] - e["begin"] for e in epochs if "trained" in e]
     record.write_text(json.dumps({"entered": entered, "imported": imported, "finished": finished,
                                   "status": status, "phases": timer.totals, "epoch_train_seconds": trained}))
-    return status
+    from tfseq.cli.main import leave
+
+    leave(status)  # as the console script ends: phase "exit" is what a user waits for after the work
 
 
 # ---------------------------------------------------------------------------------------------

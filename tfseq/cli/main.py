@@ -116,14 +116,18 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def entry() -> NoReturn:
-    """The ``tfseq`` console script: :func:`main`, then out of the process at once once TensorFlow
-    has been loaded. By then every file is written and closed (RUN and export directories are
-    renamed into place before a command returns, worker processes and thread lanes are joined),
-    and the interpreter's teardown of TensorFlow and its modules only costs time: 0.9 s of the 17 s
-    of a 3-epoch ``tfseq train`` (benchmarks/bench_commands.py, phase ``exit``), 1.0 s of the 7.4 s of
-    a ``tfseq predict`` of 2,000 devices (2-core AMD EPYC). Commands that never loaded it (``--help``,
-    ``convert``) exit normally."""
-    status = main()
+    """The ``tfseq`` console script: :func:`main`, then :func:`leave`."""
+    leave(main())
+
+
+def leave(status: int) -> NoReturn:
+    """Ends the process with ``status``, at once once TensorFlow has been loaded. By then every file
+    is written and closed (RUN and export directories are renamed into place before a command
+    returns, worker processes and thread lanes are joined), and the interpreter's teardown of
+    TensorFlow and its modules only costs time: 1.3-1.7 s of a 3-epoch ``tfseq train`` of 20,000
+    devices (benchmarks/bench_commands.py, phase ``exit``, 2-core AMD EPYC), 1.0 s of the 7.4 s of a
+    ``tfseq predict`` of 2,000 devices. Commands that never loaded it (``--help``, ``convert``) exit
+    normally."""
     if "tensorflow" not in sys.modules:
         sys.exit(status)
     import logging
