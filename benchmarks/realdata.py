@@ -588,7 +588,7 @@ def render(results: dict[str, Any]) -> str:
                 f"{origins} held-out stretches, each forecast by models trained on everything before it, tfseq "
                 "under seed i on stretch i (range over the stretches); MASE scales by the in-sample seasonal-naive "
                 "MAE; lower is better)", "",
-                f"| set | points, held out, window, season | tfseq default | last value | seasonal naive | ridge AR "
+                "| set | points, held out, window, season | tfseq default | last value | seasonal naive | ridge AR "
                 "| the last stretch alone: tfseq / best baseline | tfseq epochs | wall s (tfseq per run / ridge) |",
                 "|---|---|---:|---:|---:|---:|---:|---:|---|"]
         for name, row in fc.items():

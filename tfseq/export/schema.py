@@ -13,8 +13,8 @@ from typing import Any, TypedDict
 
 import numpy as np
 
-from tfseq.export.manifest import FORMAT_VERSION, package_versions, sha256_path, size_bytes
 from tfseq.data.sequences import STEP_FLAG
+from tfseq.export.manifest import FORMAT_VERSION, package_versions, sha256_path, size_bytes
 from tfseq.run import DataContract
 
 __all__ = ["ArtifactRecord", "InputSchema", "Manifest", "artifact_record", "build_manifest", "normalization_of"]

@@ -176,6 +176,7 @@ def tune(
 
     if base.masking and streamed is None:
         train, validation = flag_padding(train, validation)
+    assert train.y is not None  # checked above; the flag keeps it
     from tfseq.models.builders import build_model, normalization_stats
 
     normalization = normalization_stats(train.x, masking=base.masking) if streamed is None else \

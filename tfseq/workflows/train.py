@@ -277,6 +277,7 @@ def train_run(
     elif spec.masking and streamed is not None and streamed.zero_steps:
         streamed = streamed.with_step_flag()  # its samples were read without the flag: they get it too
         train, val = train.with_step_flag(), None if val is None else val.with_step_flag()
+    assert train.y is not None and (val is None or val.y is not None)  # checked above; the flag keeps them
     if streamed is not None and (spec.streaming or task not in ("binary", "multiclass", "regression")):
         raise InputError("Received an out-of-core run of a streaming model or a forecast; expected a model with "
                          "one answer per sequence out of core (train the others in memory).",
