@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import numpy as np
 
 from tfseq.checks import positive_int
+from tfseq.data.sequences import valid_mask
 from tfseq.errors import InputError
 
 if TYPE_CHECKING:  # Keras and TensorFlow are imported where they are used
@@ -77,7 +78,7 @@ def valid_steps(lengths: np.ndarray | None, n: int, steps: int) -> np.ndarray:
     """Boolean ``[n, steps]``: True on a sequence's real steps, False on its padding (at the end)."""
     if lengths is None:
         return np.ones((n, steps), dtype=bool)
-    return np.arange(steps)[None, :] < np.asarray(lengths).reshape(-1, 1)
+    return valid_mask(lengths, steps)
 
 
 def training_mean(model: keras.Model) -> np.ndarray:

@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
+from tfseq.data.sequences import valid_mask
 from tfseq.errors import InputError
 
 if TYPE_CHECKING:
@@ -64,11 +65,6 @@ def _round(values: Any) -> Any:
     array = np.asarray(values, dtype=np.float64)
     rounded = [float(f"{v:.{DIGITS}g}") for v in array.reshape(-1)]
     return rounded if array.ndim else rounded[0]
-
-
-def valid_mask(lengths: np.ndarray, steps: int) -> np.ndarray:
-    """``[n, steps]`` booleans: True at the valid (not padded) steps of each sequence."""
-    return np.arange(steps)[None, :] < np.asarray(lengths)[:, None]
 
 
 def sequence_means(x: np.ndarray, lengths: np.ndarray) -> np.ndarray:

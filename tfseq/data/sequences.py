@@ -74,14 +74,13 @@ class SequenceSet:
         model masking all-zero steps would take for padding unless the data carry :data:`STEP_FLAG`."""
         if STEP_FLAG in self.feature_names:
             return 0
-        real = np.arange(self.steps)[None, :] < self.lengths[:, None]
-        return int(np.count_nonzero(real & ~np.any(self.x != 0.0, axis=-1)))
+        return int(np.count_nonzero(valid_mask(self.lengths, self.steps) & ~np.any(self.x != 0.0, axis=-1)))
 
     def with_step_flag(self) -> "SequenceSet":
         """These sequences with :data:`STEP_FLAG` as their last feature (unchanged if they have it)."""
         if STEP_FLAG in self.feature_names:
             return self
-        flag = (np.arange(self.steps)[None, :] < self.lengths[:, None]).astype(np.float32)
+        flag = valid_mask(self.lengths, self.steps).astype(np.float32)
         return dataclasses.replace(self, x=np.concatenate([self.x, flag[..., None]], axis=-1),
                                    feature_names=[*self.feature_names, STEP_FLAG])
 
@@ -105,6 +104,11 @@ class SequenceSet:
         return dataclasses.replace(
             self, x=self.x[:, :n], lengths=np.minimum(self.lengths, n).astype(np.int32)
         )
+
+
+def valid_mask(lengths: np.ndarray, steps: int) -> np.ndarray:
+    """``[n, steps]`` booleans: True at the valid (not padded) steps of each sequence."""
+    return np.arange(steps)[None, :] < np.asarray(lengths).reshape(-1, 1)
 
 
 def flag_padding(train: SequenceSet, val: SequenceSet | None = None) -> tuple[SequenceSet, SequenceSet | None]:

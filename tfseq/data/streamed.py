@@ -33,7 +33,7 @@ from tfseq.data.files import read_columns, show_value
 from tfseq.data.frames import read_frame
 from tfseq.data.labels import balanced_class_weights, encode_targets, label_text, order_classes, sequence_targets
 from tfseq.data.long_format import pad_sequences
-from tfseq.data.sequences import MAX_INFERRED_CLASSES, STEP_FLAG, TASKS, SequenceSet, Task, task_of_targets
+from tfseq.data.sequences import MAX_INFERRED_CLASSES, STEP_FLAG, TASKS, SequenceSet, Task, task_of_targets, valid_mask
 from tfseq.errors import InputError
 
 #: Rows read at a time from a file (whole sequences: a block ends where a sequence does).
@@ -377,8 +377,8 @@ def _encoded(data: StreamedData, part: Part, files: Sequence[int] | None = None,
             blocks = _checked_blocks(data, file, block_rows)
         for x, lengths, y, ids, validation in blocks:
             if data.step_flag:
-                flag = np.arange(data.steps)[None, :] < lengths[:, None]
-                x = np.concatenate([x, flag[..., None].astype(np.float32)], axis=-1)
+                flag = valid_mask(lengths, data.steps).astype(np.float32)
+                x = np.concatenate([x, flag[..., None]], axis=-1)
             keep = np.ones(len(ids), bool) if part == "all" else (validation if part == "validation" else ~validation)
             if keep.all():
                 yield x, lengths, y, ids

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from tfseq.data.sequences import STEP_FLAG, SequenceSet, Task, flag_padding
+from tfseq.data.sequences import STEP_FLAG, SequenceSet, Task
 from tfseq.data.streamed import StreamedData
 from tfseq.errors import InputError
 
@@ -272,10 +272,9 @@ def train_run(
         raise InputError(f"Received an unknown model setting ({exc}); expected ModelSpec fields.") from None
     head = spec.heads[0].name
     zero_steps = streamed.zero_steps if streamed is not None else sum(s.zero_steps for s in (train, val) if s)
-    if spec.masking and streamed is None:  # real all-zero steps stay data: a step flag marks the padding
-        train, val = flag_padding(train, val)
-    elif spec.masking and streamed is not None and streamed.zero_steps:
-        streamed = streamed.with_step_flag()  # its samples were read without the flag: they get it too
+    if spec.masking and zero_steps:  # real all-zero steps stay data: a step flag marks the padding
+        if streamed is not None:
+            streamed = streamed.with_step_flag()  # its samples were read without the flag: they get it too
         train, val = train.with_step_flag(), None if val is None else val.with_step_flag()
     assert train.y is not None and (val is None or val.y is not None)  # checked above; the flag keeps them
     if streamed is not None and (spec.streaming or task not in ("binary", "multiclass", "regression")):
