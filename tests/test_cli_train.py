@@ -244,3 +244,29 @@ def test_a_model_without_the_step_flag_warns_when_new_data_hold_all_zero_steps(b
     assert main(["predict", str(run), str(tmp_path / "idle.csv"), "--out", str(tmp_path / "p.csv")]) == 0
     [warning] = [r.getMessage() for r in caplog.records if "every feature is 0.0" in r.getMessage()]
     assert "idle.csv: holds real steps whose every feature is 0.0; the model masks" in warning
+
+
+def test_a_small_forecast_trains_its_network_again_on_every_window(tmp_path, capsys):
+    """Validation (the latest windows) chooses the epochs; the saved network then learns from every
+    window, the latest included (built again: its normalisation is theirs), and the summary says so."""
+    import keras
+
+    series = [0.3]
+    for _ in range(299):  # the logistic map: each value a quadratic of the last, which no linear fit has
+        series.append(3.9 * series[-1] * (1.0 - series[-1]))
+    pd.DataFrame({"t": np.arange(300), "y": series}).to_csv(tmp_path / "s.csv", index=False)
+    assert main(["train", str(tmp_path / "s.csv"), "--time-col", "t", "--window", "4", "--horizon", "1",
+                 "--target", "y", "--units", "16", "--epochs", "10", "--no-bidirectional",
+                 "--out", str(tmp_path / "run")]) == 0
+    out = capsys.readouterr().out
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["linear_fit_only"] is False  # the network beat the fit alone on validation
+    history = pd.read_csv(tmp_path / "run" / "history.csv")
+    windows = np.lib.stride_tricks.sliding_window_view(np.asarray(series), 4)[:-1]  # each with a next value
+    assert metrics["trained_again"] == {"sequences": len(windows), "epochs": int(history.val_loss.idxmin()) + 1}
+    assert f"the network trained again on them for {metrics['trained_again']['epochs']} epochs" in out
+    assert "again" not in {p.name for p in (tmp_path / "run").iterdir()}  # its checkpoints are gone
+    model = keras.saving.load_model(tmp_path / "run" / "model.keras", safe_mode=True)
+    mean = float(np.asarray(model.get_layer("normalization").mean).reshape(-1)[0])
+    assert mean == pytest.approx(windows.mean(), abs=1e-5)  # every window's steps, the latest too
+    assert mean != pytest.approx(windows[:metrics["train_sequences"]].mean(), abs=1e-4)

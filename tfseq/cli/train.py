@@ -231,7 +231,9 @@ def print_summary(result: dict[str, Any], *, inferred: bool, seconds: float) -> 
             f"{losses['linear fit']:.4g} against {losses['trained']:.4g})" if result["linear_fit_only"] else
             f"ridge fit plus {_share(result.get('network_share', 1.0))} (validation loss {losses['trained']:.4g}, "
             f"the fit alone {losses['linear fit']:.4g})") + (f"; refit on all {result['linear_refit_sequences']:,} sequences"
-                                               if result.get("linear_refit_sequences") else "")))
+                                               if result.get("linear_refit_sequences") else "")
+            + ("; the network trained again on them for {epochs} epochs".format(**result["trained_again"])
+               if result.get("trained_again") else "")))
     if result.get("early_warning"):
         found, steps = result["early_warning"]["earliest_step"], result["steps"]
         targets = ", ".join(f"{k} >= {v:.2f}" for k, v in result["early_warning"]["targets"].items())

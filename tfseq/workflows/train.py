@@ -5,6 +5,7 @@ See :mod:`tfseq.training.defaults` for why the default model and settings are wh
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -135,7 +136,6 @@ def claim_partial(out: Path, command: dict[str, Any], *, overwrite: bool) -> Non
             (with ``overwrite`` it is discarded).
     """
     import json
-    import shutil
 
     from tfseq.io import partial_path, write_json_atomic
 
@@ -176,6 +176,12 @@ def _keep_better_start(model: Any, start: list[np.ndarray], x: np.ndarray, y: di
         model.set_weights(trained)
     outcome["linear_fit_only"] = bool(start_loss <= trained_loss)
     outcome["validation_loss"] = {"linear fit": float(start_loss), "trained": float(trained_loss)}
+
+
+def _best_epoch(curves: dict[str, list[float]]) -> int:
+    """The epoch (from 1) of the lowest validation loss in the run's per-epoch figures: the one
+    early stopping restored."""
+    return int(np.argmin(curves["val_loss"])) + 1
 
 
 def _variable_length(train: SequenceSet, val: SequenceSet | None, streamed: StreamedData | None) -> bool:
@@ -250,7 +256,7 @@ def train_run(
     from tfseq.models.builders import build_model, share_network_parts
     from tfseq.plots import plot_confusion_matrices, plot_training_curves
     from tfseq.run import DataContract, save_run
-    from tfseq.training.defaults import NETWORK_SHARE, default_spec, training_budget
+    from tfseq.training.defaults import NETWORK_SHARE, TRAINED_AGAIN, default_spec, is_small, training_budget
     from tfseq.training.distribute import describe_strategy, is_chief, make_strategy
     from tfseq.training.fit import fit
 
@@ -330,6 +336,24 @@ def train_run(
         return {"task": task, "run_dir": Path(out), "chief": False}
     with atomic_directory(Path(out), overwrite=overwrite, resume=True) as tmp:
         history, output, whole = train_and_predict(tmp)
+        if outcome.get("linear_fit_only") is False and task in TRAINED_AGAIN and val is not None and \
+                validation is not None and is_small(len(train) + len(val), train.steps):
+            # validation chose the epochs (its metrics below are the first network's); the saved
+            # network then learns from every sequence given, beside the linear paths refit below
+            epochs_chosen = _best_epoch(_curves(tmp / "history.csv", history))
+            if verbose:
+                print(f"training again on all {len(train) + len(val):,} sequences for the {epochs_chosen} epochs "
+                      "validation chose")
+            with distribution.scope():
+                model = build_model(spec, n_features=train.x.shape[-1], steps=train.steps,
+                                    adapt=np.concatenate([train.x, val.x]), targets=np.concatenate([train.y, val.y]),
+                                    seed=seed)
+            fit(model, np.concatenate([train.x, val.x]), {head: np.concatenate([y_train, validation[1]])},
+                epochs=epochs_chosen, batch_size=batch_size, patience=epochs_chosen + 1, run_dir=tmp / "again",
+                seed=seed, verbose=verbose, strategy=distribution)
+            share_network_parts(model, spec, NETWORK_SHARE)
+            shutil.rmtree(tmp / "again", ignore_errors=True)
+            outcome["trained_again"] = {"sequences": len(train) + len(val), "epochs": epochs_chosen}
         if spec.linear_skip and streamed is None and val is not None and val.y is not None and single:
             from tfseq.models.builders import refit_linear_paths
 
@@ -343,8 +367,6 @@ def train_run(
             saved_output = output
         per_step = output if spec.streaming else None
         output = last_step_output(output, evaluated.lengths)  # a streaming model's answer after each whole sequence
-        import shutil
-
         shutil.rmtree(tmp / ".workers", ignore_errors=True)  # the workers are done once predict returned
         assert evaluated.y is not None  # checked above
         metrics_val = _threshold_metrics(task, evaluated.y, output)
@@ -386,8 +408,6 @@ def train_run(
                                       class_names=contract.class_names, seed=seed)
         save_run(tmp, model, spec, contract, metrics=result,
                  export_sample=(evaluated.x, evaluated.y, train.x), reference=reference)
-        import shutil
-
         shutil.rmtree(tmp / "checkpoints", ignore_errors=True)  # model.keras holds the best epoch
         write_json_atomic(tmp / "metrics.json", result)
         command = tmp / "command.json"
