@@ -275,3 +275,19 @@ def test_tune_trials_read_the_streamed_input(easy, tmp_path):
     assert (trials.status == "completed").all()
     assert result.best_score > 0.85, result.best_score
     assert json.loads((tmp_path / "s" / "tuning.json").read_text())["out_of_core"]["data"] == str(dataset)
+
+
+@pytest.mark.slow
+def test_tune_out_of_core_keeps_real_all_zero_steps_as_data(dataset, tmp_path):
+    """Cycle 2's rows are all 0.0: the trials read the files with the step flag, as out-of-core train does."""
+    from tfseq.tuning import SearchSpace, tune
+
+    scan = scan_dataset(dataset, **KEYS)
+    assert scan.zero_steps
+    train, val = read_sample(scan, "train", 60), read_sample(scan, "validation", 60)
+    assert STEP_FLAG not in train.feature_names  # the samples are read without it
+    tune(train, val, tmp_path / "s", space=SearchSpace({"layers": 1, "units": 8, "batch_size": 32,
+                                                         "bidirectional": False, "cell": "gru"}),
+         objective="val_loss", max_trials=1, epochs=1, patience=1, streamed=scan)
+    assert (pd.read_csv(tmp_path / "s" / "trials.csv").status == "completed").all()
+    assert json.loads((tmp_path / "s" / "tuning.json").read_text())["features"] == [*train.feature_names, STEP_FLAG]

@@ -176,6 +176,10 @@ def tune(
 
     if base.masking and streamed is None:
         train, validation = flag_padding(train, validation)
+    elif base.masking and streamed is not None and streamed.zero_steps:  # as out-of-core train: the
+        # trials read the files with the step flag, and the samples (read without it) get it too
+        streamed = streamed.with_step_flag()
+        train, validation = train.with_step_flag(), None if validation is None else validation.with_step_flag()
     assert train.y is not None  # checked above; the flag keeps it
     from tfseq.models.builders import build_model, normalization_stats
 
