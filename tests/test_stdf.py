@@ -529,12 +529,14 @@ def test_convert_help_has_examples(capsys):
 
 
 @pytest.fixture(scope="module")
-def tester_files(request):
+def tester_files(request, tmp_path_factory):
     import subprocess
     import sys
     import tarfile
 
-    cache = request.config.cache.mkdir("pystdf-1.4.0")
+    # pytest's cache keeps the download between runs; without its plugin (-p no:cacheprovider), a temporary folder
+    cache = request.config.cache.mkdir("pystdf-1.4.0") if getattr(request.config, "cache", None) else \
+        tmp_path_factory.mktemp("pystdf-1.4.0")
     sdist = cache / "pystdf-1.4.0.tar.gz"
     if not sdist.exists():
         command = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:", "--timeout", "20",
