@@ -33,7 +33,16 @@ from tfseq.data.files import read_columns, show_value
 from tfseq.data.frames import read_frame
 from tfseq.data.labels import balanced_class_weights, encode_targets, label_text, order_classes, sequence_targets
 from tfseq.data.long_format import pad_sequences
-from tfseq.data.sequences import MAX_INFERRED_CLASSES, STEP_FLAG, TASKS, SequenceSet, Task, task_of_targets, valid_mask
+from tfseq.data.sequences import (
+    MAX_INFERRED_CLASSES,
+    STEP_FLAG,
+    TASKS,
+    SequenceSet,
+    Task,
+    flag_padding,
+    task_of_targets,
+    valid_mask,
+)
 from tfseq.errors import InputError
 
 #: Rows read at a time from a file (whole sequences: a block ends where a sequence does).
@@ -48,6 +57,19 @@ Part = Literal["train", "validation", "all"]
 
 __all__ = ["BLOCK_ROWS", "StreamedData", "scan_dataset", "read_blocks", "read_sample", "is_validation",
            "padded_bytes", "available_memory", "whole"]
+
+
+def flag_padding_of(train: SequenceSet, val: SequenceSet | None, streamed: StreamedData | None
+                    ) -> tuple[SequenceSet, SequenceSet | None, StreamedData | None]:
+    """``(train, val, streamed)`` with the step flag where real steps are all 0.0, for a model that
+    masks padding: in memory as :func:`tfseq.data.sequences.flag_padding` decides; out of core as
+    the scan found, the dataset then read with the flag and its samples ``train`` and ``val`` (read
+    without it) given it too."""
+    if streamed is None:
+        return (*flag_padding(train, val), None)
+    if not streamed.zero_steps:
+        return train, val, streamed
+    return train.with_step_flag(), None if val is None else val.with_step_flag(), streamed.with_step_flag()
 
 
 def is_validation(ids: np.ndarray, fraction: float, seed: int = 0) -> np.ndarray:

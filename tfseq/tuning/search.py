@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 
 from tfseq.checks import positive_int, positive_number
-from tfseq.data.sequences import flag_padding, infer_task, num_classes
+from tfseq.data.sequences import infer_task, num_classes
 from tfseq.errors import InputError
 from tfseq.io import write_json_atomic
 from tfseq.tuning.distributed import env_is_worker
@@ -174,12 +174,10 @@ def tune(
     if len(base.heads) != 1:
         raise InputError(f"Received a base_spec with {len(base.heads)} heads, expected one head to tune on.")
 
-    if base.masking and streamed is None:
-        train, validation = flag_padding(train, validation)
-    elif base.masking and streamed is not None and streamed.zero_steps:  # as out-of-core train: the
-        # trials read the files with the step flag, and the samples (read without it) get it too
-        streamed = streamed.with_step_flag()
-        train, validation = train.with_step_flag(), None if validation is None else validation.with_step_flag()
+    from tfseq.data.streamed import flag_padding_of
+
+    if base.masking:  # in memory or out of core, as train does
+        train, validation, streamed = flag_padding_of(train, validation, streamed)
     assert train.y is not None  # checked above; the flag keeps it
     from tfseq.models.builders import build_model, normalization_stats
 

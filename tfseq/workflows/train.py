@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from tfseq.data.sequences import STEP_FLAG, SequenceSet, Task
-from tfseq.data.streamed import StreamedData
+from tfseq.data.streamed import StreamedData, flag_padding_of
 from tfseq.errors import InputError
 
 
@@ -278,10 +278,8 @@ def train_run(
         raise InputError(f"Received an unknown model setting ({exc}); expected ModelSpec fields.") from None
     head = spec.heads[0].name
     zero_steps = streamed.zero_steps if streamed is not None else sum(s.zero_steps for s in (train, val) if s)
-    if spec.masking and zero_steps:  # real all-zero steps stay data: a step flag marks the padding
-        if streamed is not None:
-            streamed = streamed.with_step_flag()  # its samples were read without the flag: they get it too
-        train, val = train.with_step_flag(), None if val is None else val.with_step_flag()
+    if spec.masking:  # real all-zero steps stay data: a step flag marks the padding
+        train, val, streamed = flag_padding_of(train, val, streamed)
     assert train.y is not None and (val is None or val.y is not None)  # checked above; the flag keeps them
     if streamed is not None and (spec.streaming or task not in ("binary", "multiclass", "regression")):
         raise InputError("Received an out-of-core run of a streaming model or a forecast; expected a model with "
@@ -337,23 +335,22 @@ def train_run(
     with atomic_directory(Path(out), overwrite=overwrite, resume=True) as tmp:
         history, output, whole = train_and_predict(tmp)
         if outcome.get("linear_fit_only") is False and task in TRAINED_AGAIN and val is not None and \
-                validation is not None and is_small(len(train) + len(val), train.steps):
+                val.y is not None and is_small(len(train) + len(val), train.steps):
             # validation chose the epochs (its metrics below are the first network's); the saved
             # network then learns from every sequence given, beside the linear paths refit below
             epochs_chosen = _best_epoch(_curves(tmp / "history.csv", history))
             if verbose:
                 print(f"training again on all {len(train) + len(val):,} sequences for the {epochs_chosen} epochs "
                       "validation chose")
+            every_x, every_y = np.concatenate([train.x, val.x]), np.concatenate([train.y, val.y]).astype("float32")
             with distribution.scope():
-                model = build_model(spec, n_features=train.x.shape[-1], steps=train.steps,
-                                    adapt=np.concatenate([train.x, val.x]), targets=np.concatenate([train.y, val.y]),
-                                    seed=seed)
-            fit(model, np.concatenate([train.x, val.x]), {head: np.concatenate([y_train, validation[1]])},
-                epochs=epochs_chosen, batch_size=batch_size, patience=epochs_chosen + 1, run_dir=tmp / "again",
-                seed=seed, verbose=verbose, strategy=distribution)
+                model = build_model(spec, n_features=train.x.shape[-1], steps=train.steps, adapt=every_x,
+                                    targets=every_y, seed=seed)
+            fit(model, every_x, {head: every_y}, epochs=epochs_chosen, batch_size=batch_size,
+                patience=epochs_chosen + 1, run_dir=tmp / "again", seed=seed, verbose=verbose, strategy=distribution)
             share_network_parts(model, spec, NETWORK_SHARE)
             shutil.rmtree(tmp / "again", ignore_errors=True)
-            outcome["trained_again"] = {"sequences": len(train) + len(val), "epochs": epochs_chosen}
+            outcome["trained_again"] = {"sequences": len(every_x), "epochs": epochs_chosen}
         if spec.linear_skip and streamed is None and val is not None and val.y is not None and single:
             from tfseq.models.builders import refit_linear_paths
 
