@@ -71,6 +71,32 @@ def test_run_dir_gets_checkpoint_history_and_no_leftover_backup(tiny_data, tmp_p
     assert not (tmp_path / "backup").exists()  # BackupAndRestore cleans up after a finished run
 
 
+@pytest.mark.parametrize("restore_best", [True, False])
+def test_training_ends_on_the_best_epoch_or_on_the_last_one(tiny_data, restore_best):
+    # a learning rate of 100 from the second epoch on: the later epochs' losses are far above the first's
+    import keras
+
+    x, y = tiny_data.x[:120], tiny_data.y[:120]
+    model = build_model(ModelSpec(cell="gru", units=(6,), precision="float32"), n_features=15, adapt=x, seed=3)
+    ends = []
+
+    class Record(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            if epoch == 1:
+                self.model.optimizer.learning_rate.assign(100.0)
+
+        def on_epoch_end(self, epoch, logs=None):
+            ends.append(self.model.get_weights())
+
+    history = fit(model, x, y, epochs=4, batch_size=32, patience=10, seed=3, verbose=0, callbacks=[Record()],
+                  restore_best=restore_best)
+    losses = history.history["loss"]
+    assert int(np.argmin(losses)) < 3  # the last epoch is not the best
+    kept = ends[int(np.argmin(losses))] if restore_best else ends[-1]
+    for a, b in zip(model.get_weights(), kept):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_balanced_weights_make_classes_weigh_the_same():
     labels = np.array([0] * 80 + [1] * 20)
     w = balanced_sample_weights(labels)

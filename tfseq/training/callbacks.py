@@ -16,6 +16,7 @@ def default_callbacks(
     monitor: str = "val_loss",
     patience: int = 5,
     tensorboard: bool = False,
+    restore_best: bool = True,
 ) -> list[keras.callbacks.Callback]:
     """Returns early stopping, learning-rate decay and, given ``run_dir``, the files.
 
@@ -30,11 +31,13 @@ def default_callbacks(
         patience: Epochs without improvement before stopping; the learning
             rate halves after ``max(1, patience // 2)`` such epochs.
         tensorboard: Also write TensorBoard logs.
+        restore_best: Early stopping puts back the weights of the best epoch when training ends;
+            False keeps the last epoch's (training for a number of epochs chosen before).
     """
     mode = "max" if any(k in monitor for k in ("auc", "accuracy", "precision", "recall")) else "min"
     callbacks: list[keras.callbacks.Callback] = [
         keras.callbacks.EarlyStopping(
-            monitor=monitor, mode=mode, patience=patience, restore_best_weights=True
+            monitor=monitor, mode=mode, patience=patience, restore_best_weights=restore_best
         ),
         keras.callbacks.ReduceLROnPlateau(
             monitor=monitor, mode=mode, factor=0.5, patience=max(1, patience // 2), min_lr=1e-5

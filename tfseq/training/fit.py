@@ -79,6 +79,7 @@ def fit(
     seed: int | None = None,
     verbose: int | str = "auto",
     strategy: tf.distribute.Strategy | None = None,
+    restore_best: bool = True,
 ) -> keras.callbacks.History:
     """Trains ``model`` with early stopping, checkpoints and crash recovery.
 
@@ -111,9 +112,13 @@ def fit(
             across workers with ``batch_size`` per replica, and only the chief
             writes into ``run_dir`` (other workers keep their crash backup
             under ``run_dir/.workers/``).
+        restore_best: Put back the weights of the best epoch (by ``monitor``)
+            when training ends; False keeps the last epoch's, as when training
+            again for a number of epochs chosen on validation.
 
     Returns:
-        The ``History`` of the run (best weights restored in ``model``).
+        The ``History`` of the run (best weights restored in ``model``
+        unless ``restore_best`` is False).
 
     Raises:
         InputError: for a non-positive ``epochs`` or ``batch_size``, an
@@ -151,7 +156,7 @@ def fit(
                                                   strategy=sharded)
     return fit_batches(model, train, validation_data, epochs=epochs, run_dir=run_dir, monitor=monitor,
                        patience=patience, tensorboard=tensorboard, callbacks=callbacks, verbose=verbose,
-                       strategy=strategy)
+                       strategy=strategy, restore_best=restore_best)
 
 
 def fit_batches(
@@ -169,6 +174,7 @@ def fit_batches(
     strategy: tf.distribute.Strategy | None = None,
     steps_per_epoch: int | None = None,
     validation_steps: int | None = None,
+    restore_best: bool = True,
 ) -> keras.callbacks.History:
     """``model.fit`` on batches already made (a ``tf.data.Dataset``, or a distributed one) with the
     callbacks of :func:`fit`; out-of-core training (:mod:`tfseq.training.streamed`) enters here.
@@ -190,7 +196,8 @@ def fit_batches(
             run_dir, tensorboard = Path(run_dir) / ".workers" / _task_name(), False
     fit_kwargs = dict(
         x=train, validation_data=validation_data, epochs=int(epochs), shuffle=False,  # the input shuffles itself
-        callbacks=default_callbacks(run_dir, monitor=monitor, patience=patience, tensorboard=tensorboard)
+        callbacks=default_callbacks(run_dir, monitor=monitor, patience=patience, tensorboard=tensorboard,
+                                    restore_best=restore_best)
         + list(callbacks),
         verbose=verbose, steps_per_epoch=steps_per_epoch, validation_steps=validation_steps)
     if distributed and _is_multi_worker(strategy):

@@ -347,7 +347,8 @@ def train_run(
                 model = build_model(spec, n_features=train.x.shape[-1], steps=train.steps, adapt=every_x,
                                     targets=every_y, seed=seed)
             fit(model, every_x, {head: every_y}, epochs=epochs_chosen, batch_size=batch_size,
-                patience=epochs_chosen + 1, run_dir=tmp / "again", seed=seed, verbose=verbose, strategy=distribution)
+                patience=epochs_chosen + 1, run_dir=tmp / "again", seed=seed, verbose=verbose, strategy=distribution,
+                restore_best=False)  # the last epoch's weights: early stopping would restore the lowest training loss
             share_network_parts(model, spec, NETWORK_SHARE)
             shutil.rmtree(tmp / "again", ignore_errors=True)
             outcome["trained_again"] = {"sequences": len(every_x), "epochs": epochs_chosen}
