@@ -264,7 +264,8 @@ def test_a_small_forecast_trains_its_network_again_on_every_window(tmp_path, cap
     history = pd.read_csv(tmp_path / "run" / "history.csv")
     windows = np.lib.stride_tricks.sliding_window_view(np.asarray(series), 4)[:-1]  # each with a next value
     assert metrics["trained_again"] == {"sequences": len(windows), "epochs": int(history.val_loss.idxmin()) + 1}
-    assert f"the network trained again on them for {metrics['trained_again']['epochs']} epochs" in out
+    epochs = metrics["trained_again"]["epochs"]
+    assert f"the network trained again on them for {epochs} epoch{'' if epochs == 1 else 's'}" in out
     assert "again" not in {p.name for p in (tmp_path / "run").iterdir()}  # its checkpoints are gone
     model = keras.saving.load_model(tmp_path / "run" / "model.keras", safe_mode=True)
     mean = float(np.asarray(model.get_layer("normalization").mean).reshape(-1)[0])

@@ -10,7 +10,7 @@ from tfseq.errors import SpecError
 from tfseq.models.builders import build_model, refit_linear_paths
 from tfseq.models.ridge import ALPHAS, fit_ridge
 from tfseq.models.spec import HeadSpec, ModelSpec
-from tfseq.training.defaults import RANDOM_FEATURES, default_spec, training_budget
+from tfseq.training.defaults import COMPETING_GROUPS, RANDOM_FEATURES, default_spec, training_budget
 
 
 def _summary_numpy(x: np.ndarray, lengths: np.ndarray, segments: int) -> np.ndarray:
@@ -125,7 +125,7 @@ def test_random_convolutions_of_the_differences_read_each_step_minus_the_one_bef
     assert 0.2 < got[:, steps.shape[1]:].mean() < 0.8  # the differences' biases come from the differences
 
 
-def test_random_convolutions_carry_a_small_set_where_summary_statistics_cannot(rng):
+def test_random_and_competing_convolutions_carry_a_small_set_where_summary_statistics_cannot(rng):
     """Two classes of waves with the same values in a different order (slow or fast, random phase):
     the summary's statistics and quantiles match, the convolutions tell them apart. Before training."""
     t = np.arange(60)
@@ -134,12 +134,101 @@ def test_random_convolutions_carry_a_small_set_where_summary_statistics_cannot(r
     x = (x + 0.3 * rng.normal(size=x.shape)).astype("float32")
     y = (freq > 0.1).astype("int32")
     scores = {}
-    for features in (0, 1000):
+    for name, changes in (("none", {}), ("random", {"random_features": 1000}), ("competing", {"competing_groups": 8})):
         spec = default_spec("binary", steps=60, variable_length=False, sequences=120).replace(
-            random_features=features, units=(2,), conv_filters=(2,), dense_units=2)
+            **{"random_features": 0, "competing_groups": 0, **changes}, units=(2,), conv_filters=(2,), dense_units=2)
         model = build_model(spec, n_features=1, steps=60, adapt=x[:120], targets=y[:120], seed=0)
-        scores[features] = np.mean((model.predict(x[120:], verbose=0)["binary"][:, 0] > 0.5) == y[120:])
-    assert scores[1000] > 0.95 and scores[1000] > scores[0] + 0.1, scores
+        scores[name] = np.mean((model.predict(x[120:], verbose=0)["binary"][:, 0] > 0.5) == y[120:])
+    assert min(scores["random"], scores["competing"]) > 0.95 and scores["none"] < 0.85, scores
+
+
+def _competing_numpy(x, layer, lengths):
+    """Hydra's counts written out over each real sequence alone: per representation (the steps, their
+    first differences) and dilation, each group's kernels compete at every step; a kernel's soft
+    count sums its outputs where it is the largest, its hard count the steps where it is the smallest."""
+    groups, kernels = layer.groups, layer.kernels
+    rows = []
+    for seq, n in zip(x.astype(np.float64), lengths):
+        change = np.zeros_like(seq[:n])
+        change[1:] = np.diff(seq[:n], axis=0)
+        row = []
+        for values, prefix in ((seq[:n], ""), (change, "difference_")):
+            taps, channels = getattr(layer, f"{prefix}taps").numpy(), getattr(layer, f"{prefix}channels").numpy()
+            summed = values @ np.repeat(channels, kernels, axis=1)  # each output's group's features, summed
+            for i, d in enumerate(layer.dilations):
+                z = np.pad(summed, ((4 * d, 4 * d), (0, 0)))
+                conv = sum(taps[i, j] * z[j * d:j * d + n] for j in range(9)).reshape(n, groups, kernels)
+                largest, smallest = conv == conv.max(-1, keepdims=True), conv == conv.min(-1, keepdims=True)
+                row += [(largest * conv).sum(0).ravel(), smallest.sum(0).ravel()]
+        rows.append(np.concatenate(row))
+    return np.asarray(rows)
+
+
+def test_competing_convolutions_are_hydras_counts_over_the_real_steps(rng, tmp_path):
+    import keras
+
+    from tfseq.models.layers import CompetingConvolutions, StepMask
+
+    x = rng.normal(size=(6, 40, 3)).astype("float32")
+    lengths = np.array([40, 31, 12, 40, 25, 33])
+    x[np.arange(40)[None, :] >= lengths[:, None]] = 0.0
+    layer = CompetingConvolutions(40, 3, groups=4, seed=3)
+    inputs = keras.Input((40, 3))
+    model = keras.Model(inputs, layer([inputs, StepMask()(inputs)]))
+    assert layer.dilations == [1, 2, 4] and model.output.shape[-1] == 2 * 3 * 2 * 4 * 8
+    taps = layer.taps.numpy()
+    np.testing.assert_allclose(taps.sum(axis=1), 0.0, atol=1e-6)  # each kernel: mean 0, absolute sum 1
+    np.testing.assert_allclose(np.abs(taps).sum(axis=1), 1.0, rtol=1e-5)
+    assert set(np.unique(layer.channels.numpy())) == {0.0, 1.0}
+    layer.adapt(x, (np.arange(40)[None, :] < lengths[:, None]).astype("float32")[..., None])
+    counts = _competing_numpy(x, layer, lengths)
+    assert np.all(counts[:, 1::2].reshape(6, -1) >= 0) and np.any(counts <= 0)  # kernels that never won
+    roots = np.sqrt(np.maximum(counts, 0) + 1e-6) * (counts > 0)
+    np.testing.assert_allclose(layer.centres.numpy(), roots.mean(axis=0), rtol=1e-4, atol=1e-5)
+    got = model.predict(x, verbose=0)
+    np.testing.assert_allclose(got, (roots - roots.mean(axis=0)) * (counts > 0), atol=2e-4)
+    path = tmp_path / "m.keras"  # the taps, channels and centres travel with the file (safe mode)
+    model.save(path)
+    np.testing.assert_array_equal(keras.models.load_model(path, safe_mode=True).predict(x, verbose=0), got)
+
+
+def test_competing_kernels_only_for_small_classification_sets():
+    assert default_spec("binary", steps=150, sequences=40).competing_groups == COMPETING_GROUPS
+    assert default_spec("multiclass", num_classes=10, steps=1460, sequences=400).competing_groups == COMPETING_GROUPS
+    assert default_spec("multiclass", num_classes=10, steps=1460, sequences=600).competing_groups == 0
+    assert default_spec("regression", steps=150, sequences=40).competing_groups == 0
+    assert default_spec("forecast", steps=24, sequences=100).competing_groups == 0
+    assert "competing kernels" in default_spec("binary", steps=150, sequences=40).description
+
+
+def test_a_twin_trains_the_model_on_its_fixed_convolutions_computed_once(rng, tmp_path):
+    import keras
+
+    from tfseq.models.builders import fixed_features_model
+    from tfseq.training.fit import fit
+
+    x = rng.normal(size=(60, 50, 2)).astype("float32")
+    y = rng.integers(0, 3, 60)
+    spec = default_spec("multiclass", num_classes=3, steps=50, variable_length=False, sequences=60).replace(
+        units=(2,), conv_filters=(2,), dense_units=2)
+    assert spec.random_features and spec.competing_groups
+    model = build_model(spec, n_features=2, steps=50, adapt=x, targets=y, seed=0)
+    twin, features = fixed_features_model(model, spec)
+    assert not {"random_convolutions", "competing_convolutions"} & {layer.name for layer in twin.layers}
+    fixed = features(x)
+    before = model.predict(x, verbose=0)["multiclass"]
+    np.testing.assert_allclose(twin.predict((x, fixed), verbose=0)["multiclass"], before, atol=1e-6)
+    fit(twin, (x[:48], fixed[:48]), {"multiclass": y[:48]}, epochs=3, batch_size=16, seed=0, verbose=0,
+        validation_data=((x[48:], fixed[48:]), {"multiclass": y[48:]}), run_dir=tmp_path)
+    after = model.predict(x, verbose=0)["multiclass"]
+    assert np.abs(after - before).max() > 1e-4  # training the twin trained the model's own layers
+    np.testing.assert_allclose(twin.predict((x, fixed), verbose=0)["multiclass"], after, atol=1e-6)
+    model.save(tmp_path / "m.keras")  # the model still saves whole, and loads in safe mode
+    loaded = keras.models.load_model(tmp_path / "m.keras", safe_mode=True)
+    np.testing.assert_allclose(loaded.predict(x, verbose=0)["multiclass"], after, atol=1e-6)
+    assert fixed_features_model(build_model(spec.replace(random_features=0, competing_groups=0), n_features=2,
+                                            steps=50, adapt=x, targets=y, seed=0),
+                                spec.replace(random_features=0, competing_groups=0)) is None
 
 
 def test_random_features_only_on_small_data():
@@ -276,6 +365,9 @@ def test_small_data_train_longer():
     ({"linear_skip": True}, "summary_segments"),
     ({"summary_segments": 4, "random_features": 100}, "linear_skip"),
     ({"random_features": -1}, "random_features"),
+    ({"summary_segments": 4, "competing_groups": 32}, "linear_skip"),
+    ({"competing_groups": -1}, "competing_groups"),
+    ({"streaming": True, "competing_groups": 32}, "competing_groups"),
     ({"streaming": True, "conv_filters": (4,)}, "conv_filters"),
     ({"relative": True, "masking": True}, "masking"),
     ({"recurrent_pool": 0}, "recurrent_pool"),

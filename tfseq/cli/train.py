@@ -201,6 +201,10 @@ def _share(share: float) -> str:
     return "the network" if share == 1.0 else "half the network" if share == 0.5 else f"{share:g} of the network"
 
 
+def _epochs(epochs: int) -> str:
+    return "1 epoch" if epochs == 1 else f"{epochs} epochs"
+
+
 def _fmt(metrics: dict[str, Any]) -> str:
     keys = ("accuracy", "precision", "recall", "f1", "auc", "mae", "rmse", "r2")
     return ", ".join(f"{k} {metrics[k]:.3f}" for k in keys if k in metrics)
@@ -232,7 +236,7 @@ def print_summary(result: dict[str, Any], *, inferred: bool, seconds: float) -> 
             f"ridge fit plus {_share(result.get('network_share', 1.0))} (validation loss {losses['trained']:.4g}, "
             f"the fit alone {losses['linear fit']:.4g})") + (f"; refit on all {result['linear_refit_sequences']:,} sequences"
                                                if result.get("linear_refit_sequences") else "")
-            + ("; the network trained again on them for {epochs} epochs".format(**result["trained_again"])
+            + (f"; the network trained again on them for {_epochs(result['trained_again']['epochs'])}"
                if result.get("trained_again") else "")))
     if result.get("early_warning"):
         found, steps = result["early_warning"]["earliest_step"], result["steps"]

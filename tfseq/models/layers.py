@@ -197,6 +197,118 @@ def dilations(steps: int, count: int = 32) -> list[int]:
 
 
 @keras.saving.register_keras_serializable(package="tfseq")
+class CompetingConvolutions(keras.layers.Layer):
+    """Competing random convolutional kernels (Hydra, Dempster et al. 2023): what the ridge path of a
+    small classification set reads beside :class:`RandomConvolutions`.
+
+    At each dilation of 1, 2, 4, .. up to the widest whose 9 taps span the sequence, ``groups``
+    groups of ``kernels`` random kernels (9 normal taps, less their mean, scaled to absolute sum 1)
+    per representation (the steps and their first differences). Each group reads the sum of a
+    random subset of the features. At every real step the kernels of a group compete: the feature
+    of a kernel is the sum of its outputs over the steps where it is the group's largest (Hydra's
+    soft count), and the number of steps where it is the smallest (its hard count), each as the
+    square root of its positive part. Nothing is learned by gradient; every op is a TF Lite builtin
+    (matrix product, pad, slices, maximum and minimum over an axis, equality, sums, square root).
+
+    ``x`` ``[batch, steps, features]``, or ``[x, mask]`` with the float mask of :class:`StepMask`.
+    Output ``[batch, 2 * 2 * groups * kernels * len(dilations)]``: per representation and dilation
+    the soft counts, then the hard counts, each less its mean over the training sequences
+    (:meth:`adapt`) where it is not 0 (Hydra's sparse scaling; the ridge fit then standardises).
+
+    Args:
+        steps: Steps of the input (it sets the dilations).
+        n_features: Features per step of the input.
+        groups: Groups per dilation and representation.
+        kernels: Kernels per group.
+        seed: Seed of the taps and the feature subsets.
+    """
+
+    def __init__(self, steps: int, n_features: int, groups: int = 32, kernels: int = 8, seed: int = 0,
+                 **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        import numpy as np
+
+        self.steps, self.n_features = int(steps), int(n_features)
+        self.groups, self.kernels, self.seed = int(groups), int(kernels), int(seed)
+        self.dilations = [2**i for i in range(int(np.log2(max((self.steps - 1) / 8.0, 1.0))) + 1)]
+        self.trainable = False
+
+    def build(self, input_shape: Any = None) -> None:
+        import numpy as np
+
+        rng = np.random.default_rng(self.seed)
+        outputs = self.groups * self.kernels
+        for prefix in ("", "difference_"):
+            taps = rng.standard_normal((len(self.dilations), 9, outputs)).astype("float32")
+            taps -= taps.mean(axis=1, keepdims=True)
+            taps /= np.abs(taps).sum(axis=1, keepdims=True)
+            channels = np.zeros((self.n_features, self.groups), dtype="float32")
+            for g in range(self.groups):
+                chosen = rng.choice(self.n_features, size=int(rng.integers(1, min(self.n_features, 9) + 1)),
+                                    replace=False)
+                channels[chosen, g] = 1.0
+            setattr(self, f"{prefix}taps", self.add_weight(
+                name=f"{prefix}taps", shape=taps.shape, trainable=False, initializer=keras.initializers.Constant(taps)))
+            setattr(self, f"{prefix}channels", self.add_weight(
+                name=f"{prefix}channels", shape=channels.shape, trainable=False,
+                initializer=keras.initializers.Constant(channels)))
+        self.centres = self.add_weight(name="centres", shape=(2 * 2 * outputs * len(self.dilations),),
+                                       trainable=False, initializer="zeros")
+
+    def call(self, inputs: Any) -> Any:
+        x, mask = _split_mask(inputs)
+        x = ops.cast(x, "float32")
+        steps = ops.shape(x)[1]
+        change = ops.pad(x[:, 1:, :] - x[:, :-1, :], ((0, 0), (1, 0), (0, 0)))
+        weight = None if mask is None else ops.cast(mask, "float32")[..., None]  # [batch, steps, 1, 1]
+        if weight is not None:
+            change = change * weight[..., 0]
+        counts = []
+        for values, prefix in ((x, ""), (change, "difference_")):
+            taps, channels = getattr(self, f"{prefix}taps"), getattr(self, f"{prefix}channels")
+            # each output's kernel over its group's features: [9, features, groups * kernels]
+            reads = ops.repeat(ops.convert_to_tensor(channels), self.kernels, axis=1)
+            for i, dilation in enumerate(self.dilations):
+                span = 4 * dilation
+                padded = ops.pad(values, ((0, 0), (span, span), (0, 0)))
+                shifted = ops.concatenate([padded[:, j * dilation:j * dilation + steps, :] for j in range(9)], axis=-1)
+                kernel = ops.reshape(taps[i][:, None, :] * reads[None, :, :],
+                                     (9 * self.n_features, self.groups * self.kernels))
+                z = ops.reshape(ops.matmul(shifted, kernel), (-1, steps, self.groups, self.kernels))
+                largest = ops.cast(ops.equal(z, ops.max(z, axis=-1, keepdims=True)), "float32")
+                smallest = ops.cast(ops.equal(z, ops.min(z, axis=-1, keepdims=True)), "float32")
+                if weight is not None:
+                    largest, smallest = largest * weight, smallest * weight
+                counts += [ops.sum(largest * z, axis=1), ops.sum(smallest, axis=1)]  # [batch, groups, kernels]
+        features = ops.concatenate([ops.reshape(c, (-1, self.groups * self.kernels)) for c in counts], axis=-1)
+        # Hydra's sparse scaling: 0 stays 0 (a kernel that never won), the rest centred
+        roots = ops.sqrt(ops.relu(features) + 1e-6)  # finite gradients at 0 for integrated gradients
+        return (roots - self.centres) * ops.cast(ops.greater(features, 0.0), "float32")
+
+    def adapt(self, x: Any, mask: Any = None) -> None:
+        """Sets the centres: each feature's mean square root of its positive part over ``x`` (the
+        layer's training input; ``mask`` its float mask)."""
+        import numpy as np
+
+        if not self.built:
+            self.build()
+        self.centres.assign(np.zeros(self.centres.shape, dtype="float32"))
+        inputs = [x] if mask is None else [x, mask]
+        roots = np.concatenate([keras.ops.convert_to_numpy(self(  # with the centres at 0: the roots, or 0
+            [v[i:i + 256] for v in inputs] if mask is not None else inputs[0][i:i + 256]))
+            for i in range(0, len(x), 256)])
+        self.centres.assign(roots.mean(axis=0).astype("float32"))
+
+    def compute_output_shape(self, input_shape: Any) -> tuple[int | None, ...]:
+        shape = input_shape[0] if isinstance(input_shape, list) else input_shape
+        return (shape[0], 2 * 2 * self.groups * self.kernels * len(self.dilations))
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "steps": self.steps, "n_features": self.n_features, "groups": self.groups,
+                "kernels": self.kernels, "seed": self.seed}
+
+
+@keras.saving.register_keras_serializable(package="tfseq")
 class RandomConvolutions(keras.layers.Layer):
     """Random convolutional features (MiniRocket, Dempster et al. 2021; with ``differences``, also
     over the first differences, as MultiRocket does): what the ridge path of a small data set reads

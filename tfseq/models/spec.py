@@ -115,6 +115,9 @@ class ModelSpec:
             convolutional branch reads, half of them on their first differences) beside the
             summary branch in the linear path; 0 for none.
             Needs ``linear_skip``.
+        competing_groups: Groups of 8 competing random kernels per dilation, over the steps and over
+            their first differences (:class:`tfseq.models.layers.CompetingConvolutions`, Hydra), in
+            the linear path beside the random features; 0 for none. Needs ``linear_skip``.
         relative: The recurrent layers read each step minus the sequence's last step (trending
             series look the same at every level).
         recurrent_pool: Average every this many steps before the recurrent layers (long
@@ -149,6 +152,7 @@ class ModelSpec:
     summary_statistics: bool = True
     linear_skip: bool = False
     random_features: int = 0
+    competing_groups: int = 0
     relative: bool = False
     recurrent_pool: int = 1
     conv_pool: int = 1
@@ -186,7 +190,7 @@ class ModelSpec:
             raise _fail("heads", self.heads, "at least one head")
         if any(not isinstance(f, int) or isinstance(f, bool) or f < 1 for f in self.conv_filters):
             raise _fail("conv_filters", self.conv_filters, "a list of positive integers")
-        for name in ("summary_segments", "random_features", "recurrent_pool", "conv_pool"):
+        for name in ("summary_segments", "random_features", "competing_groups", "recurrent_pool", "conv_pool"):
             value = getattr(self, name)
             lowest = 1 if name.endswith("pool") else 0
             if not isinstance(value, int) or isinstance(value, bool) or value < lowest:
@@ -194,14 +198,16 @@ class ModelSpec:
         if self.linear_skip and not self.summary_segments:
             raise SpecError("Received linear_skip=True with summary_segments=0; the linear path reads the "
                             "summary branch: expected summary_segments > 0.")
-        if self.random_features and not self.linear_skip:
-            raise SpecError("Received random_features > 0 with linear_skip=False; the random features feed the "
-                            "linear path: expected linear_skip=True.")
+        for name in ("random_features", "competing_groups"):
+            if getattr(self, name) and not self.linear_skip:
+                raise SpecError(f"Received {name} > 0 with linear_skip=False; these features feed the "
+                                "linear path: expected linear_skip=True.")
         if self.relative and self.masking:
             raise SpecError("Received relative=True with masking=True; steps are read relative to the last one, "
                             "which padding would hide: expected sequences of one length (masking=False).")
         if self.streaming:
-            whole = [n for n in ("conv_filters", "summary_segments", "linear_skip", "random_features", "relative")
+            whole = [n for n in ("conv_filters", "summary_segments", "linear_skip", "random_features",
+                                 "competing_groups", "relative")
                      if getattr(self, n)] + [n for n in ("recurrent_pool", "conv_pool") if getattr(self, n) > 1]
             if whole:
                 raise SpecError(f"Received streaming=True with {whole[0]}; it reads the whole sequence, and a "
@@ -250,7 +256,9 @@ class ModelSpec:
         if self.summary_segments:
             parts.append(f"summary of {self.summary_segments} parts")
         if self.linear_skip:
-            parts.append("ridge path" + (" with random convolutions" if self.random_features else ""))
+            reads = [n for n, on in (("random convolutions", self.random_features),
+                                     ("competing kernels", self.competing_groups)) if on]
+            parts.append("ridge path" + (f" with {' and '.join(reads)}" if reads else ""))
         return f"{self.name} ({', '.join(parts)})"
 
     def replace(self, **changes: Any) -> "ModelSpec":

@@ -35,7 +35,7 @@ def _tensor(array: Any) -> tf.Tensor:
 
 
 def make_dataset(
-    x: np.ndarray,
+    x: np.ndarray | tuple[np.ndarray, ...],
     y: Any,
     *,
     batch_size: int,
@@ -47,7 +47,8 @@ def make_dataset(
     """A ``tf.data.Dataset`` of batches of ``x``, ``y`` and ``sample_weight``.
 
     Args:
-        x: Sequences ``[n, steps, features]``.
+        x: Sequences ``[n, steps, features]``, or a tuple of arrays of ``n`` rows (a model of
+            several inputs).
         y: Targets: an array, or a dict of arrays by head name.
         batch_size: Sequences per batch (per replica under a strategy).
         sample_weight: One weight per sequence, or None.
@@ -65,7 +66,7 @@ def make_dataset(
     if strategy is not None:
         return _sharded(parts, batch_size * strategy.num_replicas_in_sync, shuffle, seed)
     tensors = tf.nest.map_structure(_tensor, parts)
-    count = len(x)
+    count = len(tf.nest.flatten(x)[0])
     dataset = tf.data.Dataset.range(count)
     if shuffle:
         dataset = dataset.shuffle(count, seed=seed, reshuffle_each_iteration=True)
@@ -94,7 +95,7 @@ def _sharded(parts: tuple[Any, ...], global_batch: int, shuffle: bool, seed: int
     if shuffle:
         # Every worker must draw the same order, or DATA sharding would give one sequence to two
         # workers and none to another: an unseeded call still gets one shared seed.
-        dataset = dataset.shuffle(min(len(parts[0]), 100_000), seed=0 if seed is None else seed,
+        dataset = dataset.shuffle(min(len(tf.nest.flatten(parts[0])[0]), 100_000), seed=0 if seed is None else seed,
                                   reshuffle_each_iteration=True)
     dataset = dataset.batch(global_batch).prefetch(tf.data.AUTOTUNE)
     options = tf.data.Options()

@@ -16,7 +16,8 @@ docs/design/defaults.md, "How the defaults were chosen"):
   see), into a 32-unit ReLU layer and dropout 0.2;
 * on small data sets (under :data:`SMALL_DATA` steps, sequences x the steps the convolutional
   branch reads), about :data:`RANDOM_FEATURES` random convolutional features (MiniRocket's
-  kernels, half of them on the first differences) beside the summary branch in the linear path;
+  kernels, half of them on the first differences) beside the summary branch in the linear path,
+  and for classes :data:`COMPETING_GROUPS` groups of competing kernels per dilation (Hydra's);
 * a linear path on the summary branch into every head, fitted by ridge regression when the model
   is built and frozen: the model starts at the best linear fit and the network learns what it
   misses (``tfseq train`` then keeps the fit alone when training did not lower the validation
@@ -48,6 +49,10 @@ FORECAST_SEGMENTS = 96
 #: 1,000 on the steps, 0.921 with 2,000, 0.955 with 1,000 + 1,000; ArrowHead 0.842, 0.851, 0.857;
 #: Tecator RMSE 0.99, 0.86, 0.58; PickupGestureWiimoteZ 0.820, 0.840, 0.827; ACSF1 0.880, 0.867, 0.873.
 RANDOM_FEATURES = 2000
+#: Groups of 8 competing random kernels (Hydra) per dilation and representation beside the random
+#: features in a small classification set's linear path (Hydra's 64 groups, half on the first
+#: differences).
+COMPETING_GROUPS = 32
 #: A regression or forecast head beside a fitted linear path answers with the fit plus this share of
 #: its trained network's part: the mean of the fit alone and of the fit plus the network, as an
 #: ensemble of the two. Rolling-origin forecasts and CardanoSentiment (3 seeds, against the whole
@@ -111,6 +116,7 @@ def default_spec(
         summary_segments=SEGMENTS,
         linear_skip=True,
         random_features=RANDOM_FEATURES if small else 0,
+        competing_groups=COMPETING_GROUPS if small and task in ("binary", "multiclass") else 0,
         recurrent_pool=-(-(steps or 1) // RECURRENT_STEPS),
         conv_pool=conv_pool,
     )

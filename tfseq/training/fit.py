@@ -64,10 +64,10 @@ def step_targets(model: keras.Model, y: np.ndarray | Mapping[str, np.ndarray], s
 
 def fit(
     model: keras.Model,
-    x: np.ndarray,
+    x: np.ndarray | tuple[np.ndarray, ...],
     y: np.ndarray | Mapping[str, np.ndarray],
     *,
-    validation_data: tuple[np.ndarray, Any] | None = None,
+    validation_data: tuple[Any, Any] | None = None,
     epochs: int = 20,
     batch_size: int = 128,
     run_dir: Path | None = None,
@@ -88,7 +88,9 @@ def fit(
 
     Args:
         model: A compiled model, e.g. from :func:`tfseq.build_model`.
-        x: Raw sequences ``[n, steps, features]``.
+        x: Raw sequences ``[n, steps, features]``, or a tuple whose first
+            array they are, for a model of several inputs (e.g.
+            :func:`tfseq.models.builders.fixed_features_model`).
         y: Targets: an array for one head, or a dict by head name.
         validation_data: ``(x, y)`` to monitor; without it ``monitor`` falls
             back to the training loss.
@@ -134,9 +136,11 @@ def fit(
         )
     if seed is not None:
         keras.utils.set_random_seed(seed)
-    y = step_targets(model, y, np.shape(x)[1])
+    steps = np.shape(x[0] if isinstance(x, tuple) else x)[1]
+    y = step_targets(model, y, steps)
     if validation_data is not None:
-        validation_data = (validation_data[0], step_targets(model, validation_data[1], np.shape(validation_data[0])[1]),
+        first = validation_data[0][0] if isinstance(validation_data[0], tuple) else validation_data[0]
+        validation_data = (validation_data[0], step_targets(model, validation_data[1], np.shape(first)[1]),
                            *validation_data[2:])
     sample_weight = None
     if class_weight == "balanced":
@@ -144,8 +148,8 @@ def fit(
         if labels is not None:
             sample_weight = balanced_sample_weights(labels)
             if _is_streaming(model):  # the loss of a streaming head has a value per step: the weight repeats
-                sample_weight = np.repeat(sample_weight[:, None], np.shape(x)[1], axis=1)
-    lengths = {len(x)} | {len(v) for v in (y.values() if isinstance(y, Mapping) else [y])}
+                sample_weight = np.repeat(sample_weight[:, None], steps, axis=1)
+    lengths = {len(a) for a in (x if isinstance(x, tuple) else (x,))} | {len(v) for v in (y.values() if isinstance(y, Mapping) else [y])}
     if len(lengths) != 1:
         raise InputError(f"Received inputs and targets of different lengths: {sorted(lengths)}.")
     sharded = strategy if is_distributed(strategy) else None

@@ -253,7 +253,7 @@ def train_run(
     from tfseq.analysis.reference import compute_reference
     from tfseq.evaluation import last_step_output
     from tfseq.io import atomic_directory, partial_path, write_json_atomic
-    from tfseq.models.builders import build_model, share_network_parts
+    from tfseq.models.builders import build_model, fixed_features_model, share_network_parts
     from tfseq.plots import plot_confusion_matrices, plot_training_curves
     from tfseq.run import DataContract, save_run
     from tfseq.training.defaults import NETWORK_SHARE, TRAINED_AGAIN, default_spec, is_small, training_budget
@@ -317,8 +317,13 @@ def train_run(
                 whole = (targets, last_step_output(output, lengths))
         else:
             start = model.get_weights() if spec.linear_skip and validation is not None and single else None
-            history = fit(model, train.x, {head: y_train}, validation_data=None if validation is None else
-                          (validation[0], {head: validation[1]}), epochs=epochs, batch_size=batch_size,
+            # in one replica the linear paths' fixed convolutions are computed once, not every step
+            twin = fixed_features_model(model, spec) if single else None
+            trained, x_fit, x_val = (model, train.x, None if validation is None else validation[0]) if twin is None \
+                else (twin[0], (train.x, twin[1](train.x)), None if validation is None else
+                      (validation[0], twin[1](validation[0])))
+            history = fit(trained, x_fit, {head: y_train}, validation_data=None if validation is None else
+                          (x_val, {head: validation[1]}), epochs=epochs, batch_size=batch_size,
                           patience=patience, run_dir=run_dir, seed=seed, verbose=verbose, strategy=distribution)
             whole = None
             if start is not None and validation is not None:
