@@ -246,6 +246,20 @@ def fixed_features_model(model: keras.Model, spec: ModelSpec
     return twin, features
 
 
+def carry_optimizer_state(twin: keras.Model, model: keras.Model) -> None:
+    """Gives ``model``'s optimizer the state of its trained twin's (:func:`fixed_features_model`): the
+    two share their variables, so the slots have the same names. The model is then saved with a
+    built optimizer, as Keras builds one when loading the file (an unbuilt one made every load warn
+    "Skipping variable loading for optimizer")."""
+    if not model.optimizer.built:
+        model.optimizer.build(model.trainable_variables)
+    state = {v.path.split("/", 1)[-1]: v for v in twin.optimizer.variables}
+    for variable in model.optimizer.variables:
+        source = state.get(variable.path.split("/", 1)[-1])
+        if source is not None and tuple(source.shape) == tuple(variable.shape):
+            variable.assign(source)
+
+
 def refit_linear_paths(model: keras.Model, spec: ModelSpec, x: np.ndarray,
                        targets: np.ndarray | Mapping[str, np.ndarray]) -> None:
     """Refits the frozen linear paths of a trained ``model`` (``spec.linear_skip``) on ``x``, e.g.

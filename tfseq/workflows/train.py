@@ -253,7 +253,7 @@ def train_run(
     from tfseq.analysis.reference import compute_reference
     from tfseq.evaluation import last_step_output
     from tfseq.io import atomic_directory, partial_path, write_json_atomic
-    from tfseq.models.builders import build_model, fixed_features_model, share_network_parts
+    from tfseq.models.builders import build_model, carry_optimizer_state, fixed_features_model, share_network_parts
     from tfseq.plots import plot_confusion_matrices, plot_training_curves
     from tfseq.run import DataContract, save_run
     from tfseq.training.defaults import NETWORK_SHARE, TRAINED_AGAIN, default_spec, is_small, training_budget
@@ -325,6 +325,8 @@ def train_run(
             history = fit(trained, x_fit, {head: y_train}, validation_data=None if validation is None else
                           (x_val, {head: validation[1]}), epochs=epochs, batch_size=batch_size,
                           patience=patience, run_dir=run_dir, seed=seed, verbose=verbose, strategy=distribution)
+            if twin is not None:
+                carry_optimizer_state(twin[0], model)
             whole = None
             if start is not None and validation is not None:
                 share_network_parts(model, spec, NETWORK_SHARE)
