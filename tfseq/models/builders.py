@@ -196,7 +196,7 @@ def _outputs(model: keras.Model, tensors: list[keras.KerasTensor], x: np.ndarray
     return [np.concatenate([keras.ops.convert_to_numpy(b[k]) for b in blocks]) for k in range(len(tensors))]
 
 
-def _adapt_random_convolutions(model: keras.Model, spec: ModelSpec, x: np.ndarray, seed: int | None) -> None:
+def _adapt_convolutions(model: keras.Model, spec: ModelSpec, x: np.ndarray, seed: int | None) -> None:
     """Draws the biases of the model's :class:`RandomConvolutions` and the centres of its
     :class:`CompetingConvolutions` from (a sample of) the training sequences ``x``, as their input
     sees them (normalised, averaged over steps, masked)."""
@@ -473,7 +473,7 @@ def build_model(
     }
     model = keras.Model(inputs, outputs, name=spec.name.replace("-", "_"))
     if (spec.random_features or spec.competing_groups) and adapt is not None:
-        _adapt_random_convolutions(model, spec, np.asarray(adapt, dtype=np.float32), seed)
+        _adapt_convolutions(model, spec, np.asarray(adapt, dtype=np.float32), seed)
     if skip is not None and adapt is not None and targets is not None:
         _fit_linear_paths(model, spec, np.asarray(adapt, dtype=np.float32), targets)
     recurrent.accelerate(model)  # faster loops in this process; the model stays Keras' own

@@ -196,6 +196,23 @@ def dilations(steps: int, count: int = 32) -> list[int]:
     return sorted({int(d) for d in np.floor(2.0 ** np.linspace(0.0, np.log2(widest), count))})
 
 
+def _dilated_products(x: Any, dilation: int, kernel: Any) -> Any:
+    """``[batch, steps, outputs]``: 9-tap kernels at ``dilation`` over ``x`` zero-padded ('same'), as
+    one matrix product of the nine shifted copies of ``x`` (``[batch, steps, 9 * features]``) with
+    ``kernel`` (``[9 * features, outputs]``, tap-major) rather than nine products."""
+    steps = ops.shape(x)[1]
+    span = 4 * dilation
+    padded = ops.pad(x, ((0, 0), (span, span), (0, 0)))
+    shifted = ops.concatenate([padded[:, j * dilation:j * dilation + steps, :] for j in range(9)], axis=-1)
+    return ops.matmul(shifted, kernel)
+
+
+def _first_differences(x: Any, mask: Any) -> Any:
+    """Each step minus the one before: 0 at the first step and, given the float ``mask``, at padding."""
+    change = ops.pad(x[:, 1:, :] - x[:, :-1, :], ((0, 0), (1, 0), (0, 0)))
+    return change if mask is None else change * ops.cast(mask, "float32")
+
+
 @keras.saving.register_keras_serializable(package="tfseq")
 class CompetingConvolutions(keras.layers.Layer):
     """Competing random convolutional kernels (Hydra, Dempster et al. 2023): what the ridge path of a
@@ -259,22 +276,16 @@ class CompetingConvolutions(keras.layers.Layer):
         x, mask = _split_mask(inputs)
         x = ops.cast(x, "float32")
         steps = ops.shape(x)[1]
-        change = ops.pad(x[:, 1:, :] - x[:, :-1, :], ((0, 0), (1, 0), (0, 0)))
         weight = None if mask is None else ops.cast(mask, "float32")[..., None]  # [batch, steps, 1, 1]
-        if weight is not None:
-            change = change * weight[..., 0]
         counts = []
-        for values, prefix in ((x, ""), (change, "difference_")):
+        for values, prefix in ((x, ""), (_first_differences(x, mask), "difference_")):
             taps, channels = getattr(self, f"{prefix}taps"), getattr(self, f"{prefix}channels")
             # each output's kernel over its group's features: [9, features, groups * kernels]
             reads = ops.repeat(ops.convert_to_tensor(channels), self.kernels, axis=1)
             for i, dilation in enumerate(self.dilations):
-                span = 4 * dilation
-                padded = ops.pad(values, ((0, 0), (span, span), (0, 0)))
-                shifted = ops.concatenate([padded[:, j * dilation:j * dilation + steps, :] for j in range(9)], axis=-1)
                 kernel = ops.reshape(taps[i][:, None, :] * reads[None, :, :],
                                      (9 * self.n_features, self.groups * self.kernels))
-                z = ops.reshape(ops.matmul(shifted, kernel), (-1, steps, self.groups, self.kernels))
+                z = ops.reshape(_dilated_products(values, dilation, kernel), (-1, steps, self.groups, self.kernels))
                 largest = ops.cast(ops.equal(z, ops.max(z, axis=-1, keepdims=True)), "float32")
                 smallest = ops.cast(ops.equal(z, ops.min(z, axis=-1, keepdims=True)), "float32")
                 if weight is not None:
@@ -380,24 +391,16 @@ class RandomConvolutions(keras.layers.Layer):
                  getattr(self, f"{prefix}widths")) for prefix in ("", "difference_")[:self.representations]]
 
     def _convolve(self, x: Any, dilation: int, channels: Any) -> Any:
-        """``[batch, steps, 84]``: each kernel over its features at ``dilation``, zero-padded ('same'),
-        as one matrix product of the nine shifted copies of ``x`` (``[batch, steps, 9 * features]``)
-        with the kernels (``[9 * features, 84]``) rather than nine products over the 84 outputs."""
-        x = ops.cast(x, "float32")
-        steps = ops.shape(x)[1]
-        span = 4 * dilation
-        padded = ops.pad(x, ((0, 0), (span, span), (0, 0)))
-        shifted = ops.concatenate([padded[:, j * dilation:j * dilation + steps, :] for j in range(9)], axis=-1)
+        """``[batch, steps, 84]``: each kernel over its features at ``dilation``, zero-padded ('same')."""
         kernels = _kernel_taps().T[:, None, :] * ops.convert_to_tensor(channels)[None, :, :]  # [9, features, 84]
-        return ops.matmul(shifted, ops.reshape(kernels, (9 * self.n_features, 84)))
+        return _dilated_products(ops.cast(x, "float32"), dilation, ops.reshape(kernels, (9 * self.n_features, 84)))
 
     def _inputs(self, x: Any, mask: Any) -> list[Any]:
         """``x`` and, with ``differences``, its first differences (0 at the first step and at padding)."""
         if not self.differences:
             return [x]
         x = ops.cast(x, "float32")
-        change = ops.pad(x[:, 1:, :] - x[:, :-1, :], ((0, 0), (1, 0), (0, 0)))
-        return [x, change if mask is None else change * ops.cast(mask, "float32")]
+        return [x, _first_differences(x, mask)]
 
     def call(self, inputs: Any) -> Any:
         x, mask = _split_mask(inputs)

@@ -136,7 +136,8 @@ def fit(
         )
     if seed is not None:
         keras.utils.set_random_seed(seed)
-    steps = np.shape(x[0] if isinstance(x, tuple) else x)[1]
+    inputs = x if isinstance(x, tuple) else (x,)
+    steps = np.shape(inputs[0])[1]
     y = step_targets(model, y, steps)
     if validation_data is not None:
         first = validation_data[0][0] if isinstance(validation_data[0], tuple) else validation_data[0]
@@ -149,7 +150,7 @@ def fit(
             sample_weight = balanced_sample_weights(labels)
             if _is_streaming(model):  # the loss of a streaming head has a value per step: the weight repeats
                 sample_weight = np.repeat(sample_weight[:, None], steps, axis=1)
-    lengths = {len(a) for a in (x if isinstance(x, tuple) else (x,))} | {len(v) for v in (y.values() if isinstance(y, Mapping) else [y])}
+    lengths = {len(a) for a in inputs} | {len(v) for v in (y.values() if isinstance(y, Mapping) else [y])}
     if len(lengths) != 1:
         raise InputError(f"Received inputs and targets of different lengths: {sorted(lengths)}.")
     sharded = strategy if is_distributed(strategy) else None

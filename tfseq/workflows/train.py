@@ -319,14 +319,18 @@ def train_run(
             start = model.get_weights() if spec.linear_skip and validation is not None and single else None
             # in one replica the linear paths' fixed convolutions are computed once, not every step
             twin = fixed_features_model(model, spec) if single else None
-            trained, x_fit, x_val = (model, train.x, None if validation is None else validation[0]) if twin is None \
-                else (twin[0], (train.x, twin[1](train.x)), None if validation is None else
-                      (validation[0], twin[1](validation[0])))
+            trained = model
+            x_fit: Any = train.x
+            x_val: Any = None if validation is None else validation[0]
+            if twin is not None:
+                trained, features = twin
+                x_fit = (train.x, features(train.x))
+                x_val = None if x_val is None else (x_val, features(x_val))
             history = fit(trained, x_fit, {head: y_train}, validation_data=None if validation is None else
                           (x_val, {head: validation[1]}), epochs=epochs, batch_size=batch_size,
                           patience=patience, run_dir=run_dir, seed=seed, verbose=verbose, strategy=distribution)
-            if twin is not None:
-                carry_optimizer_state(twin[0], model)
+            if trained is not model:
+                carry_optimizer_state(trained, model)
             whole = None
             if start is not None and validation is not None:
                 share_network_parts(model, spec, NETWORK_SHARE)
