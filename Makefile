@@ -28,9 +28,11 @@ $(VENV)/.installed-bench: setup.cfg pyproject.toml | $(BIN)/python
 demo: $(VENV)/.installed-runtime
 	$(BIN)/tfseq demo
 
-# The fast tier; `make test-slow` runs the kill/resume, multi-process and end-to-end checks.
+# The fast tier, on two pytest-xdist workers (each module's tests on one, so its fixtures are made
+# once): 10.6 min against 14.0 in one process on 2 cores. `make test-slow` runs the kill/resume,
+# multi-process and end-to-end checks, in one process (their timings and ports are their own).
 test: $(VENV)/.installed-test
-	$(BIN)/python -m pytest -q -m "not slow" --durations=15
+	$(BIN)/python -m pytest -q -m "not slow" -n 2 --dist loadscope --durations=15
 
 test-slow: $(VENV)/.installed-test
 	$(BIN)/python -m pytest -q -m slow --durations=10

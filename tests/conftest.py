@@ -14,10 +14,14 @@ import time  # noqa: E402
 from collections.abc import Callable  # noqa: E402
 
 # The fused LSTM kernel builds into a cache of this test session (subprocesses inherit it),
-# never into the user's ~/.cache.
-_KERNEL_CACHE = tempfile.mkdtemp(prefix="tfseq-test-kernels-")
-os.environ["TFSEQ_CACHE_DIR"] = _KERNEL_CACHE
-atexit.register(shutil.rmtree, _KERNEL_CACHE, True)
+# never into the user's ~/.cache. pytest-xdist's workers (`make test` runs two) inherit the cache
+# the controlling process made, so the kernel builds once; that process removes it at its exit.
+if "PYTEST_XDIST_WORKER" in os.environ and os.environ.get("TFSEQ_TEST_KERNEL_CACHE"):
+    os.environ["TFSEQ_CACHE_DIR"] = os.environ["TFSEQ_TEST_KERNEL_CACHE"]
+else:
+    _KERNEL_CACHE = tempfile.mkdtemp(prefix="tfseq-test-kernels-")
+    os.environ["TFSEQ_CACHE_DIR"] = os.environ["TFSEQ_TEST_KERNEL_CACHE"] = _KERNEL_CACHE
+    atexit.register(shutil.rmtree, _KERNEL_CACHE, True)
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
