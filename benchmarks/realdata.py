@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import subprocess
@@ -317,7 +318,8 @@ def run_tfseq(argv: list[str], run_dir: Path, test_file: Path) -> dict[str, Any]
             "test_seconds": round(test_seconds, 2), "epochs": trained["epochs"],
             "parameters": trained["parameters"], "model": trained["model"],
             "validation_sequences": trained["validation_sequences"], "train_sequences": trained["train_sequences"],
-            "validation": {k: v for k, v in trained["validation"].items() if k != "confusion_matrix"}}
+            "validation": {k: v for k, v in trained["validation"].items() if k != "confusion_matrix"},
+            **{k: trained[k] for k in ("linear_fit_only", "validation_loss") if k in trained}}
 
 
 def tfseq_seeds(argv: list[str], work: Path, name: str, test_file: Path, seeds: int, metric: str) -> dict[str, Any]:
@@ -508,19 +510,22 @@ def _fmt(value: Any, digits: int = 3) -> str:
     return "n/a" if value is None else f"{value:.{digits}f}"
 
 
-def _best(models: dict[str, Any], keys: tuple[str, ...], higher: bool) -> str | None:
+def _best(models: dict[str, Any], keys: tuple[str, ...], higher: bool) -> set[str]:
+    """The best score's models, ties within float32 rounding included (a model that kept its ridge
+    fit alone scores the ridge baseline's own error, give or take 1e-7)."""
     scored = {k: models[k]["score"] for k in keys if k in models and models[k].get("score") is not None}
     if not scored:
-        return None
-    return (max if higher else min)(scored, key=lambda k: scored[k])
+        return set()
+    top = (max if higher else min)(scored.values())
+    return {k for k, v in scored.items() if math.isclose(v, top, rel_tol=1e-5, abs_tol=1e-9)}
 
 
-def _cell(models: dict[str, Any], key: str, best: str | None, digits: int = 3) -> str:
+def _cell(models: dict[str, Any], key: str, best: set[str], digits: int = 3) -> str:
     row = models.get(key) or {}
     text = _fmt(row.get("score"), digits)
     if row.get("mase") is not None:
         text += f" / {row['mase']:.2f}"
-    text = f"**{text}**" if key == best else text
+    text = f"**{text}**" if key in best else text
     scores = row.get("scores") or []
     if len(scores) > 1:
         text += f" ({min(scores):.{digits}f}-{max(scores):.{digits}f})"

@@ -246,6 +246,36 @@ def test_a_model_without_the_step_flag_warns_when_new_data_hold_all_zero_steps(b
     assert "idle.csv: holds real steps whose every feature is 0.0; the model masks" in warning
 
 
+def test_the_network_is_kept_only_when_its_validation_lead_is_beyond_the_noise():
+    from tfseq.workflows.train import network_leads
+
+    fit = np.random.default_rng(0).gamma(2.0, size=40)
+    z = np.random.default_rng(1).normal(size=40)
+    z = (z - z.mean()) / z.std(ddof=1)  # differences of standard deviation 0.5: a standard error of 0.5 / sqrt(40)
+    for mean, kept in ((0.1, {0.0: True, 1.0: True, 2.0: False}), (0.05, {0.0: True, 1.0: False, 2.0: False}),
+                       (-0.05, {0.0: False, 1.0: False, 2.0: False})):
+        for evidence, expected in kept.items():
+            leads, noise = network_leads(fit, fit - (mean + 0.5 * z), evidence=evidence)
+            assert leads is expected, (mean, evidence)
+            assert noise == pytest.approx(0.5 / np.sqrt(40))
+
+
+def test_a_forecast_of_noise_keeps_the_ridge_fit_alone(tmp_path, capsys):
+    """White noise: nothing to learn beyond the mean, and a network whose lead over the ridge fit on
+    validation is within the noise of its 60 windows is dropped (the summary says so)."""
+    series = np.random.default_rng(0).normal(size=300)
+    pd.DataFrame({"t": np.arange(300), "y": series}).to_csv(tmp_path / "s.csv", index=False)
+    assert main(["train", str(tmp_path / "s.csv"), "--time-col", "t", "--window", "4", "--horizon", "1",
+                 "--target", "y", "--units", "16", "--epochs", "10", "--no-bidirectional",
+                 "--out", str(tmp_path / "run")]) == 0
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    losses = metrics["validation_loss"]
+    assert metrics["linear_fit_only"] is True and "trained_again" not in metrics
+    assert losses["linear fit"] - losses["trained"] <= losses["standard_error"]
+    assert "linear path   the ridge fit alone (the network did not lower the validation loss beyond its noise" \
+        in capsys.readouterr().out
+
+
 def test_a_small_forecast_trains_its_network_again_on_every_window(tmp_path, capsys):
     """Validation (the latest windows) chooses the epochs; the saved network then learns from every
     window, the latest included (built again: its normalisation is theirs), and the summary says so."""
@@ -260,7 +290,9 @@ def test_a_small_forecast_trains_its_network_again_on_every_window(tmp_path, cap
                  "--out", str(tmp_path / "run")]) == 0
     out = capsys.readouterr().out
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
-    assert metrics["linear_fit_only"] is False  # the network beat the fit alone on validation
+    assert metrics["linear_fit_only"] is False  # the network beat the fit alone on validation, beyond its noise
+    losses = metrics["validation_loss"]
+    assert losses["linear fit"] - losses["trained"] > losses["standard_error"] > 0.0
     history = pd.read_csv(tmp_path / "run" / "history.csv")
     windows = np.lib.stride_tricks.sliding_window_view(np.asarray(series), 4)[:-1]  # each with a next value
     assert metrics["trained_again"] == {"sequences": len(windows), "epochs": int(history.val_loss.idxmin()) + 1}

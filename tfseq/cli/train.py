@@ -231,8 +231,9 @@ def print_summary(result: dict[str, Any], *, inferred: bool, seconds: float) -> 
     if "linear_fit_only" in result:
         losses = result["validation_loss"]
         rows.insert(-1, ("linear path", (
-            "the ridge fit alone (the network did not lower the validation loss: "
-            f"{losses['linear fit']:.4g} against {losses['trained']:.4g})" if result["linear_fit_only"] else
+            "the ridge fit alone (the network did not lower the validation loss beyond its noise: "
+            f"{losses['trained']:.4g} against the fit's {losses['linear fit']:.4g}, standard error "
+            f"{losses.get('standard_error', 0.0):.2g})" if result["linear_fit_only"] else
             f"ridge fit plus {_share(result.get('network_share', 1.0))} (validation loss {losses['trained']:.4g}, "
             f"the fit alone {losses['linear fit']:.4g})") + (f"; refit on all {result['linear_refit_sequences']:,} sequences"
                                                if result.get("linear_refit_sequences") else "")

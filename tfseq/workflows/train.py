@@ -165,17 +165,39 @@ def claim_partial(out: Path, command: dict[str, Any], *, overwrite: bool) -> Non
 
 
 def _keep_better_start(model: Any, start: list[np.ndarray], x: np.ndarray, y: dict[str, np.ndarray],
-                       outcome: dict[str, Any]) -> None:
-    """Puts ``model`` back at its start (the frozen linear fits, the network's part at 0) when that
-    scores a lower validation loss than the trained model; records which won in ``outcome``."""
+                       outcome: dict[str, Any], *, evidence: float) -> None:
+    """Puts ``model`` back at its start (the frozen linear fits, the network's part at 0) unless the
+    trained model lowers the validation loss by more than ``evidence`` standard errors of the
+    sequences' loss differences (early stopping chose its epoch on these very sequences, so a lead
+    within their noise is luck); records which won in ``outcome``."""
+    import keras
+
+    [(head, target)] = y.items()
+    compiled = model.loss[head] if isinstance(model.loss, dict) else model.loss
+    per_sequence = type(compiled).from_config({**compiled.get_config(), "reduction": None})
+
+    def losses() -> np.ndarray:
+        output = model.predict(x, batch_size=1024, verbose=0)[head]
+        return np.asarray(keras.ops.convert_to_numpy(per_sequence(target, output)), dtype="float64").reshape(len(x))
+
     trained = model.get_weights()
-    trained_loss = model.evaluate(x, y, batch_size=1024, verbose=0, return_dict=True)["loss"]
+    trained_losses = losses()
     model.set_weights(start)
-    start_loss = model.evaluate(x, y, batch_size=1024, verbose=0, return_dict=True)["loss"]
-    if start_loss > trained_loss:
+    start_losses = losses()
+    keep_trained, noise = network_leads(start_losses, trained_losses, evidence=evidence)
+    if keep_trained:
         model.set_weights(trained)
-    outcome["linear_fit_only"] = bool(start_loss <= trained_loss)
-    outcome["validation_loss"] = {"linear fit": float(start_loss), "trained": float(trained_loss)}
+    outcome["linear_fit_only"] = not keep_trained
+    outcome["validation_loss"] = {"linear fit": float(start_losses.mean()), "trained": float(trained_losses.mean()),
+                                  "standard_error": noise}
+
+
+def network_leads(start: np.ndarray, trained: np.ndarray, *, evidence: float) -> tuple[bool, float]:
+    """Whether the trained model's per-sequence losses (``trained``) beat the fit alone's (``start``)
+    by more than ``evidence`` standard errors of their paired differences; and that standard error."""
+    lead = np.asarray(start, dtype="float64") - np.asarray(trained, dtype="float64")
+    noise = float(lead.std(ddof=1) / np.sqrt(len(lead))) if len(lead) > 1 else 0.0
+    return bool(lead.mean() > evidence * noise), noise
 
 
 def _best_epoch(curves: dict[str, list[float]]) -> int:
@@ -256,7 +278,14 @@ def train_run(
     from tfseq.models.builders import build_model, carry_optimizer_state, fixed_features_model, share_network_parts
     from tfseq.plots import plot_confusion_matrices, plot_training_curves
     from tfseq.run import DataContract, save_run
-    from tfseq.training.defaults import NETWORK_SHARE, TRAINED_AGAIN, default_spec, is_small, training_budget
+    from tfseq.training.defaults import (
+        NETWORK_EVIDENCE,
+        NETWORK_SHARE,
+        TRAINED_AGAIN,
+        default_spec,
+        is_small,
+        training_budget,
+    )
     from tfseq.training.distribute import describe_strategy, is_chief, make_strategy
     from tfseq.training.fit import fit
 
@@ -335,7 +364,8 @@ def train_run(
             if start is not None and validation is not None:
                 share_network_parts(model, spec, NETWORK_SHARE)
                 outcome["network_share"] = NETWORK_SHARE if task in ("regression", "forecast") else 1.0
-                _keep_better_start(model, start, validation[0], {head: validation[1]}, outcome)
+                _keep_better_start(model, start, validation[0], {head: validation[1]}, outcome,
+                                   evidence=NETWORK_EVIDENCE)
         # every worker predicts: under several workers prediction is a collective step too
         return history, model.predict(evaluated.x, batch_size=1024, verbose=0)[head], whole
 
