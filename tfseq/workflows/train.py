@@ -173,7 +173,7 @@ def _keep_better_start(model: Any, start: list[np.ndarray], x: np.ndarray, y: di
     import keras
 
     [(head, target)] = y.items()
-    compiled = model.loss[head] if isinstance(model.loss, dict) else model.loss
+    compiled = model.loss[head]  # compile_model gives every head its loss by name
     per_sequence = type(compiled).from_config({**compiled.get_config(), "reduction": None})
 
     def losses() -> np.ndarray:
