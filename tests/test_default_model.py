@@ -74,7 +74,7 @@ def test_random_convolutions_are_minirockets_features_over_the_real_steps(rng, t
     x = rng.normal(size=(5, 40, 3)).astype("float32")
     lengths = np.array([40, 31, 12, 40, 25])
     x[np.arange(40)[None, :] >= lengths[:, None]] = 0.0
-    layer = RandomConvolutions(40, 3, features=700, seed=3)
+    layer = RandomConvolutions(40, 3, features=700, seed=3, min_biases=1)
     inputs = keras.Input((40, 3))
     model = keras.Model(inputs, layer([inputs, StepMask()(inputs)]))
     assert layer.per_dilation == 2 and model.output.shape[-1] == 84 * 2 * 4
@@ -104,7 +104,7 @@ def test_random_convolutions_of_the_differences_read_each_step_minus_the_one_bef
     x = rng.normal(size=(5, 40, 3)).astype("float32")
     lengths = np.array([40, 31, 12, 40, 25])
     x[np.arange(40)[None, :] >= lengths[:, None]] = 0.0
-    layer = RandomConvolutions(40, 3, features=1400, seed=3, differences=True)
+    layer = RandomConvolutions(40, 3, features=1400, seed=3, differences=True, min_biases=1)
     inputs = keras.Input((40, 3))
     model = keras.Model(inputs, layer([inputs, StepMask()(inputs)]))
     assert model.output.shape[-1] == 2 * 84 * 2 * 4  # 700 features each: as features=700 alone
@@ -123,6 +123,42 @@ def test_random_convolutions_of_the_differences_read_each_step_minus_the_one_bef
     np.testing.assert_allclose(got, np.concatenate([steps, changes], axis=1), atol=1e-5)
     assert not np.array_equal(layer.channels.numpy(), layer.difference_channels.numpy())
     assert 0.2 < got[:, steps.shape[1]:].mean() < 0.8  # the differences' biases come from the differences
+
+
+def test_more_random_features_go_to_more_biases_and_a_model_saved_before_loads_with_one(rng, tmp_path):
+    """By default a kernel has at least three biases per dilation (more features, not more
+    dilations); a file saved before the setting (no ``min_biases`` in its config) keeps one."""
+    import json
+    import zipfile
+
+    import keras
+
+    from tfseq.models.layers import RandomConvolutions, dilations
+
+    wide = RandomConvolutions(251, 1, features=6000, seed=1, differences=True)
+    assert wide.min_biases == 3 and wide.dilations == dilations(251, 3000 // (84 * 3))
+    assert wide.per_dilation >= 3 and len(wide.dilations) < len(dilations(251, 3000 // 84))
+    x = rng.normal(size=(4, 40, 2)).astype("float32")
+    inputs = keras.Input((40, 2))
+    layer = RandomConvolutions(40, 2, features=700, seed=3, min_biases=1)
+    model = keras.Model(inputs, layer(inputs))
+    layer.adapt(x)
+    got = model.predict(x, verbose=0)
+    path, old = tmp_path / "m.keras", tmp_path / "old.keras"
+    model.save(path)
+    with zipfile.ZipFile(path) as src, zipfile.ZipFile(old, "w") as dst:  # as written before the setting
+        for item in src.infolist():
+            data = src.read(item.filename)
+            if item.filename == "config.json":
+                config = json.loads(data)
+                for entry in config["config"]["layers"]:
+                    if entry["class_name"] == "RandomConvolutions":
+                        assert entry["config"].pop("min_biases") == 1
+                data = json.dumps(config).encode()
+            dst.writestr(item, data)
+    loaded = keras.models.load_model(old, safe_mode=True)
+    assert loaded.layers[-1].min_biases == 1 and loaded.layers[-1].per_dilation == layer.per_dilation
+    np.testing.assert_array_equal(loaded.predict(x, verbose=0), got)
 
 
 def test_random_and_competing_convolutions_carry_a_small_set_where_summary_statistics_cannot(rng):
