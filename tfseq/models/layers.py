@@ -464,4 +464,5 @@ class RandomConvolutions(keras.layers.Layer):
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> RandomConvolutions:
-        return cls(**{"min_biases": 1, **config})  # saved before the setting: one bias per kernel and dilation
+        # saved before the setting: one bias per kernel and dilation; Keras' own from_config reads the dtype
+        return super().from_config({"min_biases": 1, **config})
