@@ -331,7 +331,9 @@ def test_a_linear_path_starts_at_the_ridge_fit_and_stays_frozen(kind, rng):
                                (network + f_more @ w + b) * y.std() + y.mean(), rtol=1e-4, atol=1e-3)
 
 
-def test_a_regression_head_answers_the_mean_of_its_fit_and_its_fit_plus_network_and_a_classifier_is_whole(rng):
+def test_a_head_answers_its_fit_plus_half_its_network_part(rng):
+    from scipy.special import expit, logit
+
     from tfseq.models.builders import share_network_parts
     from tfseq.training.defaults import NETWORK_SHARE
 
@@ -344,7 +346,10 @@ def test_a_regression_head_answers_the_mean_of_its_fit_and_its_fit_plus_network_
         trained = model.predict(x, verbose=0)[kind]
         assert np.abs(trained - fit_alone).max() > 1e-3
         share_network_parts(model, spec, NETWORK_SHARE)
-        expected = (fit_alone + trained) / 2 if kind == "regression" else trained
+        if kind == "regression":  # the mean of the fit alone and the fit plus the network
+            expected = (fit_alone + trained) / 2
+        else:  # half of each part's logit: the normalised geometric mean of the two probabilities
+            expected = expit((logit(fit_alone.astype("float64")) + logit(trained.astype("float64"))) / 2)
         np.testing.assert_allclose(model.predict(x, verbose=0)[kind], expected, rtol=1e-4, atol=1e-4)
 
 

@@ -271,16 +271,15 @@ def refit_linear_paths(model: keras.Model, spec: ModelSpec, x: np.ndarray,
 
 
 def share_network_parts(model: keras.Model, spec: ModelSpec, share: float) -> None:
-    """Scales the trained network's part of every regression and forecast head beside a linear path
-    (``spec.linear_skip``) by ``share``: the head then answers the fit plus that share of the
-    network's correction (0.5: the mean of the fit alone and the fit plus the network).
-    Classifiers keep theirs whole."""
+    """Scales the trained network's part of every head beside a linear path (``spec.linear_skip``)
+    by ``share``: the head then answers the fit plus that share of the network's correction (0.5: a
+    regression or forecast head answers the mean of the fit alone and the fit plus the network; a
+    classifier, whose parts add in logits, the normalised geometric mean of their probabilities)."""
     if not spec.linear_skip:
         return
     for head in spec.heads:
-        if head.kind in ("regression", "forecast"):
-            layer = model.get_layer(f"{head.name}_network")
-            layer.set_weights([w * np.float32(share) for w in layer.get_weights()])
+        layer = model.get_layer(f"{head.name}_network")
+        layer.set_weights([w * np.float32(share) for w in layer.get_weights()])
 
 
 def _pooled(x: keras.KerasTensor, mask: keras.KerasTensor | None, pool: int, name: str

@@ -363,7 +363,7 @@ def train_run(
             whole = None
             if start is not None and validation is not None:
                 share_network_parts(model, spec, NETWORK_SHARE)
-                outcome["network_share"] = NETWORK_SHARE if task in ("regression", "forecast") else 1.0
+                outcome["network_share"] = NETWORK_SHARE
                 _keep_better_start(model, start, validation[0], {head: validation[1]}, outcome,
                                    evidence=NETWORK_EVIDENCE)
         # every worker predicts: under several workers prediction is a collective step too
