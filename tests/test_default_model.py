@@ -338,8 +338,10 @@ def test_a_head_answers_its_fit_plus_half_its_network_part(rng):
     from tfseq.training.defaults import NETWORK_SHARE
 
     x = rng.normal(size=(60, 8, 1)).astype("float32")
-    for kind, y in (("regression", 40 + 5 * x[:, :3, 0].sum(1, keepdims=True)), ("binary", (x[:, 0, 0] > 0) * 1)):
-        spec = ModelSpec(cell="gru", units=(4,), heads=(HeadSpec(kind=kind),), summary_segments=8, linear_skip=True)
+    for kind, y in (("regression", 40 + 5 * x[:, :3, 0].sum(1, keepdims=True)), ("binary", (x[:, 0, 0] > 0) * 1),
+                    ("multiclass", np.digitize(x[:, 0, 0], [-0.4, 0.4]))):
+        head = HeadSpec(kind=kind, num_classes=3 if kind == "multiclass" else 2)
+        spec = ModelSpec(cell="gru", units=(4,), heads=(head,), summary_segments=8, linear_skip=True)
         model = build_model(spec, n_features=1, steps=8, adapt=x, targets=y, seed=0)
         fit_alone = model.predict(x, verbose=0)[kind]  # the network's part starts at 0
         model.fit(x, y, epochs=3, verbose=0)
@@ -348,8 +350,11 @@ def test_a_head_answers_its_fit_plus_half_its_network_part(rng):
         share_network_parts(model, spec, NETWORK_SHARE)
         if kind == "regression":  # the mean of the fit alone and the fit plus the network
             expected = (fit_alone + trained) / 2
-        else:  # half of each part's logit: the normalised geometric mean of the two probabilities
+        elif kind == "binary":  # half of each part's logit: the normalised geometric mean of the two probabilities
             expected = expit((logit(fit_alone.astype("float64")) + logit(trained.astype("float64"))) / 2)
+        else:
+            mean = np.sqrt(fit_alone.astype("float64") * trained.astype("float64"))
+            expected = mean / mean.sum(axis=1, keepdims=True)
         np.testing.assert_allclose(model.predict(x, verbose=0)[kind], expected, rtol=1e-4, atol=1e-4)
 
 
