@@ -332,8 +332,6 @@ def test_a_linear_path_starts_at_the_ridge_fit_and_stays_frozen(kind, rng):
 
 
 def test_a_head_answers_its_fit_plus_half_its_network_part(rng):
-    from scipy.special import expit, logit
-
     from tfseq.models.builders import share_network_parts
     from tfseq.training.defaults import NETWORK_SHARE
 
@@ -350,12 +348,16 @@ def test_a_head_answers_its_fit_plus_half_its_network_part(rng):
         share_network_parts(model, spec, NETWORK_SHARE)
         if kind == "regression":  # the mean of the fit alone and the fit plus the network
             expected = (fit_alone + trained) / 2
-        elif kind == "binary":  # half of each part's logit: the normalised geometric mean of the two probabilities
-            expected = expit((logit(fit_alone.astype("float64")) + logit(trained.astype("float64"))) / 2)
-        else:
-            mean = np.sqrt(fit_alone.astype("float64") * trained.astype("float64"))
-            expected = mean / mean.sum(axis=1, keepdims=True)
+        else:  # half of each part's logits: the normalised geometric mean of the two models' probabilities
+            mean = np.sqrt(_class_probabilities(fit_alone) * _class_probabilities(trained))
+            expected = (mean / mean.sum(axis=1, keepdims=True))[:, -fit_alone.shape[1]:]
         np.testing.assert_allclose(model.predict(x, verbose=0)[kind], expected, rtol=1e-4, atol=1e-4)
+
+
+def _class_probabilities(output: np.ndarray) -> np.ndarray:
+    """Every class's probability: a sigmoid's one column (the positive class) as two."""
+    output = output.astype("float64")
+    return np.concatenate([1.0 - output, output], axis=1) if output.shape[1] == 1 else output
 
 
 def test_a_classifier_starts_at_the_scaled_ridge_classifier(rng):
